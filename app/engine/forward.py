@@ -1,0 +1,239 @@
+"""The forward pass: plain float32 numpy, one function per idea, every intermediate capturable.
+
+Shapes use TransformerLens's names: pos (tokens), d_model, head_index, d_head, query_pos, key_pos.
+Weights are one canonical tree (see ``loaders.py``) whatever file they came from, so nothing
+here branches on file format; it branches only on the three architecture families.
+
+Every array stays float32: numpy 2 promotes ``float32 / np.float64`` to float64, which would
+knock every later matmul off the float32 BLAS path, so scalars are made float32 on purpose.
+"""
+
+from collections.abc import Callable, Collection, Mapping
+
+import numpy as np
+
+from .config import ModelConfig
+
+Weights = Mapping[str, np.ndarray]
+Cache = dict[str, np.ndarray]
+# A hook sees a captured tensor and may return a replacement (used to switch heads off).
+Hook = Callable[[np.ndarray, str], np.ndarray | None]
+
+F32 = np.float32
+
+
+# --- elementwise pieces ---------------------------------------------------------------------------
+
+def layer_norm(x, w, b, eps):  # [pos, d_model] -> [pos, d_model]
+    mean = x.mean(-1, keepdims=True)
+    x = x - mean
+    var = np.einsum("pd,pd->p", x, x)[:, None] / F32(x.shape[-1])
+    x *= 1 / np.sqrt(var + F32(eps))
+    x *= w
+    x += b
+    return x
+
+
+def rms_norm(x, w, eps):  # [pos, d_model] -> [pos, d_model]
+    ms = np.einsum("pd,pd->p", x, x)[:, None] / F32(x.shape[-1])
+    return x * (1 / np.sqrt(ms + F32(eps))) * w
+
+
+def silu_(x):  # in place: x * sigmoid(x)
+    s = np.negative(x)
+    np.exp(s, out=s)
+    s += F32(1)
+    x /= s
+    return x
+
+
+def erf(x):  # float32-accurate erf (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7)
+    a = np.abs(x)
+    t = 1 / (F32(1) + F32(0.3275911) * a)
+    poly = t * (F32(0.254829592) + t * (F32(-0.284496736) + t * (F32(1.421413741)
+           + t * (F32(-1.453152027) + t * F32(1.061405429)))))
+    y = F32(1) - poly * np.exp(-a * a)
+    return np.copysign(y, x)
+
+
+def gelu_(x):  # exact (erf) GELU, as BERT uses: x * Φ(x)
+    return np.multiply(x, F32(0.5) * (F32(1) + erf(x * F32(1 / np.sqrt(2)))), out=x)
+
+
+def gelu_new_(x):  # GPT-2's tanh approximation
+    inner = np.tanh(F32(np.sqrt(2 / np.pi)) * (x + F32(0.044715) * x * x * x))
+    return np.multiply(x, F32(0.5) * (F32(1) + inner), out=x)
+
+
+ACTIVATIONS = {"gelu": gelu_, "gelu_new": gelu_new_, "silu": silu_}
+
+
+def softmax_(x):  # in place, over the last axis; rows of -inf entries stay finite (the diagonal is never masked)
+    x -= x.max(-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(-1, keepdims=True)
+    return x
+
+
+# --- rotary positions (HF's rotate-half layout) ---------------------------------------------------
+
+def rope_tables(n_pos, d_head, theta):  # -> cos, sin: [pos, 1, d_head]
+    inv_freq = 1.0 / (theta ** (np.arange(0, d_head, 2, dtype=np.int64).astype(F32) / F32(d_head)))
+    angles = np.outer(np.arange(n_pos, dtype=F32), inv_freq.astype(F32))  # [pos, d_head/2]
+    angles = np.concatenate([angles, angles], -1)  # [pos, d_head]
+    return np.cos(angles)[:, None, :].astype(F32), np.sin(angles)[:, None, :].astype(F32)
+
+
+def apply_rope(x, cos, sin):  # [pos, heads, d_head] -> [pos, heads, d_head]
+    half = x.shape[-1] // 2
+    rotated = np.concatenate([-x[..., half:], x[..., :half]], -1)
+    return x * cos + rotated * sin
+
+
+def causal_mask(n_pos):  # [query_pos, key_pos]: 0 where allowed, -inf above the diagonal
+    return np.triu(np.full((n_pos, n_pos), -np.inf, dtype=F32), 1)
+
+
+# --- the forward pass -----------------------------------------------------------------------------
+
+class _Capture:
+    """Decides what is kept in the cache, and runs hooks. Keeping a tensor never changes it."""
+
+    def __init__(self, names: Collection[str] | None, hooks: Mapping[str, Hook] | None):
+        self.names, self.hooks, self.cache = names, hooks or {}, {}
+
+    def wants(self, name: str) -> bool:
+        return self.names is None or name in self.names
+
+    def __call__(self, name: str, x: np.ndarray, copy: bool = False) -> np.ndarray:
+        hook = self.hooks.get(name)
+        if hook is not None:
+            y = hook(x, name)
+            x = x if y is None else np.asarray(y, dtype=F32)
+        if self.wants(name):
+            self.cache[name] = x.copy() if copy else x
+        return x
+
+
+def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask):
+    """One attention layer: the lesson's Q = W_q e, K = W_k e, V = W_v e, softmax, weighted sum."""
+    n, H, KV, dh = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    pre = f"blocks.{L}.attn."
+    qkv = x @ w[pre + "W_QKV"]  # [pos, d_model] -> [pos, (H + 2 KV) d_head]
+    if (b := w.get(pre + "b_QKV")) is not None:
+        qkv += b
+    q = qkv[:, : H * dh].reshape(n, H, dh)  # [pos, head_index, d_head]
+    k = qkv[:, H * dh : (H + KV) * dh].reshape(n, KV, dh)  # [pos, kv_head, d_head]
+    v = qkv[:, (H + KV) * dh :].reshape(n, KV, dh)  # [pos, kv_head, d_head]
+    if rope is not None:
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    q, k, v = cap(pre + "hook_q", q), cap(pre + "hook_k", k), cap(pre + "hook_v", v)
+
+    # grouped-query attention by reshaping, not copying: query head h reads kv head h // G
+    G = H // KV
+    qg = q.reshape(n, KV, G, dh).transpose(1, 2, 0, 3).reshape(KV, G * n, dh)  # [kv, G pos, d_head]
+    scale = F32(1 / np.sqrt(dh) / (L + 1 if cfg.attn_scale_by_layer else 1))
+    scores = np.matmul(qg, k.transpose(1, 2, 0)).reshape(H, n, n)  # [head_index, query_pos, key_pos]
+    scores *= scale
+    if mask is not None:
+        scores += mask
+    scores = cap(pre + "hook_attn_scores", scores, copy=True)
+    pattern = cap(pre + "hook_pattern", softmax_(scores))  # [head_index, query_pos, key_pos]
+
+    z = np.matmul(pattern.reshape(KV, G * n, n), v.transpose(1, 0, 2))  # [kv, G pos, d_head]
+    z = z.reshape(H, n, dh).transpose(1, 0, 2)  # [pos, head_index, d_head]
+    z = cap(pre + "hook_z", z)
+    out = z.reshape(n, H * dh) @ w[pre + "W_O"]  # [pos, d_model]
+    if (b := w.get(pre + "b_O")) is not None:
+        out += b
+    return out
+
+
+def mlp(x, cfg: ModelConfig, w: Weights, L: int):  # [pos, d_model] -> [pos, d_model]
+    pre = f"blocks.{L}.mlp."
+    h = x @ w[pre + "W_in"]  # [pos, d_mlp] (gated: [pos, 2 d_mlp], gate then up)
+    if (b := w.get(pre + "b_in")) is not None:
+        h += b
+    if cfg.architecture == "llama":  # SwiGLU
+        h = silu_(h[:, : cfg.d_mlp]) * h[:, cfg.d_mlp :]
+    else:
+        h = ACTIVATIONS[cfg.act](h)
+    out = h @ w[pre + "W_out"]
+    if (b := w.get(pre + "b_out")) is not None:
+        out += b
+    return out
+
+
+def norm(x, w: Weights, name: str, cfg: ModelConfig):
+    if cfg.norm == "rms":
+        return rms_norm(x, w[name + ".w"], cfg.eps)
+    return layer_norm(x, w[name + ".w"], w[name + ".b"], cfg.eps)
+
+
+def embed(ids, cfg: ModelConfig, w: Weights, cap: _Capture, token_type_ids=None):  # -> [pos, d_model]
+    x = cap("hook_embed", np.asarray(w["embed.W_E"][ids], dtype=F32))
+    if cfg.architecture == "llama":
+        return x  # nothing writes the residual stream in place, so hook_embed stays as captured
+    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][: len(ids)], dtype=F32))
+    x = x + pos
+    if cfg.architecture == "bert":
+        tt = np.zeros(len(ids), dtype=np.int64) if token_type_ids is None else token_type_ids
+        x += w["token_type_embed.W_token_type"][tt]
+        x = layer_norm(x, w["embed_ln.w"], w["embed_ln.b"], cfg.eps)
+    return x
+
+
+def forward(
+    cfg: ModelConfig,
+    w: Weights,
+    ids,
+    *,
+    names: Collection[str] | None = None,
+    hooks: Mapping[str, Hook] | None = None,
+    logits: str | slice | np.ndarray | None = "all",
+    token_type_ids=None,
+    stop_at_layer: int | None = None,
+) -> tuple[np.ndarray | None, Cache]:
+    """Run one sequence of token ids through the model.
+
+    names: which tensors to keep (TransformerLens names); None keeps every one.
+    hooks: name -> fn(tensor, name) returning a replacement or None (unchanged).
+    logits: "all", "last", None, or an index/slice of the positions whose logits to compute
+        (the unembedding is the largest single matmul; the attention views do not need it).
+    Returns (logits [positions, d_vocab] or None, cache).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(ids)
+    cap = _Capture(names, hooks)
+    x = embed(ids, cfg, w, cap, token_type_ids)  # [pos, d_model]
+    rope = rope_tables(n, cfg.d_head, cfg.rope_theta) if cfg.architecture == "llama" else None
+    mask = causal_mask(n) if cfg.causal else None
+    n_layers = cfg.n_layers if stop_at_layer is None else stop_at_layer
+    for L in range(n_layers):
+        b = f"blocks.{L}."
+        x = cap(b + "hook_resid_pre", x)
+        if cfg.post_ln:  # BERT: x = LN(x + attn(x)); x = LN(x + mlp(x))
+            attn_out = cap(b + "hook_attn_out", attention(x, cfg, w, L, cap, rope, mask))
+            x = cap(b + "hook_resid_mid", layer_norm(x + attn_out, w[b + "ln1.w"], w[b + "ln1.b"], cfg.eps))
+            mlp_out = cap(b + "hook_mlp_out", mlp(x, cfg, w, L))
+            x = layer_norm(x + mlp_out, w[b + "ln2.w"], w[b + "ln2.b"], cfg.eps)
+        else:  # pre-LN: x += attn(norm(x)); x += mlp(norm(x))
+            attn_out = cap(b + "hook_attn_out", attention(norm(x, w, b + "ln1", cfg), cfg, w, L, cap, rope, mask))
+            x = cap(b + "hook_resid_mid", x + attn_out)
+            mlp_out = cap(b + "hook_mlp_out", mlp(norm(x, w, b + "ln2", cfg), cfg, w, L))
+            x = x + mlp_out
+        x = cap(b + "hook_resid_post", x)
+    if logits is None or stop_at_layer is not None or not cfg.causal:
+        return None, cap.cache
+    sel = {"all": slice(None), "last": slice(-1, None)}.get(logits, logits) if isinstance(logits, str) else logits
+    return unembed(x[sel], cfg, w), cap.cache
+
+
+def unembed(resid, cfg: ModelConfig, w: Weights):  # [pos, d_model] -> [pos, d_vocab]
+    """Final norm, then the unembedding (the logit lens applies this to any layer's residual)."""
+    x = norm(np.array(resid, dtype=F32, ndmin=2), w, "ln_final", cfg)
+    W_U = w["unembed.W_U"] if "unembed.W_U" in w else w["embed.W_E"].T  # tied: [d_model, d_vocab]
+    out = x @ W_U
+    if (b := w.get("unembed.b_U")) is not None:
+        out += b
+    return out

@@ -1,0 +1,329 @@
+"""Readers for GGUF files and Hugging Face folders, each converting to one canonical weight tree.
+
+Canonical tree (float32, matmuls are ``x @ W`` so every W is [d_in, d_out]):
+
+    embed.W_E [d_vocab, d_model]            pos_embed.W_pos [n_ctx, d_model]   (gpt2, bert)
+    token_type_embed.W_token_type, embed_ln.w/.b                                (bert)
+    blocks.L.ln1.w/.b, blocks.L.ln2.w/.b    (.b absent for RMS norm)
+    blocks.L.attn.W_QKV [d_model, (n_heads + 2 n_kv_heads) d_head], .b_QKV     q, k, v fused
+    blocks.L.attn.W_O [n_heads d_head, d_model], .b_O
+    blocks.L.mlp.W_in [d_model, d_mlp] (llama: [d_model, 2 d_mlp], gate then up), .b_in
+    blocks.L.mlp.W_out [d_mlp, d_model], .b_out
+    ln_final.w/.b, unembed.W_U [d_model, d_vocab] (absent when tied to embed.W_E)
+
+``weight_store`` writes a converted tree to one flat file and maps it back read-only, so a
+second start skips dequantisation and several server workers share one copy in the page cache.
+"""
+
+import hashlib
+import json
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import ModelLoadError
+
+F32 = np.float32
+STORE_VERSION = 1  # bump when the canonical tree or a converter changes
+
+
+# --- one flat file of float32 tensors, mapped back read-only ------------------------------------
+
+def save_store(directory: Path, cfg: ModelConfig, weights: dict[str, np.ndarray], extra: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    index, offset = {}, 0
+    for name, t in weights.items():
+        offset = (offset + 63) // 64 * 64  # 64-byte alignment for SIMD loads
+        index[name] = {"offset": offset, "shape": list(t.shape)}
+        offset += t.size * 4
+    tmp = directory / f"weights.bin.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        for name, t in weights.items():
+            f.seek(index[name]["offset"])
+            f.write(np.ascontiguousarray(t, dtype=F32).tobytes())
+        f.truncate(offset)
+    meta = {"version": STORE_VERSION, "config": cfg.to_dict(), "index": index, **extra}
+    (directory / f"meta.json.{os.getpid()}.tmp").write_text(json.dumps(meta))
+    os.replace(tmp, directory / "weights.bin")  # rename last: a reader never sees half a store
+    os.replace(directory / f"meta.json.{os.getpid()}.tmp", directory / "meta.json")
+
+
+def open_store(directory: Path) -> tuple[ModelConfig, dict[str, np.ndarray], dict] | None:
+    """The stored tree as read-only arrays over one shared mapping, or None if absent or stale."""
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta.get("version") != STORE_VERSION:
+            return None
+        with open(directory / "weights.bin", "rb") as f:
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+    weights = {}
+    for name, e in meta["index"].items():
+        count = int(np.prod(e["shape"], dtype=np.int64))
+        weights[name] = np.frombuffer(buf, F32, count, e["offset"]).reshape(e["shape"])
+    return ModelConfig(**meta["config"]), weights, meta
+
+
+def source_key(path: Path) -> str:
+    """Changes whenever the source file(s) change, so a stale store is never used."""
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    h = hashlib.sha256(f"v{STORE_VERSION}:{path.resolve()}".encode())
+    for p in files:
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+# --- GGUF (llama.cpp) ----------------------------------------------------------------------------
+
+def unpermute_rope_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Undo llama.cpp's per-head row interleaving of attn_q/attn_k ([out, in]) back to HF order."""
+    out, d_in = w.shape
+    return w.reshape(n_heads, out // n_heads // 2, 2, d_in).swapaxes(1, 2).reshape(out, d_in)
+
+
+def read_gguf(path: Path):
+    """-> (config, canonical weights, tokenizer metadata) for a llama-architecture GGUF file."""
+    try:
+        import gguf
+        reader = gguf.GGUFReader(str(path))
+    except Exception as e:  # the reader raises many kinds of errors on corrupt files
+        raise ModelLoadError(f"cannot read GGUF file {path.name}: {e}") from e
+
+    def field(key, default=None):
+        f = reader.fields.get(key)
+        if f is None:
+            if default is None:
+                raise ModelLoadError(f"GGUF file {path.name} lacks metadata {key!r}")
+            return default
+        return f.contents()
+
+    arch = field("general.architecture")
+    if arch != "llama":
+        raise ModelLoadError(f"GGUF architecture {arch!r} is not supported (only 'llama' family GGUF files)")
+    n_heads = int(field("llama.attention.head_count"))
+    n_kv = int(field("llama.attention.head_count_kv", n_heads))
+    d_model = int(field("llama.embedding_length"))
+    tensors = {t.name: t for t in reader.tensors}
+
+    def get(name):
+        t = tensors.get(name)
+        if t is None:
+            raise ModelLoadError(f"GGUF file {path.name} lacks tensor {name!r}")
+        try:
+            a = gguf.quants.dequantize(t.data, t.tensor_type)
+        except Exception as e:
+            raise ModelLoadError(f"cannot dequantize {name} ({t.tensor_type.name}) in {path.name}: {e}") from e
+        return np.asarray(a, dtype=F32)  # [out, in] for matrices (HF's Linear layout)
+
+    vocab = tensors["token_embd.weight"].shape[1] if "token_embd.weight" in tensors else 0
+    cfg = ModelConfig(
+        architecture="llama", n_layers=int(field("llama.block_count")), n_heads=n_heads, n_kv_heads=n_kv,
+        d_model=d_model, d_head=int(field("llama.attention.key_length", d_model // n_heads)),
+        d_mlp=int(field("llama.feed_forward_length")), d_vocab=int(vocab),
+        n_ctx=int(field("llama.context_length")), eps=float(field("llama.attention.layer_norm_rms_epsilon")),
+        act="silu", causal=True, tied_embeddings="output.weight" not in tensors,
+        rope_theta=float(field("llama.rope.freq_base", 10000.0)),
+    )
+    w = {"embed.W_E": get("token_embd.weight")}
+    for L in range(cfg.n_layers):
+        b, o = f"blk.{L}.", f"blocks.{L}."
+        q = unpermute_rope_rows(get(b + "attn_q.weight"), n_heads)
+        k = unpermute_rope_rows(get(b + "attn_k.weight"), n_kv)
+        w[o + "ln1.w"] = get(b + "attn_norm.weight")
+        w[o + "attn.W_QKV"] = np.concatenate([q, k, get(b + "attn_v.weight")]).T
+        w[o + "attn.W_O"] = get(b + "attn_output.weight").T
+        w[o + "ln2.w"] = get(b + "ffn_norm.weight")
+        w[o + "mlp.W_in"] = np.concatenate([get(b + "ffn_gate.weight"), get(b + "ffn_up.weight")]).T
+        w[o + "mlp.W_out"] = get(b + "ffn_down.weight").T
+    w["ln_final.w"] = get("output_norm.weight")
+    if not cfg.tied_embeddings:
+        w["unembed.W_U"] = get("output.weight").T
+    tok = {
+        "model": field("tokenizer.ggml.model"),
+        "pre": field("tokenizer.ggml.pre", "default"),
+        "tokens": list(field("tokenizer.ggml.tokens")),
+        "token_type": [int(t) for t in field("tokenizer.ggml.token_type")],
+        "merges": list(field("tokenizer.ggml.merges", [])),
+        "add_bos": bool(field("tokenizer.ggml.add_bos_token", False)),
+        "bos_id": int(field("tokenizer.ggml.bos_token_id", -1)),
+        "name": str(field("general.name", path.stem)),
+    }
+    return cfg, w, tok
+
+
+# --- Hugging Face folders (safetensors) ----------------------------------------------------------
+
+def read_safetensors(folder: Path) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    if not (folder / files[0]).exists():
+        found = ", ".join(p.name for p in folder.glob("*.bin")) or "none"
+        raise ModelLoadError(f"{folder} has no model.safetensors (only safetensors weights are read; .bin files found: {found})")
+    out = {}
+    for name in files:
+        try:
+            with safe_open(folder / name, "np") as f:
+                for k in f.keys():
+                    out[k] = f.get_tensor(k)
+        except Exception as e:
+            raise ModelLoadError(f"cannot read {folder / name}: {e}") from e
+    return out
+
+
+def _strip(sd: dict, prefixes: tuple[str, ...]) -> dict:
+    for p in prefixes:
+        if any(k.startswith(p) for k in sd):
+            return {k[len(p):] if k.startswith(p) else k: v for k, v in sd.items()}
+    return sd
+
+
+class _Tensors:
+    """Dict access that turns a missing key into a ModelLoadError naming it."""
+
+    def __init__(self, sd: dict, where: str):
+        self.sd, self.where = sd, where
+
+    def __call__(self, key: str, *alts: str) -> np.ndarray:
+        for k in (key, *alts):
+            if k in self.sd:
+                return np.asarray(self.sd[k], dtype=F32)
+        raise ModelLoadError(f"{self.where} lacks weight {key!r}")
+
+    def opt(self, key: str):
+        return np.asarray(self.sd[key], dtype=F32) if key in self.sd else None
+
+
+def convert_llama(hf: dict, sd: dict, where: str):
+    if hf.get("rope_scaling") not in (None, {}) and (hf["rope_scaling"].get("rope_type") or hf["rope_scaling"].get("type")) != "default":
+        raise ModelLoadError(f"{where}: rope_scaling {hf['rope_scaling']} is not supported")
+    n_heads = hf["num_attention_heads"]
+    d_head = hf.get("head_dim") or hf["hidden_size"] // n_heads
+    tied = bool(hf.get("tie_word_embeddings", False))
+    cfg = ModelConfig(
+        architecture="llama", n_layers=hf["num_hidden_layers"], n_heads=n_heads,
+        n_kv_heads=hf.get("num_key_value_heads") or n_heads, d_model=hf["hidden_size"], d_head=d_head,
+        d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"], n_ctx=hf.get("max_position_embeddings", 2048),
+        eps=hf.get("rms_norm_eps", 1e-6), act="silu", causal=True, tied_embeddings=tied,
+        rope_theta=float(hf.get("rope_theta", (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0))),
+    )
+    if hf.get("hidden_act", "silu") != "silu":
+        raise ModelLoadError(f"{where}: hidden_act {hf['hidden_act']!r} is not supported for llama")
+    t = _Tensors(_strip(sd, ("model.",)), where)
+    w = {"embed.W_E": t("embed_tokens.weight")}
+    for L in range(cfg.n_layers):
+        b, o = f"layers.{L}.", f"blocks.{L}."
+        a = b + "self_attn."
+        w[o + "ln1.w"] = t(b + "input_layernorm.weight")
+        w[o + "attn.W_QKV"] = np.concatenate([t(a + "q_proj.weight"), t(a + "k_proj.weight"), t(a + "v_proj.weight")]).T
+        if (qb := t.opt(a + "q_proj.bias")) is not None:
+            w[o + "attn.b_QKV"] = np.concatenate([qb, t(a + "k_proj.bias"), t(a + "v_proj.bias")])
+        w[o + "attn.W_O"] = t(a + "o_proj.weight").T
+        if (ob := t.opt(a + "o_proj.bias")) is not None:
+            w[o + "attn.b_O"] = ob
+        w[o + "ln2.w"] = t(b + "post_attention_layernorm.weight")
+        w[o + "mlp.W_in"] = np.concatenate([t(b + "mlp.gate_proj.weight"), t(b + "mlp.up_proj.weight")]).T
+        w[o + "mlp.W_out"] = t(b + "mlp.down_proj.weight").T
+        if (gb := t.opt(b + "mlp.gate_proj.bias")) is not None:
+            w[o + "mlp.b_in"] = np.concatenate([gb, t(b + "mlp.up_proj.bias")])
+            w[o + "mlp.b_out"] = t(b + "mlp.down_proj.bias")
+    w["ln_final.w"] = t("norm.weight")
+    if not tied:
+        w["unembed.W_U"] = t("lm_head.weight").T
+    return cfg, w
+
+
+def convert_bert(hf: dict, sd: dict, where: str):
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ModelLoadError(f"{where}: position_embedding_type {hf['position_embedding_type']!r} is not supported")
+    act = hf.get("hidden_act", "gelu")
+    if act not in ("gelu", "gelu_new"):
+        raise ModelLoadError(f"{where}: hidden_act {act!r} is not supported for BERT")
+    n_heads, d_model = hf["num_attention_heads"], hf["hidden_size"]
+    cfg = ModelConfig(
+        architecture="bert", n_layers=hf["num_hidden_layers"], n_heads=n_heads, n_kv_heads=n_heads,
+        d_model=d_model, d_head=d_model // n_heads, d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"],
+        n_ctx=hf.get("max_position_embeddings", 512), eps=hf.get("layer_norm_eps", 1e-12), act=act,
+        causal=False, n_token_types=hf.get("type_vocab_size", 2),
+    )
+    t = _Tensors(_strip(sd, ("bert.",)), where)
+    ln = lambda p: (t(p + ".weight", p + ".gamma"), t(p + ".bias", p + ".beta"))  # noqa: E731 (old checkpoints say gamma/beta)
+    w = {
+        "embed.W_E": t("embeddings.word_embeddings.weight"),
+        "pos_embed.W_pos": t("embeddings.position_embeddings.weight"),
+        "token_type_embed.W_token_type": t("embeddings.token_type_embeddings.weight"),
+    }
+    w["embed_ln.w"], w["embed_ln.b"] = ln("embeddings.LayerNorm")
+    for L in range(cfg.n_layers):
+        b, o = f"encoder.layer.{L}.", f"blocks.{L}."
+        s = b + "attention.self."
+        w[o + "attn.W_QKV"] = np.concatenate([t(s + "query.weight"), t(s + "key.weight"), t(s + "value.weight")]).T
+        w[o + "attn.b_QKV"] = np.concatenate([t(s + "query.bias"), t(s + "key.bias"), t(s + "value.bias")])
+        w[o + "attn.W_O"] = t(b + "attention.output.dense.weight").T
+        w[o + "attn.b_O"] = t(b + "attention.output.dense.bias")
+        w[o + "ln1.w"], w[o + "ln1.b"] = ln(b + "attention.output.LayerNorm")
+        w[o + "mlp.W_in"] = t(b + "intermediate.dense.weight").T
+        w[o + "mlp.b_in"] = t(b + "intermediate.dense.bias")
+        w[o + "mlp.W_out"] = t(b + "output.dense.weight").T
+        w[o + "mlp.b_out"] = t(b + "output.dense.bias")
+        w[o + "ln2.w"], w[o + "ln2.b"] = ln(b + "output.LayerNorm")
+    return cfg, w
+
+
+def convert_gpt2(hf: dict, sd: dict, where: str):
+    if hf.get("reorder_and_upcast_attn"):
+        raise ModelLoadError(f"{where}: reorder_and_upcast_attn is not supported")
+    act = hf.get("activation_function", "gelu_new")
+    if act not in ("gelu_new", "gelu"):
+        raise ModelLoadError(f"{where}: activation_function {act!r} is not supported for GPT-2")
+    n_heads, d_model = hf["n_head"], hf["n_embd"]
+    cfg = ModelConfig(
+        architecture="gpt2", n_layers=hf["n_layer"], n_heads=n_heads, n_kv_heads=n_heads, d_model=d_model,
+        d_head=d_model // n_heads, d_mlp=hf.get("n_inner") or 4 * d_model, d_vocab=hf["vocab_size"],
+        n_ctx=hf.get("n_positions", 1024), eps=hf.get("layer_norm_epsilon", 1e-5), act=act, causal=True,
+        tied_embeddings=True, attn_scale_by_layer=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
+    )
+    if not hf.get("scale_attn_weights", True):
+        raise ModelLoadError(f"{where}: scale_attn_weights=False is not supported")
+    t = _Tensors(_strip(sd, ("transformer.",)), where)
+    w = {"embed.W_E": t("wte.weight"), "pos_embed.W_pos": t("wpe.weight")}
+    for L in range(cfg.n_layers):  # GPT-2's Conv1D already stores W as [d_in, d_out]
+        b, o = f"h.{L}.", f"blocks.{L}."
+        w[o + "ln1.w"], w[o + "ln1.b"] = t(b + "ln_1.weight"), t(b + "ln_1.bias")
+        w[o + "attn.W_QKV"], w[o + "attn.b_QKV"] = t(b + "attn.c_attn.weight"), t(b + "attn.c_attn.bias")
+        w[o + "attn.W_O"], w[o + "attn.b_O"] = t(b + "attn.c_proj.weight"), t(b + "attn.c_proj.bias")
+        w[o + "ln2.w"], w[o + "ln2.b"] = t(b + "ln_2.weight"), t(b + "ln_2.bias")
+        w[o + "mlp.W_in"], w[o + "mlp.b_in"] = t(b + "mlp.c_fc.weight"), t(b + "mlp.c_fc.bias")
+        w[o + "mlp.W_out"], w[o + "mlp.b_out"] = t(b + "mlp.c_proj.weight"), t(b + "mlp.c_proj.bias")
+    w["ln_final.w"], w["ln_final.b"] = t("ln_f.weight"), t("ln_f.bias")
+    if (lm := sd.get("lm_head.weight")) is not None and not np.array_equal(lm, w["embed.W_E"]):
+        w["unembed.W_U"] = np.asarray(lm, dtype=F32).T
+        cfg = ModelConfig(**{**cfg.to_dict(), "tied_embeddings": False})
+    return cfg, w
+
+
+CONVERTERS = {"llama": convert_llama, "bert": convert_bert, "gpt2": convert_gpt2}
+
+
+def read_hf_folder(folder: Path):
+    """-> (config, canonical weights) for a local Hugging Face model folder."""
+    try:
+        hf = json.loads((folder / "config.json").read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"{folder} has no config.json: not a Hugging Face model folder") from None
+    except ValueError as e:
+        raise ModelLoadError(f"{folder}/config.json is not valid JSON: {e}") from e
+    kind = hf.get("model_type")
+    if kind not in CONVERTERS:
+        raise ModelLoadError(f"{folder}: model_type {kind!r} is not supported (supported: {', '.join(CONVERTERS)})")
+    try:
+        return CONVERTERS[kind](hf, read_safetensors(folder), str(folder))
+    except KeyError as e:
+        raise ModelLoadError(f"{folder}/config.json lacks {e}") from e

@@ -1,0 +1,148 @@
+"""A loaded model (config + weights + tokenizer) and one run of it over a text."""
+
+import logging
+import os
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import loaders, tokenize
+from .config import ModelConfig
+from .errors import EmptyInputError, InputTooLongError, ModelLoadError
+from .forward import Cache, Hook, forward, unembed
+from .tokenize import TextTokenizer, Token
+
+log = logging.getLogger("attnscope.engine")
+
+
+@dataclass
+class Run:
+    """One text through one model: its tokens, the activation cache, and logits if asked for."""
+
+    model_id: str
+    tokens: list[Token]
+    cache: Cache
+    logits: np.ndarray | None = None  # [pos, d_vocab] for the positions asked for
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cache[name]
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.tokens]
+
+
+@dataclass
+class Model:
+    id: str
+    name: str
+    source: Path
+    cfg: ModelConfig
+    weights: Mapping[str, np.ndarray] = field(repr=False)
+    tokenizer: TextTokenizer = field(repr=False)
+    max_tokens: int = 512
+
+    def tokenize(self, text: str) -> list[Token]:
+        """The text's tokens; refuses empty text and text longer than max_tokens, saying why."""
+        if not isinstance(text, str) or not text.strip():
+            raise EmptyInputError()
+        tokens = self.tokenizer.encode(text)
+        if len(tokens) > self.max_tokens:
+            raise InputTooLongError(len(tokens), self.max_tokens)
+        if not tokens:
+            raise EmptyInputError()
+        return tokens
+
+    def run(
+        self,
+        text: str,
+        *,
+        names: Collection[str] | None = None,
+        logits: str | slice | None = "all",
+        hooks: Mapping[str, Hook] | None = None,
+    ) -> Run:
+        """Tokenize and run. names: the TransformerLens names to keep (None: all)."""
+        tokens = self.tokenize(text)
+        out, cache = forward(self.cfg, self.weights, [t.id for t in tokens], names=names, hooks=hooks, logits=logits)
+        return Run(self.id, tokens, cache, out)
+
+    def unembed(self, resid: np.ndarray) -> np.ndarray:
+        """Final norm + unembedding of residual vectors [pos, d_model] -> logits [pos, d_vocab]."""
+        if not self.cfg.causal:
+            raise ValueError(f"{self.id} is an encoder: it has no unembedding")
+        return unembed(resid, self.cfg, self.weights)
+
+    def info(self) -> dict:
+        c = self.cfg
+        return {"id": self.id, "name": self.name, "architecture": c.architecture, "causal": c.causal,
+                "n_layers": c.n_layers, "n_heads": c.n_heads, "n_kv_heads": c.n_kv_heads,
+                "d_model": c.d_model, "d_head": c.d_head, "d_mlp": c.d_mlp, "d_vocab": c.d_vocab,
+                "n_ctx": c.n_ctx, "max_tokens": self.max_tokens}
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("ATTNSCOPE_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attnscope"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
+
+
+def load_model(
+    path: str | os.PathLike,
+    model_id: str | None = None,
+    *,
+    name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    max_tokens: int = 512,
+) -> Model:
+    """Load a GGUF file or a local Hugging Face folder (GPT-2, BERT or Llama family).
+
+    The converted float32 weights are stored under cache_dir (default ~/.cache/attnscope) and
+    memory-mapped on later loads, so a second start skips dequantisation.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"no model at {path}: the file or folder does not exist")
+    is_gguf = path.is_file()
+    if is_gguf and path.suffix.lower() != ".gguf":
+        raise ModelLoadError(f"{path} is a file but not a .gguf file (give a GGUF file or a Hugging Face folder)")
+    model_id = model_id or slug(path.stem if is_gguf else path.name)
+    store_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    store_dir = store_dir / f"{model_id}-{loaders.source_key(path)}"
+
+    stored = loaders.open_store(store_dir)
+    if stored is not None:
+        cfg, weights, meta = stored
+        tk = TextTokenizer(tokenize.Tokenizer.from_str(meta["tokenizer"])) if "tokenizer" in meta else tokenize.from_hf_folder(path)
+        display = meta.get("name", model_id)
+    else:
+        if is_gguf:
+            cfg, weights, tok_meta = loaders.read_gguf(path)
+            tk, display = tokenize.from_gguf_metadata(tok_meta), tok_meta["name"]
+            extra = {"tokenizer": tk.tk.to_str(), "name": display}
+        else:
+            cfg, weights = loaders.read_hf_folder(path)
+            tk, display = tokenize.from_hf_folder(path), path.name
+            extra = {"name": display}
+        weights = _store_and_map(store_dir, cfg, weights, extra)
+    limit = min(cfg.n_ctx, max_tokens)
+    return Model(model_id, name or display, path, cfg, weights, tk, limit)
+
+
+def _store_and_map(store_dir: Path, cfg: ModelConfig, weights: dict, extra: dict) -> Mapping[str, np.ndarray]:
+    """Write the converted tree once and use the mapped copy; keep it in memory if we cannot write."""
+    try:
+        loaders.save_store(store_dir, cfg, weights, extra)
+        stored = loaders.open_store(store_dir)
+        if stored is not None:
+            return stored[1]
+    except OSError as e:
+        log.warning("cannot cache weights in %s (%s); keeping them in memory", store_dir, e)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}

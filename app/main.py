@@ -1,0 +1,49 @@
+"""The ASGI app: `uvicorn app.main:app`. Models load once, in lifespan, and live on app.state."""
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .engine import Registry
+from .routes import pages
+from .settings import Settings, get_settings
+
+log = logging.getLogger("attnscope")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def preload_ids(registry: Registry, preload: str) -> list[str]:
+    if preload == "none":
+        return []
+    if preload == "all":
+        return [s.id for s in registry.available()]
+    if preload == "default":
+        return [registry.default]
+    return [i.strip() for i in preload.split(",") if i.strip()]
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        reg = registry or Registry.from_env(settings.models, default=settings.default_model,
+                                            cache_dir=settings.cache_dir, max_tokens=settings.max_tokens)
+        for model_id in preload_ids(reg, settings.preload):
+            model = reg.get(model_id)
+            log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,
+                     model.cfg.n_layers, model.cfg.n_heads)
+        app.state.registry, app.state.settings = reg, settings
+        yield
+
+    app = FastAPI(title="attnscope", summary="How attention moves meaning between tokens, from a real transformer.",
+                  version="0.1.0", lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.include_router(pages.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,24 @@
+"""Every setting in one place, read from the environment (prefix ATTNSCOPE_, plus HOST/PORT/WORKERS)."""
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTNSCOPE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("ATTNSCOPE_HOST", "HOST"))
+    port: int = Field(8000, validation_alias=AliasChoices("ATTNSCOPE_PORT", "PORT"))
+    workers: int = Field(1, ge=1, validation_alias=AliasChoices("ATTNSCOPE_WORKERS", "WORKERS"))
+    models: str = Field("", description="extra models: paths (GGUF files or HF folders), `id=path`, separated by ':' or ','")
+    default_model: str = "smollm2-135m-instruct"
+    preload: str = Field("default", description="models to load at start: 'default', 'all', 'none' or a comma list of ids")
+    cache_dir: str | None = Field(None, description="where converted weights are stored (default ~/.cache/attnscope)")
+    max_tokens: int = Field(512, ge=1, description="longest input accepted, in tokens (never more than the model's context)")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,147 @@
+"""Engine benchmark: our numpy forward against torch eager (transformers), same model, same ids,
+measured side by side in one run. Prints ratios (ours / torch), medians of repeated runs, plus
+cold and warm load times and peak memory of a fresh process.
+
+    .venv/bin/python bench/engine.py [--sizes 8,32,128,512] [--models smollm2-135m-instruct,all-minilm-l6-v2]
+
+Not a timed test: the numbers depend on the machine; the ratios are what to read.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.engine import Registry, forward  # noqa: E402
+
+TEXT = " ".join([
+    "Every token starts as a context-free embedding. A head forms queries, keys and values;",
+    "the scores go through a softmax, and the weighted sum of values is added back, so that",
+    "a word such as mole or tower comes to mean what its context says. The fluffy blue creature",
+    "roamed the verdant forest while the river bank flooded and the money bank stayed dry.",
+] * 40)
+
+
+def ids_of(model, n):
+    """n real token ids from real text (for BERT, framed by [CLS] ... [SEP])."""
+    ids = model.tokenizer.tk.encode(TEXT, add_special_tokens=False).ids
+    if model.cfg.architecture == "bert":
+        cls_, sep = model.tokenizer.tk.token_to_id("[CLS]"), model.tokenizer.tk.token_to_id("[SEP]")
+        return [cls_] + ids[: n - 2] + [sep]
+    return ids[:n]
+
+
+def median_ms(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def load_hf(model):
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    if model.source.is_file():
+        hf = AutoModelForCausalLM.from_pretrained(model.source.parent, gguf_file=model.source.name,
+                                                  dtype=torch.float32, attn_implementation="eager")
+    else:
+        cls = AutoModelForCausalLM if model.cfg.causal else AutoModel
+        hf = cls.from_pretrained(model.source, dtype=torch.float32, attn_implementation="eager")
+    return hf.eval()
+
+
+def bench_forward(model, sizes):
+    import torch
+
+    hf = load_hf(model)
+    names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
+    rows = []
+    for n in sizes:
+        ids = ids_of(model, n)
+        t_ids = torch.tensor([ids])
+        repeats = 21 if n <= 32 else 9 if n <= 128 else 5
+
+        def ref():
+            with torch.no_grad():
+                model_out = hf(t_ids, output_attentions=True)
+            return model_out
+
+        def ours_attention():
+            return forward(model.cfg, model.weights, ids, names=names, logits=None)
+
+        def ours_full():
+            return forward(model.cfg, model.weights, ids, names=None, logits="all")
+
+        t_ref = median_ms(ref, repeats)
+        t_att = median_ms(ours_attention, repeats)
+        t_full = median_ms(ours_full, repeats)
+        t_ref2 = median_ms(ref, repeats)  # again, so drift during the run shows
+        t_ref = min(t_ref, t_ref2)
+        rows.append((model.id, n, "attention (patterns only)", t_att, t_ref))
+        rows.append((model.id, n, "full (all captures + logits)", t_full, t_ref))
+    return rows
+
+
+LOAD_SCRIPT = """
+import json, resource, sys, time
+t = time.perf_counter()
+from app.engine import load_model
+m = load_model(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3])
+loaded = time.perf_counter() - t
+m.run("a fluffy blue creature roamed the verdant forest")
+ran = time.perf_counter() - t
+print(json.dumps({"load_s": loaded, "load_and_first_run_s": ran,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_load(model):
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as d:
+        out = []
+        for kind in ("cold", "warm"):
+            p = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(model.source), model.id, d],
+                               cwd=root, capture_output=True, text=True, check=True)
+            out.append((kind, json.loads(p.stdout.strip().splitlines()[-1])))
+        return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="8,32,128,512")
+    ap.add_argument("--models", default="smollm2-135m-instruct,all-minilm-l6-v2")
+    ap.add_argument("--no-load", action="store_true", help="skip the cold/warm load measurements")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    import torch
+    from threadpoolctl import threadpool_info
+
+    blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+    print(f"numpy {np.__version__} BLAS {blas}; torch {torch.__version__} threads {torch.get_num_threads()}; cores {os.cpu_count()}")
+    reg = Registry.from_env(extra="")
+    print(f"\n{'model':24} {'tokens':>6}  {'what':30} {'ours ms':>9} {'torch ms':>9} {'ratio':>6}")
+    for mid in args.models.split(","):
+        model = reg.get(mid)
+        for mid_, n, what, ours, ref in bench_forward(model, sizes):
+            print(f"{mid_:24} {n:6d}  {what:30} {ours:9.1f} {ref:9.1f} {ours / ref:6.2f}", flush=True)
+    if not args.no_load:
+        print(f"\n{'model':24} {'start':6} {'load s':>7} {'load+first run s':>17} {'peak RSS MB':>12}")
+        for mid in args.models.split(","):
+            for kind, r in bench_load(reg.get(mid)):
+                print(f"{mid:24} {kind:6} {r['load_s']:7.2f} {r['load_and_first_run_s']:17.2f} {r['peak_rss_mb']:12.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -61,11 +61,46 @@ def open_store(directory: Path) -> tuple[ModelConfig, dict[str, np.ndarray], dic
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
         return None
-    weights = {}
-    for name, e in meta["index"].items():
-        count = int(np.prod(e["shape"], dtype=np.int64))
-        weights[name] = np.frombuffer(buf, F32, count, e["offset"]).reshape(e["shape"])
-    return ModelConfig(**meta["config"]), weights, meta
+    try:  # a damaged or foreign store is rebuilt, never trusted
+        cfg = ModelConfig(**meta["config"])
+        weights = {}
+        for name, e in meta["index"].items():
+            count = int(np.prod(e["shape"], dtype=np.int64))
+            if e["offset"] + 4 * count > len(buf):
+                return None
+            weights[name] = np.frombuffer(buf, F32, count, e["offset"]).reshape(e["shape"])
+        check_shapes(cfg, weights, str(directory))
+    except (TypeError, KeyError, ValueError, ModelLoadError):
+        return None
+    return cfg, weights, meta
+
+
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The canonical tree's shapes for a config: what every converter must produce."""
+    d, H, KV, dh = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    d_in = 2 * cfg.d_mlp if cfg.architecture == "llama" else cfg.d_mlp
+    shapes = {"embed.W_E": (cfg.d_vocab, d)}
+    for L in range(cfg.n_layers):
+        b = f"blocks.{L}."
+        shapes |= {b + "attn.W_QKV": (d, (H + 2 * KV) * dh), b + "attn.W_O": (H * dh, d),
+                   b + "mlp.W_in": (d, d_in), b + "mlp.W_out": (cfg.d_mlp, d), b + "ln1.w": (d,), b + "ln2.w": (d,)}
+    if cfg.architecture != "bert":
+        shapes["ln_final.w"] = (d,)
+    return shapes
+
+
+def check_shapes(cfg: ModelConfig, weights: dict[str, np.ndarray], where: str) -> None:
+    """Refuse a checkpoint whose tensors disagree with its config, naming the first that does."""
+    if cfg.n_kv_heads <= 0 or cfg.n_heads % cfg.n_kv_heads:
+        raise ModelLoadError(f"{where}: {cfg.n_heads} query heads cannot share {cfg.n_kv_heads} key/value heads evenly")
+    for name, shape in expected_shapes(cfg).items():
+        got = weights.get(name)
+        if got is None:
+            raise ModelLoadError(f"{where}: missing weight {name}")
+        if tuple(got.shape) != shape:
+            raise ModelLoadError(f"{where}: {name} has shape {tuple(got.shape)}, the config implies {shape}")
+    if "pos_embed.W_pos" in weights and weights["pos_embed.W_pos"].shape[0] < cfg.n_ctx:
+        raise ModelLoadError(f"{where}: {weights['pos_embed.W_pos'].shape[0]} position embeddings for a context of {cfg.n_ctx}")
 
 
 def source_key(path: Path) -> str:
@@ -130,20 +165,11 @@ def read_gguf(path: Path):
         act="silu", causal=True, tied_embeddings="output.weight" not in tensors,
         rope_theta=float(field("llama.rope.freq_base", 10000.0)),
     )
-    w = {"embed.W_E": get("token_embd.weight")}
-    for L in range(cfg.n_layers):
-        b, o = f"blk.{L}.", f"blocks.{L}."
-        q = unpermute_rope_rows(get(b + "attn_q.weight"), n_heads)
-        k = unpermute_rope_rows(get(b + "attn_k.weight"), n_kv)
-        w[o + "ln1.w"] = get(b + "attn_norm.weight")
-        w[o + "attn.W_QKV"] = np.concatenate([q, k, get(b + "attn_v.weight")]).T
-        w[o + "attn.W_O"] = get(b + "attn_output.weight").T
-        w[o + "ln2.w"] = get(b + "ffn_norm.weight")
-        w[o + "mlp.W_in"] = np.concatenate([get(b + "ffn_gate.weight"), get(b + "ffn_up.weight")]).T
-        w[o + "mlp.W_out"] = get(b + "ffn_down.weight").T
-    w["ln_final.w"] = get("output_norm.weight")
-    if not cfg.tied_embeddings:
-        w["unembed.W_U"] = get("output.weight").T
+    try:
+        w = _gguf_tree(cfg, get)
+    except ValueError as e:  # reshaping or concatenating tensors of the wrong shapes
+        raise ModelLoadError(f"{path.name}: tensors do not fit the metadata: {e}") from e
+    check_shapes(cfg, w, path.name)
     tok = {
         "model": field("tokenizer.ggml.model"),
         "pre": field("tokenizer.ggml.pre", "default"),
@@ -155,6 +181,24 @@ def read_gguf(path: Path):
         "name": str(field("general.name", path.stem)),
     }
     return cfg, w, tok
+
+
+def _gguf_tree(cfg: ModelConfig, get) -> dict[str, np.ndarray]:
+    w = {"embed.W_E": get("token_embd.weight")}
+    for L in range(cfg.n_layers):
+        b, o = f"blk.{L}.", f"blocks.{L}."
+        q = unpermute_rope_rows(get(b + "attn_q.weight"), cfg.n_heads)
+        k = unpermute_rope_rows(get(b + "attn_k.weight"), cfg.n_kv_heads)
+        w[o + "ln1.w"] = get(b + "attn_norm.weight")
+        w[o + "attn.W_QKV"] = np.concatenate([q, k, get(b + "attn_v.weight")]).T
+        w[o + "attn.W_O"] = get(b + "attn_output.weight").T
+        w[o + "ln2.w"] = get(b + "ffn_norm.weight")
+        w[o + "mlp.W_in"] = np.concatenate([get(b + "ffn_gate.weight"), get(b + "ffn_up.weight")]).T
+        w[o + "mlp.W_out"] = get(b + "ffn_down.weight").T
+    w["ln_final.w"] = get("output_norm.weight")
+    if not cfg.tied_embeddings:
+        w["unembed.W_U"] = get("output.weight").T
+    return w
 
 
 # --- Hugging Face folders (safetensors) ----------------------------------------------------------
@@ -324,6 +368,10 @@ def read_hf_folder(folder: Path):
     if kind not in CONVERTERS:
         raise ModelLoadError(f"{folder}: model_type {kind!r} is not supported (supported: {', '.join(CONVERTERS)})")
     try:
-        return CONVERTERS[kind](hf, read_safetensors(folder), str(folder))
+        cfg, weights = CONVERTERS[kind](hf, read_safetensors(folder), str(folder))
     except KeyError as e:
         raise ModelLoadError(f"{folder}/config.json lacks {e}") from e
+    except ValueError as e:  # concatenating q/k/v of mismatched shapes, and the like
+        raise ModelLoadError(f"{folder}: weights do not fit together: {e}") from e
+    check_shapes(cfg, weights, str(folder))
+    return cfg, weights

@@ -132,6 +132,8 @@ def load_model(
             tk, display = tokenize.from_hf_folder(path), path.name
             extra = {"name": display}
         weights = _store_and_map(store_dir, cfg, weights, extra)
+    if tk.vocab_size > cfg.d_vocab:
+        raise ModelLoadError(f"{path}: the tokenizer has {tk.vocab_size} tokens but the model embeds only {cfg.d_vocab}")
     limit = min(cfg.n_ctx, max_tokens)
     return Model(model_id, name or display, path, cfg, weights, tk, limit)
 

@@ -302,3 +302,23 @@ def test_bad_files_do_not_crash_a_fresh_process(tmp_path, tiny_dir):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [f"refused {p}" for p in paths] + ["alive"], proc.stderr
+
+
+def test_config_that_disagrees_with_the_weights_is_refused_at_load(tmp_path):
+    folder = make_tiny_gpt2(tmp_path / "g")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "n_head": 3}))
+    with pytest.raises(ModelLoadError, match="shape"):
+        load_model(folder, "t", cache_dir=tmp_path / "c")
+
+
+def test_tokenizer_larger_than_the_embedding_is_refused_at_load(tmp_path):
+    folder = make_tiny_gpt2(tmp_path / "g")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "vocab_size": 100}))
+    from safetensors.numpy import load_file, save_file
+    sd = load_file(folder / "model.safetensors")
+    sd = {k: (v[:100] if k.endswith("wte.weight") else v) for k, v in sd.items()}
+    save_file(sd, folder / "model.safetensors")
+    with pytest.raises(ModelLoadError, match="tokenizer has"):
+        load_model(folder, "t", cache_dir=tmp_path / "c")

@@ -75,7 +75,7 @@ def _randomise(model, seed):
         for name, p in model.named_parameters():
             if p.ndim >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-            elif name.endswith("bias") or name.endswith(".beta"):
+            elif name.endswith("bias"):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
             else:  # norm gains
                 p.copy_(1 + torch.randn(p.shape, generator=g) * 0.2)
@@ -89,8 +89,8 @@ def _save(model, folder):
 
 def build_gpt2(folder, **overrides):
     vocab = _bpe_tokenizer(folder)
-    cfg = GPT2Config(vocab_size=vocab, n_layer=2, n_head=4, n_embd=64, n_positions=128,
-                     initializer_range=0.2, attn_implementation="eager", **overrides)
+    cfg = GPT2Config(vocab_size=vocab, n_layer=2, n_head=4, n_embd=64, n_positions=128, initializer_range=0.2,
+                     bos_token_id=0, eos_token_id=0, attn_implementation="eager", **overrides)
     model = GPT2LMHeadModel(cfg)
     _randomise(model, 1)
     return _save(model, folder)

@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
-from .routes import pages
+from .http import Api, BodyLimit, install_error_handlers
+from .routes import api, pages
+from .schemas import LESSON_SENTENCE
 from .settings import Settings, get_settings
 
 log = logging.getLogger("attnscope")
@@ -37,12 +39,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,
                      model.cfg.n_layers, model.cfg.n_heads)
         app.state.registry, app.state.settings = reg, settings
+        app.state.api = Api(reg, settings)
+        if settings.preload != "none":  # touch every weight page once, and cache the lesson sentence's run
+            app.state.api.run(reg.get(), LESSON_SENTENCE)
         yield
+        app.state.api.pool.shutdown()
 
     app = FastAPI(title="attnscope", summary="How attention moves meaning between tokens, from a real transformer.",
                   version="0.1.0", lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.include_router(api.router)
     app.include_router(pages.router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

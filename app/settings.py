@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     preload: str = Field("default", description="models to load at start: 'default', 'all', 'none' or a comma list of ids")
     cache_dir: str | None = Field(None, description="where converted weights are stored (default ~/.cache/attnscope)")
     max_tokens: int = Field(512, ge=1, description="longest input accepted, in tokens (never more than the model's context)")
+    run_cache_mb: int = Field(512, ge=0, description="memory for cached runs (every captured tensor of recent texts)")
+    response_cache_mb: int = Field(128, ge=0, description="memory for cached encoded responses")
+    compute_threads: int = Field(1, ge=1, description="forward passes run at once per worker (BLAS already uses every core)")
+    max_pending: int = Field(16, ge=1, description="requests allowed to wait for compute before 503 + Retry-After")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")
 
 
 @lru_cache

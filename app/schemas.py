@@ -1,0 +1,136 @@
+"""Request and response schemas of the HTTP API (named for what they are, FastAPI-template style).
+
+Responses are documented here for /docs and /openapi.json; the routes serialise large arrays
+with orjson directly (validating a million floats through pydantic would cost more than the
+forward pass), so these classes describe the JSON rather than build it.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LESSON_SENTENCE = "a fluffy blue creature roamed the verdant forest"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+
+class TextRequest(Strict):
+    text: str = Field(description="the sentence to run (any unicode)", examples=[LESSON_SENTENCE])
+    model: str | None = Field(None, description="model id from /api/models; default: the default model")
+
+
+class AttentionRequest(TextRequest):
+    layers: list[int] | None = Field(None, description="layers to return (default: all)", max_length=256)
+    encoding: Literal["json", "uint8", "float16"] = Field(
+        "json", description="json: nested lists rounded to 4 decimals; uint8: base64 bytes, value = byte * scale; "
+                            "float16: base64 of little-endian float16. Causal models send the lower triangle only (see packing).")
+
+
+class HeadRequest(TextRequest):
+    layer: int = Field(description="layer index, from 0")
+    head: int = Field(description="head index, from 0")
+
+
+class PredictionsRequest(TextRequest):
+    top_k: int = Field(5, ge=1, le=100, description="how many next tokens per position")
+    temperature: float = Field(1.0, gt=0, le=100, description="softmax temperature applied to the logits")
+
+
+class ResidualRequest(TextRequest):
+    normalize: bool = Field(False, description="fit the PCA on unit-length vectors (directions only)")
+
+
+class ModelPublic(BaseModel):
+    id: str
+    name: str
+    architecture: Literal["llama", "bert", "gpt2"]
+    causal: bool
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    d_head: int
+    max_tokens: int
+    default: bool
+
+
+class ModelsPublic(BaseModel):
+    models: list[ModelPublic]
+
+
+class TokenPublic(BaseModel):
+    id: int
+    text: str = Field(description="what the token stands for; incomplete UTF-8 bytes appear as \\xNN escapes")
+    start: int = Field(description="character offset of the token in the input (inclusive)")
+    end: int = Field(description="character offset (exclusive); special tokens have start == end")
+
+
+class BinaryArray(BaseModel):
+    dtype: Literal["uint8", "float16"]
+    shape: list[int] = Field(description="[head, query, key] of the unpacked array")
+    packing: Literal["full", "tril"] = Field(description="tril: per head, rows i = 0..n-1 holding keys 0..i only "
+                                                         "(causal models; the rest is 0)")
+    scale: float = Field(description="multiply decoded values by this (uint8: 1/255; float16: 1)")
+    data: str = Field(description="base64 of the row-major bytes")
+
+
+class AttentionPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    n_layers: int
+    n_heads: int
+    causal: bool
+    encoding: str
+    attention: dict[str, list[list[list[float]]] | BinaryArray] = Field(
+        description='attention["L"][h][i][j] = blocks.L.attn.hook_pattern[h, i, j]: how much query token i '
+                    "attends to key token j (masked entries are 0)")
+
+
+class HeadPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    layer: int
+    head: int
+    kv_head: int = Field(description="the key/value head this query head reads (grouped-query attention)")
+    d_head: int
+    scale: float = Field(description="the factor applied to q·k (1/sqrt(d_head))")
+    q: list[list[float]] = Field(description="[pos][d_head], blocks.L.attn.hook_q (after RoPE for Llama)")
+    k: list[list[float]]
+    v: list[list[float]]
+    scores: list[list[float | None]] = Field(description="[query][key] q·k * scale before the softmax; null where masked")
+    pattern: list[list[float]]
+    z: list[list[float]] = Field(description="[pos][d_head] the weighted sum of values, blocks.L.attn.hook_z")
+
+
+class Prediction(BaseModel):
+    id: int
+    text: str
+    prob: float
+
+
+class PredictionsPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    temperature: float
+    predictions: list[list[Prediction]] = Field(description="predictions[i]: the top-k next tokens after position i")
+
+
+class ResidualPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    layers: list[str] = Field(description='layer boundaries: "embed" (hook_embed), then "L" = blocks.L.hook_resid_post')
+    normalize: bool
+    pca_2d: list[list[list[float]]] = Field(description="[boundary][pos][2]")
+    pca_3d: list[list[list[float]]] = Field(description="[boundary][pos][3]")
+    explained_variance_2d: list[float]
+    explained_variance_3d: list[float]
+    norms: list[list[float]] = Field(description="[boundary][pos] Euclidean norm of each vector")
+    cosine_to_previous: list[list[float | None]] = Field(
+        description="[boundary][pos] cosine similarity to the same token one boundary earlier (null at embed)")
+
+
+class ErrorPublic(BaseModel):
+    error: str = Field(description="a stable machine-readable code, e.g. unknown_model, too_many_tokens")
+    detail: str = Field(description="what went wrong, in words")

@@ -1,9 +1,11 @@
 """A loaded model (config + weights + tokenizer) and one run of it over a text."""
 
+import fcntl
 import logging
 import os
 import re
 from collections.abc import Collection, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,25 +119,43 @@ def load_model(
     store_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     store_dir = store_dir / f"{model_id}-{loaders.source_key(path)}"
 
-    stored = loaders.open_store(store_dir)
-    if stored is not None:
-        cfg, weights, meta = stored
-        tk = TextTokenizer(tokenize.Tokenizer.from_str(meta["tokenizer"])) if "tokenizer" in meta else tokenize.from_hf_folder(path)
-        display = meta.get("name", model_id)
-    else:
-        if is_gguf:
-            cfg, weights, tok_meta = loaders.read_gguf(path)
-            tk, display = tokenize.from_gguf_metadata(tok_meta), tok_meta["name"]
-            extra = {"tokenizer": tk.tk.to_str(), "name": display}
+    with _conversion_lock(store_dir):  # several server workers starting at once convert only once
+        stored = loaders.open_store(store_dir)
+        if stored is not None:
+            cfg, weights, meta = stored
+            tk = TextTokenizer(tokenize.Tokenizer.from_str(meta["tokenizer"])) if "tokenizer" in meta else tokenize.from_hf_folder(path)
+            display = meta.get("name", model_id)
         else:
-            cfg, weights = loaders.read_hf_folder(path)
-            tk, display = tokenize.from_hf_folder(path), path.name
-            extra = {"name": display}
-        weights = _store_and_map(store_dir, cfg, weights, extra)
+            if is_gguf:
+                cfg, weights, tok_meta = loaders.read_gguf(path)
+                tk, display = tokenize.from_gguf_metadata(tok_meta), tok_meta["name"]
+                extra = {"tokenizer": tk.tk.to_str(), "name": display}
+            else:
+                cfg, weights = loaders.read_hf_folder(path)
+                tk, display = tokenize.from_hf_folder(path), path.name
+                extra = {"name": display}
+            weights = _store_and_map(store_dir, cfg, weights, extra)
     if tk.vocab_size > cfg.d_vocab:
         raise ModelLoadError(f"{path}: the tokenizer has {tk.vocab_size} tokens but the model embeds only {cfg.d_vocab}")
     limit = min(cfg.n_ctx, max_tokens)
     return Model(model_id, name or display, path, cfg, weights, tk, limit)
+
+
+@contextmanager
+def _conversion_lock(store_dir: Path):
+    """An exclusive file lock beside the store; no lock (and no store) where we cannot write."""
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        f = open(store_dir / "convert.lock", "w")
+    except OSError:
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _store_and_map(store_dir: Path, cfg: ModelConfig, weights: dict, extra: dict) -> Mapping[str, np.ndarray]:

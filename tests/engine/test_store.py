@@ -63,7 +63,7 @@ def test_second_load_maps_the_stored_copy(tiny_dir, tmp_path, conversions):
     assert len(conversions) == 1
     [d] = store_dirs(cache)
     assert d.name.startswith("tiny-") and len(d.name) == len("tiny-") + 16
-    assert sorted(p.name for p in d.iterdir()) == ["meta.json", "weights.bin"]  # no temporary files left
+    assert sorted(p.name for p in d.iterdir()) == ["convert.lock", "meta.json", "weights.bin"]  # no temporary files left
     meta = json.loads((d / "meta.json").read_text())
     assert meta["version"] == loaders.STORE_VERSION and meta["config"] == first.cfg.to_dict()
 
@@ -206,3 +206,20 @@ def test_a_truncated_store_is_rebuilt_not_trusted(tmp_path):
     again = load_model(folder, "t", cache_dir=tmp_path / "c").run("hello world")
     np.testing.assert_array_equal(first.logits, again.logits)
     assert store.stat().st_size == len(data)
+
+
+def test_concurrent_first_loads_convert_once(tmp_path, monkeypatch):
+    """Server workers starting together must not each dequantise and write the store."""
+    import threading
+
+    folder = make_tiny_gpt2(tmp_path / "g")
+    calls = []
+    real = loaders.read_hf_folder
+    monkeypatch.setattr(loaders, "read_hf_folder", lambda p: calls.append(p) or real(p))
+    models = []
+    threads = [threading.Thread(target=lambda: models.append(load_model(folder, "t", cache_dir=tmp_path / "c"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(models) == 4 and len(calls) == 1

@@ -50,6 +50,14 @@ def _engine_error(e: EngineError) -> tuple[int, str, dict]:
     return 422, "bad_input", {}
 
 
+def error_body(e: EngineError | ApiError) -> dict:
+    """The JSON an error becomes, for pages that show it inline rather than answer with it."""
+    if isinstance(e, ApiError):
+        return {"error": e.error, "detail": e.detail, **e.extra}
+    _, code, extra = _engine_error(e)
+    return {"error": code, "detail": str(e), **extra}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError):

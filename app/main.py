@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
 from .http import Api, BodyLimit, install_error_handlers
+from .security import SecurityHeaders
 from .routes import api, pages
 from .schemas import LESSON_SENTENCE
 from .settings import Settings, get_settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(pages.router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -1,22 +1,103 @@
-"""HTML pages (jinja2 renders the shell; data travels as JSON in a script tag)."""
+"""HTML pages. Jinja renders the shell; the first view's data travels inline as JSON in a
+<script type="application/json"> (|tojson), so the page draws before any API round trip."""
 
+import gzip
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..deps import RegistryDep
+from ..engine import EngineError
+from ..http import Api, ApiError, accepts_gzip, dumps, error_body
+from ..schemas import LESSON_SENTENCE, AttentionRequest, HeadRequest, PredictionsRequest
+from . import api as api_routes
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = Jinja2Templates(directory=ROOT / "templates")
+# |tojson with orjson (numpy arrays, speed); jinja still escapes <, >, & and ' for the HTML context
+TEMPLATES.env.policies["json.dumps_function"] = lambda obj, **_: dumps(obj).decode()
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def index(request: Request, registry: RegistryDep):
-    loaded = set(registry.loaded())
-    models = [{"id": s.id, "name": s.name, "loaded": s.id in loaded, "default": s.id == registry.default,
-               **({"info": registry.get(s.id).info()} if s.id in loaded else {})}
-              for s in registry.available()]
-    return TEMPLATES.TemplateResponse(request, "index.html", {"models": models})
+def models_public(api: Api) -> list[dict]:
+    return api_routes.list_models(api)["models"]
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def page_state(request: Request, api: Api) -> dict:
+    """The view state from the URL (every state is a permalink); bad values fall back to defaults."""
+    q = request.query_params
+    model_id = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
+    text = q.get("text", LESSON_SENTENCE)
+    return {"text": text, "model": model_id, "layer": _int(q.get("layer"), 2), "head": _int(q.get("head"), 3),
+            "token": _int(q.get("token"), -1), "locked": q.get("locked") == "1",
+            "dir": "in" if q.get("dir") == "in" else "out", "heads": q.get("heads", ""),
+            "temperature": q.get("t", "1")}
+
+
+def first_view(api: Api, state: dict) -> dict:
+    """The data the first paint needs, built by the same functions as the API responses."""
+    model = api.model(state["model"])
+    state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
+    state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
+    common = {"text": state["text"], "model": model.id}
+    data = {
+        "attention": api_routes.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]])),
+        "head": api_routes.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"])),
+        "grid": api_routes.attention_payload(api, AttentionRequest(**common, encoding="uint8")),
+    }
+    if model.cfg.causal:
+        data["predictions"] = api_routes.predictions_payload(api, PredictionsRequest(**common, top_k=10))
+    return data
+
+
+@router.get("/", response_class=HTMLResponse)
+def explorer(request: Request):
+    api: Api = request.app.state.api
+    state = page_state(request, api)
+    error = data = None
+    try:
+        data = first_view(api, state)
+    except (EngineError, ApiError) as e:
+        error = error_body(e)
+    initial = {"models": models_public(api), "state": state, "data": data, "error": error}
+    return TEMPLATES.TemplateResponse(request, "explorer.html", {"initial": initial, "plotly": plotly_url()})
+
+
+# --- plotly.js, from the plotly Python package, served by us (no CDN: the app works offline) -------
+
+def plotly_path() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@lru_cache(maxsize=1)
+def plotly_bundle() -> tuple[str, bytes, bytes]:
+    raw = plotly_path().read_bytes()
+    return hashlib.sha256(raw).hexdigest()[:12], raw, gzip.compress(raw, 6, mtime=0)
+
+
+def plotly_url() -> str:
+    return f"/vendor/plotly-{plotly_bundle()[0]}.min.js"
+
+
+@router.get("/vendor/plotly-{digest}.min.js")
+def plotly_js(digest: str, request: Request):
+    current, raw, gz = plotly_bundle()
+    if digest != current:
+        return Response(status_code=404)
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+    if accepts_gzip(request):
+        return Response(gz, media_type="text/javascript", headers=headers | {"Content-Encoding": "gzip"})
+    return Response(raw, media_type="text/javascript", headers=headers)

@@ -1,0 +1,60 @@
+// Talking to the HTTP API: JSON in, JSON out, errors as thrown ApiError with the server's message.
+// Each channel keeps only its newest request: an older response never overwrites a newer one.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.detail || `request failed (${status})`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+const controllers = new Map();
+let inflight = 0;
+export const busy = new EventTarget();
+
+function setBusy(delta) {
+  inflight += delta;
+  busy.dispatchEvent(new CustomEvent("change", { detail: inflight > 0 }));
+}
+
+// post(channel, path, body): aborts the previous request on the same channel; resolves to null
+// when this request was itself superseded (the caller then does nothing).
+export async function post(channel, path, body) {
+  controllers.get(channel)?.abort();
+  const ctrl = new AbortController();
+  controllers.set(channel, ctrl);
+  setBusy(+1);
+  try {
+    const r = await fetch(path, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal: ctrl.signal,
+    });
+    const data = await r.json().catch(() => null);
+    if (controllers.get(channel) !== ctrl) return null;
+    if (!r.ok) throw new ApiError(r.status, data);
+    return data;
+  } catch (e) {
+    if (e.name === "AbortError") return null;
+    throw e;
+  } finally {
+    if (controllers.get(channel) === ctrl) controllers.delete(channel);
+    setBusy(-1);
+  }
+}
+
+// A binary-encoded pattern ({dtype, shape, packing, scale, data}) -> Float32Array [H*n*n], row-major
+export function decodePattern(a) {
+  const bytes = Uint8Array.from(atob(a.data), (c) => c.charCodeAt(0));
+  const [H, n] = a.shape;
+  const out = new Float32Array(H * n * n);
+  if (a.dtype !== "uint8") throw new Error(`decodePattern: unsupported dtype ${a.dtype}`);
+  if (a.packing === "full") {
+    for (let i = 0; i < out.length; i++) out[i] = bytes[i] * a.scale;
+    return out;
+  }
+  let k = 0;
+  for (let h = 0; h < H; h++)
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j <= i; j++) out[(h * n + i) * n + j] = bytes[k++] * a.scale;
+  return out;
+}

@@ -1,0 +1,62 @@
+// One small store for the view state. Views listen for "change" events; the URL mirrors the
+// state so that every view is a permalink.
+
+const URL_KEYS = { text: "text", model: "model", layer: "layer", head: "head", token: "token", locked: "locked",
+  dir: "dir", heads: "heads", temperature: "t" };
+
+export class Store extends EventTarget {
+  constructor(state) {
+    super();
+    this.state = { ...state };
+  }
+
+  get(key) {
+    return this.state[key];
+  }
+
+  // set({key: value, ...}): emits one "change" event whose detail lists the keys that changed
+  set(patch) {
+    const changed = [];
+    for (const [k, v] of Object.entries(patch)) {
+      if (!sameValue(this.state[k], v)) {
+        this.state[k] = v;
+        changed.push(k);
+      }
+    }
+    if (changed.length) this.dispatchEvent(new CustomEvent("change", { detail: new Set(changed) }));
+    return changed.length > 0;
+  }
+
+  on(keys, fn) {
+    const wanted = new Set(keys);
+    this.addEventListener("change", (e) => {
+      if ([...e.detail].some((k) => wanted.has(k))) fn(this.state, e.detail);
+    });
+  }
+
+  toURL() {
+    const params = new URLSearchParams();
+    for (const [k, name] of Object.entries(URL_KEYS)) {
+      let v = this.state[k];
+      if (k === "heads") v = v.join(",");
+      if (k === "locked") v = v ? "1" : "";
+      if (k === "token" && v < 0) v = "";
+      if (v !== "" && v !== undefined && v !== null) params.set(name, String(v));
+    }
+    return `${location.pathname}?${params}`;
+  }
+}
+
+function sameValue(a, b) {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  return a === b;
+}
+
+// The state from the server's reading of the URL (it validated and clamped it)
+export function stateFromInitial(s) {
+  const heads = String(s.heads || "").split(",").filter((x) => x !== "").map(Number).filter(Number.isInteger);
+  return {
+    text: s.text, model: s.model, layer: s.layer, head: s.head, token: s.token ?? -1, locked: !!s.locked,
+    dir: s.dir === "in" ? "in" : "out", heads: heads.length ? heads : [s.head], temperature: Number(s.temperature) || 1,
+  };
+}

@@ -1,0 +1,125 @@
+// The sentence as a row of token chips, with curved arrows from each key token to the query token
+// that reads it. Stroke width and opacity follow the weight; each head has its colour.
+
+import { headColor } from "../colors.js";
+import { label } from "../tokens.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const MAX_ARROWS = 400;  // beyond this many, only the strongest are drawn (the page must not choke)
+
+// tokenChips(el, tokens, handlers): (re)build the chips; returns the chip elements
+export function buildChips(el, tokens, { onHover, onLeave, onClick, onKey }) {
+  el.replaceChildren();
+  const row = document.createElement("div");
+  row.className = "chips";
+  row.setAttribute("role", "listbox");
+  row.setAttribute("aria-label", "Tokens: hover or focus one to see where it looks; Enter locks it");
+  const chips = tokens.map((t, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "chip";
+    b.dataset.index = String(i);
+    b.setAttribute("role", "option");
+    b.setAttribute("aria-selected", "false");
+    b.tabIndex = i === 0 ? 0 : -1;
+    b.textContent = label(t.text);
+    b.title = `token ${i}: id ${t.id}, characters ${t.start}–${t.end}`;
+    b.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && onHover(i));
+    b.addEventListener("focus", () => onHover(i));
+    b.addEventListener("click", () => onClick(i));
+    b.addEventListener("keydown", (e) => onKey(e, i));
+    row.append(b);
+    return b;
+  });
+  row.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && onLeave());
+  const svg = document.createElementNS(SVG, "svg");
+  svg.classList.add("arrow-layer");
+  svg.setAttribute("aria-hidden", "true");
+  el.append(svg, row);
+  return chips;
+}
+
+// Which (query, key, weight) links to draw for the state. pattern: Float32Array-like rows [H][n][n]
+export function links(pattern, heads, token, dir, n) {
+  const out = [];
+  for (const h of heads) {
+    const P = pattern[h];
+    if (!P) continue;
+    if (token >= 0) {
+      for (let j = 0; j < n; j++) {
+        const [q, k] = dir === "out" ? [token, j] : [j, token];
+        const w = P[q][k];
+        if (w > 0.005) out.push({ h, q, k, w });
+      }
+    } else {
+      const floor = Math.max(0.1, 2 / n);
+      for (let q = 0; q < n; q++) for (let k = 0; k < n; k++) if (P[q][k] >= floor) out.push({ h, q, k, w: P[q][k] });
+    }
+  }
+  out.sort((a, b) => b.w - a.w);
+  return out.slice(0, MAX_ARROWS);
+}
+
+// Draw the arrows for the current state over the chips.
+export function drawArrows(el, chips, pattern, { heads, token, dir }) {
+  const svg = el.querySelector("svg.arrow-layer");
+  const box = el.getBoundingClientRect();
+  svg.setAttribute("width", String(box.width));
+  svg.setAttribute("height", String(box.height));
+  const centres = chips.map((c) => {
+    const r = c.getBoundingClientRect();
+    return { x: r.left - box.left + r.width / 2, y: r.top - box.top, w: r.width };
+  });
+  const n = chips.length;
+  const ls = links(pattern, heads, token, dir, n);
+  const frag = document.createDocumentFragment();
+  const defs = document.createElementNS(SVG, "defs");
+  for (const h of heads) {
+    const m = document.createElementNS(SVG, "marker");
+    m.id = `arrowhead-${h}`;
+    for (const [k, v] of Object.entries({ viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "5", markerHeight: "5", orient: "auto-start-reverse" }))
+      m.setAttribute(k, v);
+    const p = document.createElementNS(SVG, "path");
+    p.setAttribute("d", "M0,0 L10,5 L0,10 z");
+    p.setAttribute("fill", headColor(h));
+    m.append(p);
+    defs.append(m);
+  }
+  frag.append(defs);
+  const spread = heads.length > 1 ? 4 : 0;
+  for (const { h, q, k, w } of ls.reverse()) {  // strongest drawn last, on top
+    const a = centres[k], b = centres[q];
+    const off = (heads.indexOf(h) - (heads.length - 1) / 2) * spread;
+    const path = document.createElementNS(SVG, "path");
+    let d;
+    if (q === k) {  // attention to itself: a small loop above the chip
+      const x = a.x + off, y = a.y;
+      d = `M${x - 6},${y} C${x - 14},${y - 22} ${x + 14},${y - 22} ${x + 6},${y}`;
+    } else {
+      const x1 = a.x + off, x2 = b.x + off, y1 = a.y, y2 = b.y;
+      const lift = Math.min(90, 14 + Math.abs(x2 - x1) * 0.25 + Math.abs(y2 - y1) * 0.1);
+      d = `M${x1},${y1} C${x1},${Math.min(y1, y2) - lift} ${x2},${Math.min(y1, y2) - lift} ${x2},${y2 - 2}`;
+    }
+    path.setAttribute("d", d);
+    path.setAttribute("stroke", headColor(h));
+    path.setAttribute("stroke-width", (0.8 + 5 * w).toFixed(2));
+    path.setAttribute("stroke-opacity", (0.18 + 0.82 * w).toFixed(3));
+    path.setAttribute("fill", "none");
+    path.setAttribute("marker-end", `url(#arrowhead-${h})`);
+    path.dataset.query = String(q);
+    path.dataset.key = String(k);
+    path.dataset.head = String(h);
+    path.dataset.weight = w.toFixed(4);
+    frag.append(path);
+  }
+  svg.replaceChildren(frag);
+  // chips: the focused token, and how strongly each other token is linked to it (first drawn head)
+  const h0 = heads[0];
+  chips.forEach((c, i) => {
+    const w = token < 0 || !pattern[h0] ? 0 : dir === "out" ? pattern[h0][token][i] : pattern[h0][i][token];
+    c.classList.toggle("focus", i === token);
+    c.setAttribute("aria-selected", String(i === token));
+    c.style.setProperty("--w", token < 0 ? "0" : w.toFixed(3));
+  });
+  return ls;
+}

@@ -1,0 +1,88 @@
+// All heads at a glance: one small pattern per (layer, head), layers left to right, heads top to
+// bottom, on one canvas. Click (or Enter on the focused cell) selects that head; arrow keys move.
+// Brightness follows √weight so that weak but structured patterns stay visible (the heatmap is linear).
+
+import { LUT } from "../colors.js";
+
+const MAX_PIXELS = 64;  // a thumbnail samples at most 64x64 cells of its pattern
+
+export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, scale = "viridis" }, onPick) {
+  let canvas = el.querySelector("canvas");
+  if (!canvas) {
+    canvas = document.createElement("canvas");
+    canvas.tabIndex = 0;
+    canvas.setAttribute("role", "grid");
+    el.append(canvas);
+    canvas.addEventListener("click", (e) => {
+      const g = canvas._geom;
+      const r = canvas.getBoundingClientRect();
+      const L = Math.floor((e.clientX - r.left - g.left) / g.pitch), H = Math.floor((e.clientY - r.top - g.top) / g.pitch);
+      if (L >= 0 && L < g.nLayers && H >= 0 && H < g.nHeads) onPick(L, H, e);
+    });
+    canvas.addEventListener("keydown", (e) => {
+      const g = canvas._geom;
+      const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+      if (moves[e.key]) {
+        e.preventDefault();
+        const L = Math.min(g.nLayers - 1, Math.max(0, g.layer + moves[e.key][0]));
+        const H = Math.min(g.nHeads - 1, Math.max(0, g.head + moves[e.key][1]));
+        onPick(L, H, e);
+      }
+    });
+  }
+  const width = el.clientWidth || 600;
+  const left = 28, top = 18;
+  const pitch = Math.max(18, Math.min(72, Math.floor((width - left - 4) / nLayers)));
+  const cell = pitch - 3;
+  const dpr = window.devicePixelRatio || 1;
+  const cssW = left + pitch * nLayers + 2, cssH = top + pitch * nHeads + 2;
+  canvas.width = Math.round(cssW * dpr);
+  canvas.height = Math.round(cssH * dpr);
+  canvas.style.width = `${cssW}px`;
+  canvas.style.height = `${cssH}px`;
+  canvas._geom = { left, top, pitch, nLayers, nHeads, layer, head };
+  canvas.setAttribute("aria-label", `All ${nLayers * nHeads} heads: layer ${layer}, head ${head} selected. Arrow keys move, the selection follows.`);
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  const fg = getComputedStyle(document.documentElement).getPropertyValue("--muted").trim() || "#888";
+  ctx.fillStyle = fg;
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  const labelEvery = pitch < 24 ? 5 : 1;
+  for (let L = 0; L < nLayers; L += labelEvery) ctx.fillText(String(L), left + L * pitch + cell / 2, 11);
+  ctx.textAlign = "right";
+  for (let H = 0; H < nHeads; H++) ctx.fillText(String(H), left - 6, top + H * pitch + cell / 2 + 3);
+  const m = Math.min(n, MAX_PIXELS);
+  const lut = LUT[scale];
+  const img = new ImageData(m, m);
+  const tile = new OffscreenCanvas(m, m);
+  const tctx = tile.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  for (let L = 0; L < nLayers; L++) {
+    const P = data[L];
+    if (!P) continue;
+    for (let H = 0; H < nHeads; H++) {
+      const base = H * n * n;
+      for (let a = 0; a < m; a++) {
+        const i = Math.floor((a * n) / m);
+        for (let b = 0; b < m; b++) {
+          const j = Math.floor((b * n) / m);
+          const o = (a * m + b) * 4;
+          if (causal && j > i) {
+            img.data[o] = img.data[o + 1] = img.data[o + 2] = 128;
+            img.data[o + 3] = 40;
+            continue;
+          }
+          const v = Math.round(Math.sqrt(P[base + i * n + j]) * 255);
+          img.data[o] = lut[v * 3]; img.data[o + 1] = lut[v * 3 + 1]; img.data[o + 2] = lut[v * 3 + 2]; img.data[o + 3] = 255;
+        }
+      }
+      tctx.putImageData(img, 0, 0);
+      ctx.drawImage(tile, left + L * pitch, top + H * pitch, cell, cell);
+    }
+  }
+  const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#f60";
+  ctx.strokeStyle = accent;
+  ctx.lineWidth = 2;
+  ctx.strokeRect(left + layer * pitch - 1.5, top + head * pitch - 1.5, cell + 3, cell + 3);
+}

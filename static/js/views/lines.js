@@ -1,0 +1,93 @@
+// bertviz-style head view: query tokens on the left, key tokens on the right, a line for each
+// weight (opacity by weight), one colour per head. Lines on a canvas (hundreds of tokens stay
+// smooth), labels as focusable DOM elements.
+
+import { headColor } from "../colors.js";
+import { label } from "../tokens.js";
+
+const ROW = 22;
+
+export function buildLines(el, tokens, { onHover, onLeave, onClick }) {
+  el.replaceChildren();
+  const wrap = document.createElement("div");
+  wrap.className = "lines-wrap";
+  wrap.style.height = `${tokens.length * ROW + 8}px`;
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("aria-hidden", "true");
+  const cols = ["query", "key"].map((side) => {
+    const col = document.createElement("div");
+    col.className = `lines-col ${side}`;
+    tokens.forEach((t, i) => {
+      const s = document.createElement("span");
+      s.className = "line-token";
+      s.dataset.index = String(i);
+      s.dataset.side = side;
+      s.textContent = label(t.text);
+      s.style.top = `${i * ROW + 4}px`;
+      s.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && onHover(i, side));
+      s.addEventListener("click", () => onClick(i, side));
+      col.append(s);
+    });
+    return col;
+  });
+  wrap.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && onLeave());
+  const heads = document.createElement("div");
+  heads.className = "lines-heads";
+  heads.append(Object.assign(document.createElement("span"), { textContent: "query (reads)" }),
+    Object.assign(document.createElement("span"), { textContent: "key (is read)" }));
+  wrap.append(canvas, ...cols);
+  el.append(heads, wrap);
+  return { wrap, canvas, cols };
+}
+
+export function drawLines(view, pattern, { heads, token, dir }) {
+  const { wrap, canvas, cols } = view;
+  const n = cols[0].children.length;
+  const width = wrap.clientWidth;
+  const height = n * ROW + 8;
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  const x1 = Math.min(150, width * 0.3), x2 = width - Math.min(150, width * 0.3);
+  const y = (i) => i * ROW + 4 + ROW / 2;
+  const floor = token >= 0 ? 0.002 : Math.max(0.02, 0.5 / n);
+  ctx.lineCap = "round";
+  for (const h of heads) {
+    const P = pattern[h];
+    if (!P) continue;
+    ctx.strokeStyle = headColor(h);
+    for (let q = 0; q < n; q++) {
+      if (token >= 0 && dir === "out" && q !== token) continue;
+      for (let k = 0; k < n; k++) {
+        if (token >= 0 && dir === "in" && k !== token) continue;
+        const w = P[q][k];
+        if (w < floor) continue;
+        ctx.globalAlpha = Math.min(1, 0.08 + w * (token >= 0 ? 1 : 0.9));
+        ctx.lineWidth = token >= 0 ? 1 + 4 * w : 0.6 + 2.5 * w;
+        ctx.beginPath();
+        ctx.moveTo(x1, y(q));
+        ctx.lineTo(x2, y(k));
+        ctx.stroke();
+      }
+    }
+  }
+  ctx.globalAlpha = 1;
+  const h0 = heads[0];
+  for (const col of cols)
+    for (const s of col.children) {
+      const i = Number(s.dataset.index);
+      const isQuery = s.dataset.side === "query";
+      const active = token >= 0 && ((dir === "out" && isQuery) || (dir === "in" && !isQuery)) && i === token;
+      s.classList.toggle("focus", active);
+      let w = 0;
+      if (token >= 0 && pattern[h0]) {
+        if (dir === "out" && !isQuery) w = pattern[h0][token][i];
+        if (dir === "in" && isQuery) w = pattern[h0][i][token];
+      }
+      s.style.setProperty("--w", w.toFixed(3));
+    }
+}

@@ -77,6 +77,11 @@ function drawPreds() {
   $("temperature-row").hidden = !model().causal;
 }
 
+function markRendered() {
+  const s = store.state;
+  window.attnscope.rendered = { text: s.text, model: s.model, layer: s.layer, head: s.head, grid: data.gridKey === textKey(s) };
+}
+
 async function drawHeat() {
   if (!data.pattern || !data.tokens) return;
   const s = store.state;
@@ -84,6 +89,7 @@ async function drawHeat() {
   await drawHeatmap($("heatmap"), { tokens: data.tokens, pattern: data.pattern[s.head], scores, causal: model().causal,
     layer: s.layer, head: s.head }, (q) => toggleLock(q));
   highlight($("heatmap"), data.tokens.length, s.token, s.dir);
+  markRendered();
 }
 
 function drawAllHeads() {
@@ -209,7 +215,7 @@ async function refreshText() {
     if (predOk) drawPreds();
     return true;
   });
-  if (ok) await guarded(async () => (await fetchGrid()) && (drawAllHeads(), true));
+  if (ok) await guarded(async () => (await fetchGrid()) && (drawAllHeads(), markRendered(), true));
 }
 
 // ---- interaction ----------------------------------------------------------------------------------
@@ -337,6 +343,7 @@ async function start() {
     drawAllHeads();
     await drawHeat();
   }
+  markRendered();
   document.body.dataset.ready = "1";
 }
 

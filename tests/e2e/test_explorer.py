@@ -1,0 +1,249 @@
+"""The explorer page in headless Chromium: what a person sees must be the API's numbers."""
+
+import httpx
+import pytest
+
+LESSON = "a fluffy blue creature roamed the verdant forest"
+
+
+def wait_rendered(page, text, model=None, layer=None, head=None, grid=True, timeout=30000):
+    """Wait until the views show this text (and model/layer/head); on timeout, say what they show."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        _wait_rendered(page, text, model, layer, head, grid, timeout)
+    except PlaywrightTimeout:
+        shown = page.evaluate("() => [window.attnscope.rendered, window.attnscope.store.state]")
+        pytest.fail(f"views never showed {text!r}: rendered={shown[0]}, state={shown[1]}, errors={page.errors}")
+
+
+def _wait_rendered(page, text, model, layer, head, grid, timeout):
+    page.wait_for_function(
+        """([text, model, layer, head, grid]) => {
+            const r = window.attnscope && window.attnscope.rendered;
+            return r && r.text === text && (model === null || r.model === model) && (layer === null || r.layer === layer)
+                && (head === null || r.head === head) && (!grid || r.grid);
+        }""", arg=[text, model, layer, head, grid], timeout=timeout)
+
+
+def api(server, path, **body):
+    r = httpx.post(server + path, json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def arrows(page):
+    return page.eval_on_selector_all(
+        "svg.arrow-layer path[data-head]",
+        "ps => ps.map(p => [Number(p.dataset.head), Number(p.dataset.query), Number(p.dataset.key), Number(p.dataset.weight)])")
+
+
+def type_text(page, text):
+    page.fill("#text", text)
+
+
+def test_type_hover_and_see_the_apis_numbers(page, server):
+    page.open(server + "/")
+    page.shot("explorer-default")
+    text = "the cat sat on the mat because it was tired"
+    type_text(page, text)
+    wait_rendered(page, text)
+    s = page.state()
+    att = api(server, "/api/attention", text=text, layers=[s["layer"]])
+    P = att["attention"][str(s["layer"])]
+    idx = next(i for i, t in enumerate(att["tokens"]) if t["text"] == " it")
+    page.hover(f".chip[data-index='{idx}']")
+    page.wait_for_function(f"() => window.attnscope.store.state.token === {idx}")
+    drawn = arrows(page)
+    head = s["head"]
+    expected = {k for k, w in enumerate(P[head][idx]) if w > 0.005}
+    assert {k for h, q, k, w in drawn if h == head} == expected
+    for h, q, k, w in drawn:
+        assert q == idx and abs(w - P[h][q][k]) <= 1e-4
+    hl = page.eval_on_selector(".hm-highlight", "e => ({token: e.dataset.token, dir: e.dataset.dir, hidden: e.hidden})")
+    assert hl == {"token": str(idx), "dir": "out", "hidden": False}
+    z = page.evaluate("() => document.getElementById('heatmap').data[0].z")
+    for i, row in enumerate(z):
+        for j, v in enumerate(row):
+            assert (v is None) if j > i else abs(v - P[head][i][j]) <= 1e-4
+    best = max(range(len(P[head][idx])), key=lambda k: P[head][idx][k])
+    assert f"attends most to" in page.text_content("#describe")
+    assert f"({P[head][idx][best]:.2f})" in page.text_content("#describe")
+    # the heatmap's hover carries the pre-softmax score of the same head
+    h = api(server, "/api/head", text=text, layer=s["layer"], head=head)
+    custom = page.evaluate("() => document.getElementById('heatmap').data[0].customdata")
+    assert custom[idx][best] == f"{h['scores'][idx][best]:.3f}"
+    # who looks at it: the column (lock the token first: moving to the control leaves the chip)
+    page.click(f".chip[data-index='{idx}']")
+    page.check("input[name='dir'][value='in']")
+    page.wait_for_function("() => document.querySelector('.hm-highlight').dataset.dir === 'in'")
+    drawn = arrows(page)
+    assert drawn and all(k == idx and abs(w - P[hh][q][k]) <= 1e-4 for hh, q, k, w in drawn)
+    page.shot("explorer-hover-who-looks")
+    assert not page.errors and not page.dialogs
+
+
+def test_predictions_follow_the_hovered_token(page, server):
+    page.open(server + "/")
+    preds = api(server, "/api/predictions", text=LESSON, top_k=10)
+    page.hover(".chip[data-index='3']")
+    page.wait_for_function("() => window.attnscope.store.state.token === 3")
+    shown = page.eval_on_selector_all(".pred-list li", "ls => ls.map(l => [Number(l.dataset.id), Number(l.dataset.prob)])")
+    assert shown == [[p["id"], p["prob"]] for p in preds["predictions"][3]]
+    page.eval_on_selector("#temperature", "e => { e.value = '2'; e.dispatchEvent(new Event('input')); }")
+    warm = api(server, "/api/predictions", text=LESSON, top_k=10, temperature=2.0)
+    page.wait_for_function(f"() => Number(document.querySelector('.pred-list li').dataset.prob) === {warm['predictions'][3][0]['prob']}")
+    page.locator(".predictions-panel").screenshot(path=str(page_artifact("predictions")))
+
+
+def page_artifact(name):
+    from tests.e2e.conftest import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / f"{name}.png"
+
+
+def test_switch_model_layer_and_head_then_reload_the_permalink(page, server, browser):
+    page.open(server + "/")
+    page.select_option("#model", "all-minilm-l6-v2")
+    wait_rendered(page, LESSON, model="all-minilm-l6-v2")
+    assert page.state()["model"] == "all-minilm-l6-v2"
+    assert "encoder" in page.text_content("#predictions")
+    page.focus("#layer")
+    page.keyboard.press("ArrowRight")  # layer 2 -> 3, by keyboard
+    wait_rendered(page, LESSON, model="all-minilm-l6-v2", layer=3)
+    page.select_option("#head", "7")
+    wait_rendered(page, LESSON, layer=3, head=7)
+    att = api(server, "/api/attention", text=LESSON, model="all-minilm-l6-v2", layers=[3])
+    z = page.evaluate("() => document.getElementById('heatmap').data[0].z")
+    P = att["attention"]["3"][7]
+    assert all(abs(z[i][j] - P[i][j]) <= 1e-4 for i in range(len(P)) for j in range(len(P)))  # an encoder masks nothing
+    page.click(".chip[data-index='4']")  # lock
+    page.check("input[name='dir'][value='in']")
+    page.wait_for_timeout(400)  # the URL follows the state after a short debounce
+    before = page.state()
+    assert before["locked"] and before["token"] == 4
+    link = page.url
+    assert "model=all-minilm-l6-v2" in link and "layer=3" in link and "head=7" in link
+    other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    other.goto(link)
+    other.wait_for_selector("body[data-ready='1']")
+    after = other.evaluate("() => ({...window.attnscope.store.state})")
+    assert {k: after[k] for k in before} == before
+    assert other.eval_on_selector(".hm-highlight", "e => [e.dataset.token, e.dataset.dir, e.hidden]") == ["4", "in", False]
+    assert other.is_visible("#lock")
+    other.context.close()
+
+
+def test_grid_click_selects_a_head(page, server):
+    page.open(server + "/")
+    page.wait_for_function("() => window.attnscope.rendered.grid")
+    g = page.evaluate("() => document.querySelector('#grid canvas')._geom")
+    page.locator("#grid canvas").click(position={"x": g["left"] + 5 * g["pitch"] + 4, "y": g["top"] + 6 * g["pitch"] + 4})
+    wait_rendered(page, LESSON, layer=5, head=6)
+    assert page.eval_on_selector("#head", "e => e.value") == "6"
+    page.locator(".grid-panel").screenshot(path=str(page_artifact("grid")))
+    page.locator(".heatmap-panel").screenshot(path=str(page_artifact("heatmap")))
+    page.locator(".lines-panel").screenshot(path=str(page_artifact("lines")))
+
+
+def test_keyboard_only(page, server):
+    page.open(server + "/")
+    page.focus("#text")
+    for _ in range(40):  # Tab until a token chip has focus
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.classList.contains('chip')"):
+            break
+    else:
+        pytest.fail("no token chip is reachable with Tab")
+    assert page.state()["token"] == 0
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert page.state()["token"] == 2
+    page.keyboard.press("Enter")
+    assert page.state()["locked"] is True
+    page.mouse.move(5, 5)  # leaving with the mouse keeps a locked token
+    page.keyboard.press("ArrowRight")
+    assert page.state() | {} and page.state()["token"] == 3 and page.state()["locked"]
+    assert page.is_visible("#lock")
+    page.keyboard.press("Escape")
+    s = page.state()
+    assert s["locked"] is False and not page.is_visible("#lock")
+
+
+def test_click_locks_and_click_again_releases(page, server):
+    page.open(server + "/")
+    page.click(".chip[data-index='5']")
+    assert page.state()["locked"] and page.state()["token"] == 5
+    page.hover(".chip[data-index='1']")
+    assert page.state()["token"] == 5  # hover does not move a lock
+    page.click(".chip[data-index='5']")
+    assert page.state()["locked"] is False
+
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)> and <script>alert(2)</script>",
+    "\"'><svg onload=alert(3)>",
+    "RTL \u202eevil\u202c text עברית 🦊🐻‍❄️ NUL\u0000here",
+    "<b>bold?</b> <a href='javascript:alert(4)'>link</a> &amp; &lt;",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_is_shown_as_text_and_runs_nothing(page, server, text):
+    page.open(server + "/")
+    type_text(page, text)
+    wait_rendered(page, text)
+    page.hover(".chip[data-index='1']")
+    page.wait_for_timeout(200)
+    assert not page.dialogs, page.dialogs
+    assert not page.errors, page.errors
+    assert page.evaluate("() => document.querySelectorAll('img[src=x], svg[onload], script:not([src]):not([type])').length") == 0
+    chips = "".join(page.eval_on_selector_all(".chip", "cs => cs.map(c => c.textContent)"))
+    if "<img" in text:
+        assert "<img" in chips
+    ticks = page.evaluate("() => document.getElementById('heatmap').layout.xaxis.ticktext.join('')")
+    assert "<" not in ticks  # plotly gets entities, so its tag parser sees none
+
+
+def test_errors_are_clear_and_recoverable(page, server):
+    page.open(server + "/")
+    type_text(page, "word " * 600)
+    page.wait_for_selector("#error:not([hidden])")
+    assert "tokens" in page.text_content("#error") and "512" in page.text_content("#error")
+    type_text(page, "   ")
+    page.wait_for_function("() => document.getElementById('error').textContent.includes('empty')")
+    type_text(page, "back to normal")
+    wait_rendered(page, "back to normal")
+    assert page.is_hidden("#error")
+
+
+def test_a_300_token_text_renders(page, server):
+    text = " ".join(f"word{i}" for i in range(150))
+    n = len(api(server, "/api/attention", text=text, layers=[0])["tokens"])
+    assert 280 <= n <= 512
+    page.open(server + "/")
+    type_text(page, text)
+    wait_rendered(page, text, timeout=60000)
+    assert page.eval_on_selector_all(".chip", "cs => cs.length") == n
+    page.hover(".chip[data-index='200']")
+    page.wait_for_function("() => window.attnscope.store.state.token === 200")
+    assert 0 < len(arrows(page)) <= 400
+    assert not page.errors
+    page.shot("explorer-300-tokens")
+
+
+@pytest.mark.parametrize("width,scheme", [(390, "dark"), (1920, "light")])
+def test_layouts_from_phone_to_projector(browser, server, width, scheme):
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    p = ctx.new_page()
+    errors = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.goto(server + "/?token=3&locked=1")
+    p.wait_for_selector("body[data-ready='1']")
+    overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than a {width}px screen"
+    page_shot = page_artifact(f"explorer-{width}-{scheme}")
+    p.screenshot(path=str(page_shot), full_page=True)
+    assert not errors
+    ctx.close()

@@ -2,7 +2,6 @@
 the `Api` object that runs each request's work off the event loop with caching and load shedding."""
 
 import gzip
-import json
 from collections.abc import Callable
 
 import orjson
@@ -82,8 +81,10 @@ def install_error_handlers(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         detail = "; ".join(problems) or "the request is not valid"
-        return error_response(422, "invalid_request", detail,
-                              problems=json.loads(json.dumps(e.errors(), default=str)))
+        # the offending input is not echoed back: it may be huge, or not representable in JSON
+        problems_public = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
+                            "type": str(err.get("type", ""))} for err in e.errors()]
+        return error_response(422, "invalid_request", detail, problems=problems_public)
 
 
 class BodyLimit:

@@ -122,8 +122,11 @@ def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Project rows of x [N, d] on their top-k principal axes -> (coords [N, k], explained variance ratio [k])."""
     x = x.astype(np.float64)
     x = x - x.mean(0)
-    cov = x.T @ x / max(1, len(x) - 1)
-    vals, vecs = np.linalg.eigh(cov)
+    if len(x) < x.shape[1]:  # few vectors: the SVD of x itself is cheaper than the d x d covariance
+        _, sv, vt = np.linalg.svd(x, full_matrices=False)
+        vals, vecs = sv ** 2, vt.T
+    else:
+        vals, vecs = np.linalg.eigh(x.T @ x)
     order = np.argsort(vals)[::-1][:k]
     vecs = vecs[:, order]
     vecs *= np.where(vecs[np.abs(vecs).argmax(0), range(vecs.shape[1])] < 0, -1, 1)  # deterministic signs
@@ -145,3 +148,86 @@ def residual_geometry(cr: CachedRun, normalize: bool = False) -> dict:
         "explained_variance_2d": var3[:2], "explained_variance_3d": var3,
         "norms": norms, "cosine_to_previous": cos_prev,
     }
+
+
+# --- the same word in different contexts ------------------------------------------------------------
+
+class WordNotFound(ValueError):
+    def __init__(self, sentence: int, word: str):
+        self.sentence, self.word = sentence, word
+        super().__init__(f"sentence {sentence} does not contain the word {word!r}")
+
+
+def word_token(tokens: list, text: str, word: str, sentence: int = 0, first: bool = False) -> int:
+    """Index of the last (or first) token of the first whole-word occurrence of word (case-insensitive)."""
+    import re
+
+    m = re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.IGNORECASE)
+    if not word.strip() or m is None:
+        raise WordNotFound(sentence, word)
+    inside = [i for i, t in enumerate(tokens) if t.end > t.start and t.start < m.end() and t.end > m.start()]
+    if not inside:
+        raise WordNotFound(sentence, word)
+    return inside[0] if first else inside[-1]
+
+
+def cosine_matrix(x: np.ndarray) -> np.ndarray:  # [..., N, d] -> [..., N, N]
+    x = x.astype(np.float64)
+    u = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return np.clip(u @ np.swapaxes(u, -1, -2), -1.0, 1.0)
+
+
+def compare(runs: list[CachedRun], texts: list[str], word: str) -> dict:
+    """The word's vector in each sentence at every layer boundary: cosine similarities and a shared 2-D PCA."""
+    occ = []
+    for s, (cr, text) in enumerate(zip(runs, texts)):
+        t = word_token(cr.run.tokens, text, word, s)
+        first = word_token(cr.run.tokens, text, word, s, first=True)
+        occ.append({"sentence": s, "token_index": t, "text": cr.run.tokens[t].text, "id": cr.run.tokens[t].id,
+                    "n_pieces": t - first + 1})
+    vecs = np.stack([boundary_vectors(cr)[:, o["token_index"]] for cr, o in zip(runs, occ)], axis=1)  # [boundary, occurrence, d]
+    B, N, d = vecs.shape
+    coords, var = pca(vecs.reshape(B * N, d), 2)
+    return {"layers": boundaries(runs[0].model), "occurrences": occ, "similarity": cosine_matrix(vecs),
+            "pca_2d": coords.reshape(B, N, 2), "explained_variance_2d": var}
+
+
+# --- the logit lens ---------------------------------------------------------------------------------
+
+def lens(cr: CachedRun, k: int, chunk: int = 256) -> list[list[list[dict]]]:
+    """At every boundary, what the final norm + unembedding would predict from each position's residual.
+    The last boundary is exactly the model's own prediction (the same function on the same vector).
+    Rows of all boundaries go through the unembedding together, in chunks: one pass over W_U per
+    chunk instead of one per boundary (W_U is the largest matrix; reading it is the cost)."""
+    vecs = boundary_vectors(cr)[:-1]  # [boundary - 1, pos, d_model]
+    B, n, d = vecs.shape
+    flat = vecs.reshape(B * n, d)
+    rows: list[list[dict]] = []
+    for start in range(0, len(flat), chunk):
+        rows += top_k(cr.model, cr.model.unembed(flat[start:start + chunk]), k)
+    return [rows[b * n:(b + 1) * n] for b in range(B)] + [top_k(cr.model, cr.logits(), k)]
+
+
+# --- switching heads off ----------------------------------------------------------------------------
+
+def ablation_hooks(heads: list[tuple[int, int]], mode: str) -> dict:
+    """hook_z replacements: each listed head's z set to zero, or to its mean over the positions."""
+    by_layer: dict[int, list[int]] = {}
+    for L, h in heads:
+        by_layer.setdefault(L, []).append(h)
+
+    def make(hs):
+        def hook(z, name):  # z: [pos, head_index, d_head]
+            z = z.copy()
+            for h in hs:
+                z[:, h] = 0 if mode == "zero" else z[:, h].mean(0)
+            return z
+        return hook
+
+    return {f"blocks.{L}.attn.hook_z": make(hs) for L, hs in by_layer.items()}
+
+
+def ablated_run(model: Model, text: str, heads: list[tuple[int, int]], mode: str) -> CachedRun:
+    names = {"hook_embed"} | {f"blocks.{L}.hook_resid_post" for L in range(model.cfg.n_layers)}
+    run = model.run(text, names=names, logits=None, hooks=ablation_hooks(heads, mode))
+    return CachedRun(model, run)

@@ -33,9 +33,27 @@ class HeadRequest(TextRequest):
     head: int = Field(description="head index, from 0")
 
 
-class PredictionsRequest(TextRequest):
+class Ablation(Strict):
+    ablate: list[tuple[int, int]] = Field(
+        [], max_length=512, description="heads to switch off, as [layer, head] pairs; [] is exactly no ablation")
+    ablate_mode: Literal["zero", "mean"] = Field(
+        "zero", description="zero: the head's output z is set to 0; mean: to its mean over this text's positions")
+
+
+class PredictionsRequest(TextRequest, Ablation):
     top_k: int = Field(5, ge=1, le=100, description="how many next tokens per position")
     temperature: float = Field(1.0, gt=0, le=100, description="softmax temperature applied to the logits")
+
+
+class LensRequest(TextRequest, Ablation):
+    top_k: int = Field(5, ge=1, le=50, description="how many tokens per position and layer")
+
+
+class CompareRequest(Strict):
+    model: str | None = Field(None, description="model id from /api/models; default: the default model")
+    sentences: list[str] = Field(min_length=2, max_length=4, description="2 to 4 sentences that share a word",
+                                 examples=[["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"]])
+    word: str = Field(min_length=1, max_length=100, description="the shared word (whole word, case-insensitive)", examples=["mole"])
 
 
 class ResidualRequest(TextRequest):
@@ -114,7 +132,40 @@ class PredictionsPublic(BaseModel):
     model: str
     tokens: list[TokenPublic]
     temperature: float
-    predictions: list[list[Prediction]] = Field(description="predictions[i]: the top-k next tokens after position i")
+    predictions: list[list[Prediction]] = Field(description="predictions[i]: the top-k next tokens after position i "
+                                                            "(with the ablated heads switched off, if any)")
+    ablate: list[tuple[int, int]] = []
+    ablate_mode: str = "zero"
+    original: list[list[Prediction]] | None = Field(None, description="with heads switched off: the unchanged predictions")
+
+
+class LensPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    layers: list[str] = Field(description='"embed" (hook_embed), then "L" = blocks.L.hook_resid_post')
+    lens: list[list[list[Prediction]]] = Field(description="lens[l][i]: top-k tokens that the final norm + unembedding "
+                                                           "predicts from position i's residual at boundary l")
+    ablate: list[tuple[int, int]] = []
+    ablate_mode: str = "zero"
+    original: list[list[list[Prediction]]] | None = None
+
+
+class Occurrence(BaseModel):
+    sentence: int
+    token_index: int = Field(description="the word's last token in that sentence")
+    text: str
+    id: int
+    n_pieces: int = Field(description="how many tokens the word splits into (the last one is compared)")
+
+
+class ComparePublic(BaseModel):
+    model: str
+    word: str
+    layers: list[str]
+    occurrences: list[Occurrence]
+    similarity: list[list[list[float]]] = Field(description="similarity[l][a][b]: cosine of occurrences a and b at boundary l")
+    pca_2d: list[list[list[float]]] = Field(description="[boundary][occurrence][2], one PCA fitted on all of them")
+    explained_variance_2d: list[float]
 
 
 class ResidualPublic(BaseModel):

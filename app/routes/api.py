@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Request
 from .. import analysis
 from ..engine import Model, ModelLoadError
 from ..http import Api, ApiError
-from ..schemas import (AttentionPublic, AttentionRequest, ErrorPublic, HeadPublic, HeadRequest, ModelsPublic,
-                       PredictionsPublic, PredictionsRequest, ResidualPublic, ResidualRequest)
+from ..schemas import (AttentionPublic, AttentionRequest, ComparePublic, CompareRequest, ErrorPublic, HeadPublic,
+                       HeadRequest, LensPublic, LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest,
+                       ResidualPublic, ResidualRequest)
 
 log = logging.getLogger("attnscope.api")
 router = APIRouter(prefix="/api", tags=["api"])
@@ -119,19 +120,44 @@ async def head(req: HeadRequest, request: Request, api: ApiDep):
     return await api.respond(request, key, lambda: head_payload(api, req))
 
 
-def predictions_payload(api: Api, req: PredictionsRequest) -> dict:
-    model = api.model(req.model)
+def require_causal(model: Model) -> None:
     if not model.cfg.causal:
         raise ApiError(422, "not_causal", f"{model.id} is an encoder ({model.cfg.architecture}): it does not predict next tokens")
+
+
+def ablated(api: Api, model: Model, req) -> analysis.CachedRun | None:
+    """The run with req.ablate's heads switched off (cached), or None when nothing is switched off."""
+    heads = sorted(set(map(tuple, req.ablate)))
+    for L, h in heads:
+        check_layer(model, L)
+        check_head(model, h)
+    if not heads:
+        return None
+    key = (model.id, req.text, tuple(heads), req.ablate_mode)
+    return api.runs.get_or_compute(key, lambda: analysis.ablated_run(model, req.text, heads, req.ablate_mode))
+
+
+def ablation_fields(req, changed, original) -> dict:
+    if changed is None:
+        return {"ablate": [], "ablate_mode": req.ablate_mode}
+    return {"ablate": sorted(set(map(tuple, req.ablate))), "ablate_mode": req.ablate_mode, "original": original}
+
+
+def predictions_payload(api: Api, req: PredictionsRequest) -> dict:
+    model = api.model(req.model)
+    require_causal(model)
     cr = api.run(model, req.text)
+    off = ablated(api, model, req)
+    original = analysis.top_k(model, cr.logits(), req.top_k, req.temperature)
+    changed = None if off is None else analysis.top_k(model, off.logits(), req.top_k, req.temperature)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "temperature": req.temperature,
-            "predictions": analysis.top_k(model, cr.logits(), req.top_k, req.temperature)}
+            "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
 
 @router.post("/predictions", response_model=PredictionsPublic, responses=ERRORS)
 async def predictions(req: PredictionsRequest, request: Request, api: ApiDep):
     """For each position, the top-k next tokens (softmax of the final logits), most likely first."""
-    key = (req.model, "predictions", req.text, req.top_k, req.temperature)
+    key = (req.model, "predictions", req.text, req.top_k, req.temperature, tuple(map(tuple, req.ablate)), req.ablate_mode)
     return await api.respond(request, key, lambda: predictions_payload(api, req))
 
 
@@ -152,3 +178,41 @@ async def residual(req: ResidualRequest, request: Request, api: ApiDep):
     """Each token's residual-stream vector at every layer boundary, projected by PCA (2-D and 3-D)."""
     key = (req.model, "residual", req.text, req.normalize)
     return await api.respond(request, key, lambda: residual_payload(api, req))
+
+
+def lens_payload(api: Api, req: LensRequest) -> dict:
+    model = api.model(req.model)
+    require_causal(model)
+    cr = api.run(model, req.text)
+    off = ablated(api, model, req)
+    original = analysis.lens(cr, req.top_k)
+    changed = None if off is None else analysis.lens(off, req.top_k)
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": analysis.boundaries(model),
+            "lens": original if changed is None else changed, **ablation_fields(req, changed, original)}
+
+
+@router.post("/lens", response_model=LensPublic, responses=ERRORS)
+async def lens(req: LensRequest, request: Request, api: ApiDep):
+    """The logit lens: what the model would predict from each layer's residual stream, position by position."""
+    key = (req.model, "lens", req.text, req.top_k, tuple(map(tuple, req.ablate)), req.ablate_mode)
+    return await api.respond(request, key, lambda: lens_payload(api, req))
+
+
+def compare_payload(api: Api, req: CompareRequest) -> dict:
+    model = api.model(req.model)
+    runs = [api.run(model, text) for text in req.sentences]
+    try:
+        c = analysis.compare(runs, req.sentences, req.word)
+    except analysis.WordNotFound as e:
+        raise ApiError(422, "word_not_found", f"{e}: {req.sentences[e.sentence]!r}", sentence=e.sentence) from None
+    return {"model": model.id, "word": req.word, "layers": c["layers"], "occurrences": c["occurrences"],
+            "similarity": np.round(c["similarity"], 6), "pca_2d": np.round(c["pca_2d"], 5),
+            "explained_variance_2d": np.round(c["explained_variance_2d"], 6)}
+
+
+@router.post("/compare", response_model=ComparePublic, responses=ERRORS)
+async def compare(req: CompareRequest, request: Request, api: ApiDep):
+    """The same word in 2-4 sentences: how similar its vectors are, layer by layer (identical at the
+    embedding when it is the same token, diverging as context flows in)."""
+    key = (req.model, "compare", tuple(req.sentences), req.word)
+    return await api.respond(request, key, lambda: compare_payload(api, req))

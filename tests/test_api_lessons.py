@@ -1,0 +1,128 @@
+"""The lesson endpoints: /api/compare, /api/lens, and switching heads off (ablation)."""
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+
+EXAMPLES = {
+    "mole": ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"],
+    "tower": ["the Eiffel tower", "a miniature tower"],
+    "bank": ["we sat on the river bank", "she deposited cash at the bank"],
+}
+FRANCE = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def client(registry, smol, minilm):
+    with TestClient(create_app(Settings(preload="none"), registry=registry)) as c:
+        yield c
+
+
+def post(client, path, **body):
+    r = client.post(path, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m-instruct", "all-minilm-l6-v2"])
+@pytest.mark.parametrize("word", list(EXAMPLES))
+def test_compare_identical_at_the_embedding_then_diverging(client, registry, model, word):
+    body = post(client, "/api/compare", model=model, sentences=EXAMPLES[word], word=word)
+    m = registry.get(model)
+    N = len(EXAMPLES[word])
+    assert body["layers"] == ["embed"] + [str(L) for L in range(m.cfg.n_layers)]
+    assert [o["sentence"] for o in body["occurrences"]] == list(range(N))
+    assert len({o["id"] for o in body["occurrences"]}) == 1  # the same token in every sentence
+    sim = np.array(body["similarity"])
+    assert sim.shape == (m.cfg.n_layers + 1, N, N)
+    np.testing.assert_allclose(sim[0], 1.0, atol=1e-5)
+    off = ~np.eye(N, dtype=bool)
+    assert sim[-1][off].max() < 0.99 and sim[-1][off].mean() < sim[1][off].mean()
+    assert np.array(body["pca_2d"]).shape == (m.cfg.n_layers + 1, N, 2)
+    # the numbers are the engine's: cosine of the captured residual vectors
+    runs = [m.run(s) for s in EXAMPLES[word]]
+    L = m.cfg.n_layers // 2
+    vecs = [r[f"blocks.{L}.hook_resid_post"][o["token_index"]].astype(np.float64) for r, o in zip(runs, body["occurrences"])]
+    cos = vecs[0] @ vecs[1] / np.linalg.norm(vecs[0]) / np.linalg.norm(vecs[1])
+    assert abs(sim[L + 1][0][1] - cos) < 1e-5
+
+
+def test_compare_uses_the_last_piece_of_a_split_word(client):
+    body = post(client, "/api/compare", sentences=["the verdant forest", "a verdant hill"], word="verdant")
+    assert all(o["n_pieces"] > 1 for o in body["occurrences"])
+    assert [o["text"] for o in body["occurrences"]] == ["ant", "ant"]
+
+
+@pytest.mark.parametrize("body,code", [
+    ({"sentences": ["a mole", "nothing here"], "word": "mole"}, "word_not_found"),
+    ({"sentences": ["a mole"], "word": "mole"}, "invalid_request"),
+    ({"sentences": ["a", "b", "c", "d", "e"], "word": "a"}, "invalid_request"),
+    ({"sentences": ["a mole", "molecule"], "word": "mole"}, "word_not_found"),  # whole words only
+    ({"sentences": ["a mole", ""], "word": "mole"}, "empty_text"),
+    ({"sentences": ["a mole", "b mole"], "word": ""}, "invalid_request"),
+])
+def test_compare_errors(client, body, code):
+    r = client.post("/api/compare", json=body)
+    assert r.status_code == 422 and r.json()["error"] == code, r.text
+    if code == "word_not_found":
+        assert r.json()["sentence"] == 1 and repr(body["sentences"][1]) in r.json()["detail"]
+
+
+def test_lens_last_layer_equals_predictions(client, smol):
+    lens = post(client, "/api/lens", text=FRANCE, top_k=5)
+    preds = post(client, "/api/predictions", text=FRANCE, top_k=5)
+    assert lens["layers"] == ["embed"] + [str(L) for L in range(30)]
+    assert len(lens["lens"]) == 31 and all(len(row) == len(preds["tokens"]) for row in lens["lens"])
+    assert lens["lens"][-1] == preds["predictions"]
+    # a middle layer is the unembedding of that layer's residual
+    run = smol.run(FRANCE)
+    logits = smol.unembed(run["blocks.10.hook_resid_post"])[-1]
+    assert lens["lens"][11][-1][0]["id"] == int(np.argmax(logits))
+    # the prediction forms with depth: the last layers say Paris, the embedding does not
+    assert lens["lens"][-1][-1][0]["text"] == " Paris" and lens["lens"][0][-1][0]["text"] != " Paris"
+
+
+def test_lens_refuses_an_encoder(client):
+    r = client.post("/api/lens", json={"text": "hi", "model": "all-minilm-l6-v2"})
+    assert r.status_code == 422 and r.json()["error"] == "not_causal"
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_switching_heads_off_changes_predictions(client, smol, mode):
+    heads = [[L, h] for L in range(26, 30) for h in range(9)]
+    body = post(client, "/api/predictions", text=FRANCE, top_k=5, ablate=heads, ablate_mode=mode)
+    plain = post(client, "/api/predictions", text=FRANCE, top_k=5)
+    assert body["original"] == plain["predictions"]
+    assert body["predictions"] != body["original"] and body["ablate_mode"] == mode
+    assert np.array(body["predictions"]).shape == np.array(body["original"]).shape
+    # the ablated numbers are the engine's own, with those heads' z replaced
+    def hook(z, name):
+        z = z.copy()
+        for h in range(9):
+            z[:, h] = 0 if mode == "zero" else z[:, h].mean(0)
+        return z
+    run = smol.run(FRANCE, hooks={f"blocks.{L}.attn.hook_z": hook for L in range(26, 30)})
+    assert body["predictions"][-1][0]["id"] == int(np.argmax(run.logits[-1]))
+    lens = post(client, "/api/lens", text=FRANCE, top_k=5, ablate=heads, ablate_mode=mode)
+    assert lens["lens"][-1] == body["predictions"] and lens["original"][-1] == plain["predictions"]
+
+
+def test_one_head_off_moves_probabilities(client):
+    body = post(client, "/api/predictions", text=FRANCE, top_k=5, ablate=[[29, 0]])
+    a, b = body["predictions"][-1][0]["prob"], body["original"][-1][0]["prob"]
+    assert a != b
+
+
+def test_empty_ablation_is_exactly_no_ablation(client):
+    plain = post(client, "/api/predictions", text=FRANCE, top_k=5)
+    empty = post(client, "/api/predictions", text=FRANCE, top_k=5, ablate=[])
+    assert empty["predictions"] == plain["predictions"] and empty.get("original") is None
+
+
+@pytest.mark.parametrize("ablate", [[[30, 0]], [[0, 9]], [[-1, 0]]])
+def test_out_of_range_heads_are_a_4xx(client, ablate):
+    r = client.post("/api/predictions", json={"text": FRANCE, "ablate": ablate})
+    assert r.status_code == 422 and r.json()["error"] == "out_of_range"

@@ -231,3 +231,64 @@ def ablated_run(model: Model, text: str, heads: list[tuple[int, int]], mode: str
     names = {"hook_embed"} | {f"blocks.{L}.hook_resid_post" for L in range(model.cfg.n_layers)}
     run = model.run(text, names=names, logits=None, hooks=ablation_hooks(heads, mode))
     return CachedRun(model, run)
+
+
+# --- what heads do: simple, documented scores -------------------------------------------------------
+
+HEAD_SCORES = {
+    "previous": "previous token: mean over positions i >= 1 of pattern[i, i-1]",
+    "first": "first token (attention sink): mean over positions i >= 1 of pattern[i, 0]",
+    "self": "self: mean over positions i of pattern[i, i]",
+    "broad": "broad: mean over positions i >= 1 of the entropy of row i divided by the log of the number of keys "
+             "it can see (1 = uniform attention, 0 = all on one token)",
+    "induction": "induction: on a sequence of k random tokens repeated twice, mean over positions i >= k of "
+                 "pattern[i, i-k+1], the token that followed the previous occurrence of the current one",
+}
+
+
+def pattern_stack(cr_or_cache, n_layers: int) -> np.ndarray:  # -> [layer, head, query, key]
+    cache = cr_or_cache.run.cache if isinstance(cr_or_cache, CachedRun) else cr_or_cache
+    return np.stack([cache[f"blocks.{L}.attn.hook_pattern"] for L in range(n_layers)])
+
+
+def text_head_scores(P: np.ndarray, causal: bool) -> dict[str, np.ndarray]:
+    """previous / first / self / broad scores of every head from patterns [layer, head, n, n]."""
+    n = P.shape[-1]
+    i = np.arange(1, n)
+    out = {"previous": P[..., i, i - 1].mean(-1) if n > 1 else np.zeros(P.shape[:2]),
+           "first": P[..., i, 0].mean(-1) if n > 1 else np.zeros(P.shape[:2]),
+           "self": np.diagonal(P, axis1=-2, axis2=-1).mean(-1)}
+    ent = -(P * np.log(np.where(P > 0, P, 1))).sum(-1)  # [layer, head, query]
+    visible = (np.arange(n) + 1) if causal else np.full(n, n)
+    norm = np.log(np.maximum(visible, 2))
+    out["broad"] = (ent[..., 1:] / norm[1:]).mean(-1) if n > 1 else np.zeros(P.shape[:2])
+    return out
+
+
+def induction_ids(model: Model, k: int = 24, seed: int = 0) -> list[int]:
+    """k random ordinary tokens repeated twice (deterministic), the classic induction probe."""
+    rng = np.random.default_rng(seed)
+    special = model.tokenizer.special
+    pool = [i for i in range(1000, min(model.cfg.d_vocab, 20000)) if model.tokenizer.tk.id_to_token(i) not in special]
+    seq = [int(x) for x in rng.choice(pool, size=k, replace=False)]
+    if model.cfg.architecture == "bert":
+        cls_, sep = model.tokenizer.tk.token_to_id("[CLS]"), model.tokenizer.tk.token_to_id("[SEP]")
+        return [cls_] + seq + seq + [sep]
+    return seq + seq
+
+
+def induction_scores(model: Model, k: int = 24) -> np.ndarray:  # [layer, head]
+    from .engine import forward
+
+    ids = induction_ids(model, k)
+    names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
+    _, cache = forward(model.cfg, model.weights, ids, names=names, logits=None)
+    P = pattern_stack(cache, model.cfg.n_layers)
+    off = 1 if model.cfg.architecture == "bert" else 0
+    i = np.arange(off + k, off + 2 * k)
+    return P[..., i, i - k + 1].mean(-1)
+
+
+def head_scores(cr: CachedRun, induction: np.ndarray) -> dict[str, np.ndarray]:
+    P = pattern_stack(cr, cr.model.cfg.n_layers)
+    return text_head_scores(P, cr.model.cfg.causal) | {"induction": induction}

@@ -185,3 +185,21 @@ class ResidualPublic(BaseModel):
 class ErrorPublic(BaseModel):
     error: str = Field(description="a stable machine-readable code, e.g. unknown_model, too_many_tokens")
     detail: str = Field(description="what went wrong, in words")
+
+
+class HeadsRequest(TextRequest):
+    top: int = Field(8, ge=1, le=100, description="how many top heads to list per score")
+
+
+class HeadScore(BaseModel):
+    layer: int
+    head: int
+    score: float
+
+
+class HeadsPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    formulas: dict[str, str] = Field(description="what each score measures, as a formula")
+    scores: dict[str, list[list[float]]] = Field(description="scores[name][layer][head]")
+    top: dict[str, list[HeadScore]] = Field(description="the highest-scoring heads for each score")

@@ -126,3 +126,29 @@ def test_empty_ablation_is_exactly_no_ablation(client):
 def test_out_of_range_heads_are_a_4xx(client, ablate):
     r = client.post("/api/predictions", json={"text": FRANCE, "ablate": ablate})
     assert r.status_code == 422 and r.json()["error"] == "out_of_range"
+
+
+def test_head_finder_scores_follow_their_formulas(client, smol):
+    text = "a fluffy blue creature roamed the verdant forest"
+    body = post(client, "/api/heads", text=text, top=5)
+    assert set(body["scores"]) == set(body["formulas"]) == {"previous", "first", "self", "broad", "induction"}
+    run = smol.run(text)
+    P = np.stack([run[f"blocks.{L}.attn.hook_pattern"] for L in range(30)])
+    n = P.shape[-1]
+    prev = np.array([[np.mean([P[L, h, i, i - 1] for i in range(1, n)]) for h in range(9)] for L in range(30)])
+    np.testing.assert_allclose(body["scores"]["previous"], prev, atol=1e-4)
+    first = P[:, :, 1:, 0].mean(-1)
+    np.testing.assert_allclose(body["scores"]["first"], first, atol=1e-4)
+    for name, top in body["top"].items():
+        s = np.array(body["scores"][name])
+        assert len(top) == 5 and top[0]["score"] == pytest.approx(s.max(), abs=1e-4)
+        assert [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
+    # SmolLM2 has real induction heads: on a repeated random sequence they look at what came next last time
+    assert body["top"]["induction"][0]["score"] > 0.5
+    assert 0 <= np.min(body["scores"]["broad"]) and np.max(body["scores"]["broad"]) <= 1 + 1e-6
+
+
+def test_head_finder_on_the_encoder(client):
+    body = post(client, "/api/heads", text="the cat sat on the mat", model="all-minilm-l6-v2", top=3)
+    assert np.array(body["scores"]["self"]).shape == (6, 12)
+    assert body["top"]["previous"][0]["score"] > 0.9  # MiniLM layer 0 has a previous-token head

@@ -14,7 +14,7 @@ from .. import analysis
 from ..engine import Model, ModelLoadError
 from ..http import Api, ApiError
 from ..schemas import (AttentionPublic, AttentionRequest, ComparePublic, CompareRequest, ErrorPublic, HeadPublic,
-                       HeadRequest, LensPublic, LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest,
+                       HeadRequest, HeadsPublic, HeadsRequest, LensPublic, LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest,
                        ResidualPublic, ResidualRequest)
 
 log = logging.getLogger("attnscope.api")
@@ -216,3 +216,24 @@ async def compare(req: CompareRequest, request: Request, api: ApiDep):
     embedding when it is the same token, diverging as context flows in)."""
     key = (req.model, "compare", tuple(req.sentences), req.word)
     return await api.respond(request, key, lambda: compare_payload(api, req))
+
+
+def heads_payload(api: Api, req: HeadsRequest) -> dict:
+    model = api.model(req.model)
+    cr = api.run(model, req.text)
+    induction = api.runs.get_or_compute((model.id, "induction-probe"), lambda: analysis.induction_scores(model))
+    scores = analysis.head_scores(cr, induction)
+    top = {}
+    for name, s in scores.items():
+        order = np.argsort(-s, axis=None, kind="stable")[: req.top]
+        top[name] = [{"layer": int(i // s.shape[1]), "head": int(i % s.shape[1]), "score": round(float(s.flat[i]), 4)} for i in order]
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "formulas": analysis.HEAD_SCORES,
+            "scores": {k: np.round(v, 4) for k, v in scores.items()}, "top": top}
+
+
+@router.post("/heads", response_model=HeadsPublic, responses=ERRORS)
+async def heads(req: HeadsRequest, request: Request, api: ApiDep):
+    """The head finder: every head scored on simple patterns (previous token, first token, self, broad,
+    induction), with the formula of each score; the text is used for all but induction."""
+    key = (req.model, "heads", req.text, req.top)
+    return await api.respond(request, key, lambda: heads_payload(api, req))

@@ -14,15 +14,16 @@ F32 = np.float32
 
 # Everything any view needs, kept from one forward pass. hook_attn_scores is left out: it is as
 # large as the patterns and is recomputed exactly, per head, from the captured q and k.
-RUN_CAPTURES = ("hook_embed", "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
-                "hook_mlp_out", "hook_q", "hook_k", "hook_v", "hook_pattern", "hook_z")
+RESID_CAPTURES = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                  "ln1.hook_normalized")
+ATTN_CAPTURES = ("hook_q", "hook_k", "hook_v", "hook_pattern", "hook_z", "hook_q_pre_rope", "hook_k_pre_rope")
 
 
 def capture_names(model: Model) -> set[str]:
     names = {"hook_embed"}
     for L in range(model.cfg.n_layers):
-        names |= {f"blocks.{L}.{n}" for n in RUN_CAPTURES[1:6]}
-        names |= {f"blocks.{L}.attn.{n}" for n in RUN_CAPTURES[6:]}
+        names |= {f"blocks.{L}.{n}" for n in RESID_CAPTURES}
+        names |= {f"blocks.{L}.attn.{n}" for n in ATTN_CAPTURES}
     return names
 
 
@@ -78,6 +79,22 @@ def head_detail(cr: CachedRun, layer: int, head: int) -> dict:
         scores = scores + causal_mask(len(q))
     return {"kv_head": kv, "scale": float(scale), "q": q, "k": k, "v": v, "scores": scores,
             "pattern": c[pre + "hook_pattern"][head], "z": c[pre + "hook_z"][:, head]}
+
+
+def head_inputs_outputs(cr: CachedRun, layer: int, head: int) -> dict:
+    """For the lesson's steps: what the head reads (e), q and k before RoPE (Llama), and the head's
+    share of the update added back to the residual stream: z_h W_O[h] (the b_O bias is shared)."""
+    cfg, c, w = cr.model.cfg, cr.run.cache, cr.model.weights
+    b, dh = f"blocks.{layer}.", cfg.d_head
+    kv = head // (cfg.n_heads // cfg.n_kv_heads)
+    e = c[b + "hook_resid_pre"] if cfg.post_ln else c[b + "ln1.hook_normalized"]  # [pos, d_model]
+    z = c[b + "attn.hook_z"][:, head]  # [pos, d_head]
+    out = z @ w[b + "attn.W_O"][head * dh:(head + 1) * dh]  # [pos, d_model]
+    d = {"e": e, "out": out, "resid_pre": c[b + "hook_resid_pre"], "attn_out": c[b + "hook_attn_out"]}
+    if cfg.architecture == "llama":
+        d["q_pre_rope"] = c[b + "attn.hook_q_pre_rope"][:, head]
+        d["k_pre_rope"] = c[b + "attn.hook_k_pre_rope"][:, kv]
+    return d
 
 
 def scores_public(scores: np.ndarray) -> list[list[float | None]]:

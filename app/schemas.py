@@ -31,6 +31,8 @@ class AttentionRequest(TextRequest):
 class HeadRequest(TextRequest):
     layer: int = Field(description="layer index, from 0")
     head: int = Field(description="head index, from 0")
+    detail: bool = Field(False, description="also return what the head reads (e), q/k before RoPE (Llama) and "
+                                            "the head's output projected back to d_model")
 
 
 class Ablation(Strict):
@@ -120,6 +122,14 @@ class HeadPublic(BaseModel):
     scores: list[list[float | None]] = Field(description="[query][key] q·k * scale before the softmax; null where masked")
     pattern: list[list[float]]
     z: list[list[float]] = Field(description="[pos][d_head] the weighted sum of values, blocks.L.attn.hook_z")
+    e: list[list[float]] | None = Field(None, description="detail: [pos][d_model] the head's input, "
+                                        "blocks.L.ln1.hook_normalized (BERT: blocks.L.hook_resid_pre)")
+    q_pre_rope: list[list[float]] | None = Field(None, description="detail (Llama): [pos][d_head] q before the rotation")
+    k_pre_rope: list[list[float]] | None = None
+    out: list[list[float]] | None = Field(None, description="detail: [pos][d_model] z @ W_O rows of this head: "
+                                          "its share of blocks.L.hook_attn_out (which adds b_O once)")
+    resid_pre: list[list[float]] | None = Field(None, description="detail: [pos][d_model] blocks.L.hook_resid_pre")
+    attn_out: list[list[float]] | None = Field(None, description="detail: [pos][d_model] blocks.L.hook_attn_out (all heads)")
 
 
 class Prediction(BaseModel):

@@ -253,3 +253,27 @@ def test_gzip_cached_body_compressed_once(client):
     r1 = client.post("/api/attention", json={"text": "gzip me"}, headers={"Accept-Encoding": "gzip"})
     r2 = client.post("/api/attention", json={"text": "gzip me"}, headers={"Accept-Encoding": "gzip"})
     assert r1.content == r2.content and gzip.compress(b"x")  # identical bytes from the cache
+
+
+@pytest.mark.parametrize("model_id", ["smollm2-135m-instruct", "all-minilm-l6-v2"])
+def test_head_detail_reproduces_the_lessons_math(client, registry, model_id):
+    """e -> q = W_q e (then RoPE) -> scores -> softmax -> z -> z W_O: every step from the response alone."""
+    model = registry.get(model_id)
+    cfg, w = model.cfg, model.weights
+    L, h = 1, 2
+    d = post(client, "/api/head", text=LESSON, model=model_id, layer=L, head=h, detail=True).json()
+    e, z = np.array(d["e"]), np.array(d["z"])
+    W = w[f"blocks.{L}.attn.W_QKV"]
+    b = w.get(f"blocks.{L}.attn.b_QKV")
+    q_lin = e @ W[:, h * cfg.d_head:(h + 1) * cfg.d_head] + (0 if b is None else b[h * cfg.d_head:(h + 1) * cfg.d_head])
+    q_shown = np.array(d["q_pre_rope"] if cfg.architecture == "llama" else d["q"])
+    np.testing.assert_allclose(q_lin, q_shown, atol=2e-4 * max(1, np.abs(q_shown).max()))
+    P = np.array(d["pattern"])
+    np.testing.assert_allclose(P @ np.array(d["v"]), z, atol=1e-4 * max(1, np.abs(z).max()))
+    out = np.array(d["out"])
+    np.testing.assert_allclose(z @ w[f"blocks.{L}.attn.W_O"][h * cfg.d_head:(h + 1) * cfg.d_head], out, atol=1e-3)
+    # the heads' shares plus the bias add up to the layer's attention output
+    shares = sum(np.array(post(client, "/api/head", text=LESSON, model=model_id, layer=L, head=g, detail=True).json()["out"])
+                 for g in range(cfg.n_heads))
+    bias = w.get(f"blocks.{L}.attn.b_O")
+    np.testing.assert_allclose(shares + (0 if bias is None else bias), np.array(d["attn_out"]), atol=2e-3)

@@ -165,7 +165,8 @@ def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask
     q = qkv[:, : H * dh].reshape(n, H, dh)  # [pos, head_index, d_head]
     k = qkv[:, H * dh : (H + KV) * dh].reshape(n, KV, dh)  # [pos, kv_head, d_head]
     v = qkv[:, (H + KV) * dh :].reshape(n, KV, dh)  # [pos, kv_head, d_head]
-    if rope is not None:
+    if rope is not None:  # keep the unrotated vectors too, for the lessons' "before RoPE" step
+        cap(pre + "hook_q_pre_rope", q), cap(pre + "hook_k_pre_rope", k)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
     q, k, v = cap(pre + "hook_q", q), cap(pre + "hook_k", k), cap(pre + "hook_v", v)
 
@@ -258,7 +259,8 @@ def forward(
             mlp_out = cap(b + "hook_mlp_out", mlp(x, cfg, w, L))
             x = layer_norm(x + mlp_out, w[b + "ln2.w"], w[b + "ln2.b"], cfg.eps)
         else:  # pre-LN: x += attn(norm(x)); x += mlp(norm(x))
-            attn_out = cap(b + "hook_attn_out", attention(norm(x, w, b + "ln1", cfg), cfg, w, L, cap, rope, mask))
+            e = cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg))  # what the heads read
+            attn_out = cap(b + "hook_attn_out", attention(e, cfg, w, L, cap, rope, mask))
             x = cap(b + "hook_resid_mid", x + attn_out)
             mlp_out = cap(b + "hook_mlp_out", mlp(norm(x, w, b + "ln2", cfg), cfg, w, L))
             x = x + mlp_out

@@ -110,13 +110,14 @@ def head_payload(api: Api, req: HeadRequest) -> dict:
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layer": req.layer, "head": req.head,
             "kv_head": h["kv_head"], "d_head": model.cfg.d_head, "scale": h["scale"],
             "q": r(h["q"]), "k": r(h["k"]), "v": r(h["v"]), "scores": analysis.scores_public(h["scores"]),
-            "pattern": np.round(h["pattern"], 6), "z": r(h["z"])}
+            "pattern": np.round(h["pattern"], 6), "z": r(h["z"]),
+            **({k: r(v) for k, v in analysis.head_inputs_outputs(cr, req.layer, req.head).items()} if req.detail else {})}
 
 
 @router.post("/head", response_model=HeadPublic, responses=ERRORS)
 async def head(req: HeadRequest, request: Request, api: ApiDep):
     """One head in full: q, k, v, the scaled scores before the softmax, the pattern and z."""
-    key = (req.model, "head", req.text, req.layer, req.head)
+    key = (req.model, "head", req.text, req.layer, req.head, req.detail)
     return await api.respond(request, key, lambda: head_payload(api, req))
 
 

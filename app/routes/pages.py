@@ -71,7 +71,30 @@ def explorer(request: Request):
     except (EngineError, ApiError) as e:
         error = error_body(e)
     initial = {"models": models_public(api), "state": state, "data": data, "error": error}
-    return TEMPLATES.TemplateResponse(request, "explorer.html", {"initial": initial, "plotly": plotly_url()})
+    return TEMPLATES.TemplateResponse(request, "explorer.html", {"initial": initial, "plotly": plotly_url(), "page": "explorer"})
+
+
+@router.get("/explain", response_class=HTMLResponse)
+def explain(request: Request):
+    """One head, step by step, with the real numbers (the lesson's math)."""
+    api: Api = request.app.state.api
+    state = page_state(request, api)
+    q = request.query_params
+    state |= {"step": max(0, _int(q.get("step"), 1) - 1), "all": q.get("all") == "1"}
+    if q.get("token") is None:
+        state["token"] = 3 if state["text"] == LESSON_SENTENCE else 10**6  # 'creature' / the last token
+    error = data = None
+    try:
+        model = api.model(state["model"])
+        state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
+        state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
+        data = api_routes.head_payload(api, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
+                                                        head=state["head"], detail=True))
+        state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
+    except (EngineError, ApiError) as e:
+        error = error_body(e)
+    initial = {"models": models_public(api), "state": state, "data": data, "error": error}
+    return TEMPLATES.TemplateResponse(request, "explain.html", {"initial": initial, "plotly": plotly_url(), "page": "explain"})
 
 
 # --- plotly.js, from the plotly Python package, served by us (no CDN: the app works offline) -------

@@ -294,7 +294,10 @@ function wire() {
   let urlTimer = 0;
   store.addEventListener("change", () => {
     clearTimeout(urlTimer);
-    urlTimer = setTimeout(() => history.replaceState(null, "", store.toURL()), 150);
+    urlTimer = setTimeout(() => {
+      history.replaceState(null, "", store.toURL());
+      $("explain-link").href = `/explain?${store.query()}`;
+    }, 150);
   });
 
   store.on(["text", "model"], async (s, changed) => {
@@ -329,6 +332,7 @@ function wire() {
 
 async function start() {
   wire();
+  $("explain-link").href = `/explain?${store.query()}`;
   drawControls();
   if (initial.error) showError(new ApiError(422, initial.error));
   const d = initial.data;

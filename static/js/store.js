@@ -35,6 +35,10 @@ export class Store extends EventTarget {
   }
 
   toURL() {
+    return `${location.pathname}?${this.query()}`;
+  }
+
+  query() {
     const params = new URLSearchParams();
     for (const [k, name] of Object.entries(URL_KEYS)) {
       let v = this.state[k];
@@ -43,7 +47,7 @@ export class Store extends EventTarget {
       if (k === "token" && v < 0) v = "";
       if (v !== "" && v !== undefined && v !== null) params.set(name, String(v));
     }
-    return `${location.pathname}?${params}`;
+    return params.toString();
   }
 }
 

@@ -97,6 +97,23 @@ def explain(request: Request):
     return TEMPLATES.TemplateResponse(request, "explain.html", {"initial": initial, "plotly": plotly_url(), "page": "explain"})
 
 
+COMPARE_DEFAULT = ("mole", ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"])
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(request: Request):
+    """The same word in different sentences, layer by layer; data is fetched by the page."""
+    api: Api = request.app.state.api
+    q = request.query_params
+    sentences = [s for s in q.getlist("s") if s.strip()][:4]
+    word = q.get("word") or COMPARE_DEFAULT[0]
+    if len(sentences) < 2:
+        word, sentences = (word, COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] or not q.get("word") else (word, sentences + [""] * (2 - len(sentences)))
+    model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
+    initial = {"models": models_public(api), "state": {"word": word, "sentences": sentences, "model": model}}
+    return TEMPLATES.TemplateResponse(request, "compare.html", {"initial": initial, "plotly": plotly_url(), "page": "compare"})
+
+
 # --- plotly.js, from the plotly Python package, served by us (no CDN: the app works offline) -------
 
 def plotly_path() -> Path:

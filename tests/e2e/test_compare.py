@@ -1,0 +1,38 @@
+"""The compare view: each built-in example draws, with the API's similarities."""
+
+import httpx
+import pytest
+
+from tests.e2e.test_explorer import page_artifact
+
+EXAMPLES = {
+    "mole": ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"],
+    "tower": ["the Eiffel tower", "a miniature tower"],
+    "bank": ["we had a picnic on the river bank", "she deposited her salary at the bank"],
+}
+
+
+@pytest.mark.parametrize("word", list(EXAMPLES))
+def test_each_built_in_example_draws(page, server, word):
+    page.open(server + "/compare")
+    page.click(f"button.example[data-word='{word}']")
+    page.wait_for_function(f"() => document.body.dataset.rendered === {('|'.join([word] + EXAMPLES[word]))!r}")
+    api = httpx.post(server + "/api/compare", json={"sentences": EXAMPLES[word], "word": word}, timeout=60).json()
+    traces = page.evaluate("() => document.getElementById('similarity').data.map(t => t.y)")
+    N = len(EXAMPLES[word])
+    assert len(traces) == N * (N - 1) // 2
+    assert traces[0] == [m[0][1] for m in api["similarity"]]
+    assert abs(traces[0][0] - 1) < 1e-5 and traces[0][-1] < 0.99
+    assert "identical" in page.text_content("#compare-notes")
+    assert len(page.evaluate("() => document.getElementById('trajectory').data")) == N
+    assert f"word={word}" in page.url
+    page.locator("main").screenshot(path=str(page_artifact(f"compare-{word}")))
+    assert not page.errors
+
+
+def test_a_missing_word_is_explained(page, server):
+    page.open(server + "/compare")
+    page.fill("#sentences input >> nth=1", "nothing to see here")
+    page.dispatch_event("#sentences input >> nth=1", "change")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "sentence 1" in page.text_content("#error") and "nothing to see here" in page.text_content("#error")

@@ -42,7 +42,17 @@ def page_state(request: Request, api: Api) -> dict:
     return {"text": text, "model": model_id, "layer": _int(q.get("layer"), 2), "head": _int(q.get("head"), 3),
             "token": _int(q.get("token"), -1), "locked": q.get("locked") == "1",
             "dir": "in" if q.get("dir") == "in" else "out", "heads": q.get("heads", ""),
-            "temperature": q.get("t", "1")}
+            "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero"}
+
+
+def parse_off(off: str) -> list[tuple[int, int]]:
+    """'2.3,10.1' -> [(2, 3), (10, 1)]: the explorer's switched-off heads, as written in its URL."""
+    out = []
+    for part in off.split(","):
+        L, _, h = part.partition(".")
+        if L.isdigit() and h.isdigit():
+            out.append((int(L), int(h)))
+    return out
 
 
 def first_view(api: Api, state: dict) -> dict:
@@ -57,7 +67,12 @@ def first_view(api: Api, state: dict) -> dict:
         "grid": api_routes.attention_payload(api, AttentionRequest(**common, encoding="uint8")),
     }
     if model.cfg.causal:
-        data["predictions"] = api_routes.predictions_payload(api, PredictionsRequest(**common, top_k=10))
+        try:
+            temperature = min(max(float(state["temperature"]), 0.1), 100)
+        except ValueError:
+            temperature = 1.0
+        data["predictions"] = api_routes.predictions_payload(api, PredictionsRequest(
+            **common, top_k=10, temperature=temperature, ablate=parse_off(state["off"]), ablate_mode=state["offmode"]))
     return data
 
 

@@ -73,7 +73,8 @@ function drawPreds() {
   if (!data.tokens) return;
   const s = store.state;
   drawPredictions($("predictions"), { tokens: data.tokens, predictions: model().causal ? data.predictions?.predictions : null,
-    position: s.token, temperature: s.temperature });
+    original: data.predictions?.original ?? null, off: s.off, position: s.token, temperature: s.temperature });
+  drawOffList();
   $("temperature-row").hidden = !model().causal;
 }
 
@@ -95,7 +96,31 @@ async function drawHeat() {
 function drawAllHeads() {
   if (!data.grid) return;
   const s = store.state;
-  drawGrid($("grid"), { ...data.grid, layer: s.layer, head: s.head }, (L, H) => store.set({ layer: L, head: H, heads: [H] }));
+  drawGrid($("grid"), { ...data.grid, layer: s.layer, head: s.head, off: model().causal ? s.off : [] }, (L, H, e) => {
+    const switching = model().causal && (e.shiftKey || e.altKey || $("switch-mode").checked);
+    if (!switching) return store.set({ layer: L, head: H, heads: [H] });
+    const key = `${L}.${H}`;
+    const off = s.off.includes(key) ? s.off.filter((k) => k !== key) : [...s.off, key];
+    store.set({ off });
+  });
+}
+
+// The switched-off heads, each a button that switches it back on.
+function drawOffList() {
+  const s = store.state;
+  const box = $("off-list");
+  $("ablation").hidden = !model().causal;
+  box.replaceChildren(...s.off.map((k) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "off-chip";
+    b.textContent = `L${k.replace(".", " H")} ✕`;
+    b.title = "switch this head back on";
+    b.addEventListener("click", () => store.set({ off: store.get("off").filter((x) => x !== k) }));
+    return b;
+  }));
+  $("off-none").hidden = s.off.length > 0;
+  $("off-mode").value = s.offMode;
 }
 
 function drawHeadChips() {
@@ -180,8 +205,11 @@ async function fetchPredictions() {
     data.predictions = null;
     return true;
   }
-  const p = await post("predictions", "/api/predictions", { text: s.text, model: s.model, top_k: 10, temperature: s.temperature });
-  if (!p || textKey(s) !== textKey() || s.temperature !== store.get("temperature")) return false;
+  const ablate = s.off.map((k) => k.split(".").map(Number));
+  const p = await post("predictions", "/api/predictions", { text: s.text, model: s.model, top_k: 10, temperature: s.temperature,
+    ablate, ablate_mode: s.offMode });
+  if (!p || textKey(s) !== textKey() || s.temperature !== store.get("temperature") || s.off.join() !== store.get("off").join()
+      || s.offMode !== store.get("offMode")) return false;
   data.predictions = p;
   data.predKey = `${textKey(s)}\u0000${s.temperature}`;
   return true;
@@ -267,7 +295,7 @@ function wire() {
   modelSel.addEventListener("change", () => {
     const m = models[modelSel.value];
     const layer = Math.min(store.get("layer"), m.n_layers - 1), head = Math.min(store.get("head"), m.n_heads - 1);
-    store.set({ model: m.id, layer, head, heads: [head], token: -1, locked: false });
+    store.set({ model: m.id, layer, head, heads: [head], token: -1, locked: false, off: [] });
   });
   $("layer").addEventListener("input", (e) => store.set({ layer: Number(e.target.value) }));
   $("head").addEventListener("change", (e) => {
@@ -321,6 +349,13 @@ function wire() {
   store.on(["token", "dir", "locked"], (s, changed) => {
     if (changed.has("dir")) drawControls();
     drawFocus();
+  });
+  $("off-mode").addEventListener("change", (e) => store.set({ offMode: e.target.value }));
+  $("off-clear").addEventListener("click", () => store.set({ off: [] }));
+  store.on(["off", "offMode"], async () => {
+    drawAllHeads();
+    drawOffList();
+    if (await guarded(fetchPredictions)) drawPreds();
   });
   store.on(["temperature"], async () => {
     drawControls();

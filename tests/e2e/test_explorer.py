@@ -247,3 +247,28 @@ def test_layouts_from_phone_to_projector(browser, server, width, scheme):
     p.screenshot(path=str(page_shot), full_page=True)
     assert not errors
     ctx.close()
+
+
+def test_switching_a_head_off_moves_the_probabilities(page, server):
+    text = "The capital of France is"
+    page.open(server + "/?text=" + text.replace(" ", "%20"))
+    page.wait_for_function("() => window.attnscope.rendered.grid")
+    before = page.eval_on_selector_all(".pred-list li", "ls => ls.map(l => Number(l.dataset.prob))")
+    g = page.evaluate("() => document.querySelector('#grid canvas')._geom")
+    at = lambda L, H: {"x": g["left"] + L * g["pitch"] + 4, "y": g["top"] + H * g["pitch"] + 4}  # noqa: E731
+    page.locator("#grid canvas").click(position=at(20, 1), modifiers=["Shift"])
+    page.wait_for_function("() => window.attnscope.store.state.off.join() === '20.1'")
+    page.check("#switch-mode")  # the touch-friendly toggle: a plain click switches off
+    page.locator("#grid canvas").click(position=at(25, 3))
+    page.wait_for_function("() => document.querySelectorAll('.off-chip').length === 2")
+    api = httpx.post(server + "/api/predictions", json={"text": text, "top_k": 10, "ablate": [[20, 1], [25, 3]]}, timeout=60).json()
+    page.wait_for_function(f"() => Number(document.querySelector('.pred-list li').dataset.prob) === {api['predictions'][-1][0]['prob']}")
+    shown = page.eval_on_selector_all(".pred-list li", "ls => ls.map(l => [Number(l.dataset.id), Number(l.dataset.prob)])")
+    assert shown == [[p["id"], p["prob"]] for p in api["predictions"][-1]]
+    assert [p[1] for p in shown] != before
+    assert page.state()["layer"] == 2  # switching off does not select
+    assert "off=20.1%2C25.3" in page.url or "off=20.1,25.3" in page.url
+    page.locator(".predictions-panel").screenshot(path=str(page_artifact("predictions-heads-off")))
+    page.click("#off-clear")
+    page.wait_for_function(f"() => Number(document.querySelector('.pred-list li').dataset.prob) === {before[0]}")
+    assert not page.errors

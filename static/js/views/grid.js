@@ -6,7 +6,7 @@ import { LUT } from "../colors.js";
 
 const MAX_PIXELS = 64;  // a thumbnail samples at most 64x64 cells of its pattern
 
-export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, scale = "viridis" }, onPick) {
+export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, off = [], scale = "viridis" }, onPick) {
   let canvas = el.querySelector("canvas");
   if (!canvas) {
     canvas = document.createElement("canvas");
@@ -85,4 +85,15 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, sc
   ctx.strokeStyle = accent;
   ctx.lineWidth = 2;
   ctx.strokeRect(left + layer * pitch - 1.5, top + head * pitch - 1.5, cell + 3, cell + 3);
+  // switched-off heads: a cross over the thumbnail
+  ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--error").trim() || "#c00";
+  ctx.lineWidth = 2.5;
+  for (const key of off) {
+    const [L, H] = key.split(".").map(Number);
+    const x = left + L * pitch, y = top + H * pitch;
+    ctx.beginPath();
+    ctx.moveTo(x + 2, y + 2); ctx.lineTo(x + cell - 2, y + cell - 2);
+    ctx.moveTo(x + cell - 2, y + 2); ctx.lineTo(x + 2, y + cell - 2);
+    ctx.stroke();
+  }
 }

@@ -112,6 +112,16 @@ def explain(request: Request):
     return TEMPLATES.TemplateResponse(request, "explain.html", {"initial": initial, "plotly": plotly_url(), "page": "explain"})
 
 
+@router.get("/lens", response_class=HTMLResponse)
+def lens_page(request: Request):
+    """The logit lens and the head finder; data is fetched by the page."""
+    api: Api = request.app.state.api
+    q = request.query_params
+    model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
+    initial = {"models": models_public(api), "state": {"text": q.get("text", "The capital of France is Paris, and the capital of Italy is"), "model": model}}
+    return TEMPLATES.TemplateResponse(request, "lens.html", {"initial": initial, "plotly": plotly_url(), "page": "lens"})
+
+
 COMPARE_DEFAULT = ("mole", ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"])
 
 

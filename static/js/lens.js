@@ -1,0 +1,99 @@
+// The logit lens and the head finder: what each layer would predict, and what each head does.
+
+import { ApiError, busy, post } from "./api.js";
+import { plotlyScale } from "./colors.js";
+import { label, plotlySafe } from "./tokens.js";
+
+const $ = (id) => document.getElementById(id);
+const initial = JSON.parse($("initial").textContent);
+const state = { ...initial.state };
+window.attnscope = { state };
+
+const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
+const config = { displaylogo: false, responsive: true };
+
+function drawLens(r) {
+  const n = r.tokens.length, B = r.layers.length;
+  const names = r.tokens.map((t, i) => `${i}: ${plotlySafe(label(t.text))}`);
+  const z = r.lens.map((row) => row.map((top) => top[0].prob));
+  const text = r.lens.map((row) => row.map((top) => plotlySafe(label(top[0].text))));
+  const hover = r.lens.map((row) => row.map((top) => top.map((p) => `${plotlySafe(label(p.text))} ${(100 * p.prob).toFixed(1)}%`).join("<br>")));
+  const finalTop = r.lens[B - 1].map((top) => top[0].id);
+  const sameAsFinal = r.lens.map((row) => row.map((top, i) => (top[0].id === finalTop[i] ? 1 : 0)));
+  window.Plotly.react($("lens"), [{
+    type: "heatmap", z, x: names, y: r.layers, text, customdata: hover, texttemplate: n <= 24 ? "%{text}" : "", textfont: { size: 10 },
+    colorscale: plotlyScale("cividis"), zmin: 0, zmax: 1, colorbar: { title: { text: "top-1 prob" }, thickness: 12 },
+    hovertemplate: "after %{x}, layer %{y}:<br>%{customdata}<extra></extra>",
+  }], {
+    title: { text: "top next-token guess from each layer's residual (final norm + unembedding)", font: { size: 13, color: css("--fg") }, x: 0.02 },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), family: css("--font") },
+    height: Math.max(420, 18 * B + 140), margin: { l: 60, r: 10, t: 40, b: 110 },
+    xaxis: { type: "category", tickangle: -45, title: { text: "position (the token after which the model predicts)" } },
+    yaxis: { type: "category", title: { text: "layer boundary" } },
+  }, config);
+  $("lens").dataset.same = JSON.stringify(sameAsFinal);
+  const first = finalTop.map((id, i) => r.lens.findIndex((row, b) => row[i][0].id === id && r.lens.slice(b).every((rr) => rr[i][0].id === id)));
+  const i = n - 1;
+  $("lens-note").textContent = `After ${label(r.tokens[i].text).trim() || "the last token"}, the final answer ${label(r.lens[B - 1][i][0].text)} `
+    + `(${(100 * r.lens[B - 1][i][0].prob).toFixed(1)}%) is the top guess from layer boundary ${r.layers[first[i]]} on.`;
+}
+
+function drawHeads(h) {
+  const box = $("heads-out");
+  box.replaceChildren();
+  for (const [name, formula] of Object.entries(h.formulas)) {
+    const sec = document.createElement("section");
+    sec.className = "finder";
+    const title = Object.assign(document.createElement("h3"), { textContent: name });
+    const f = Object.assign(document.createElement("p"), { className: "formula", textContent: formula });
+    const chart = document.createElement("div");
+    chart.className = "finder-chart";
+    const list = document.createElement("ol");
+    list.className = "finder-top";
+    for (const t of h.top[name]) {
+      const a = document.createElement("a");
+      a.href = `/?${new URLSearchParams({ text: state.text, model: state.model, layer: t.layer, head: t.head })}`;
+      a.textContent = `layer ${t.layer}, head ${t.head}: ${t.score.toFixed(3)}`;
+      const li = document.createElement("li");
+      li.append(a);
+      list.append(li);
+    }
+    sec.append(title, f, chart, list);
+    box.append(sec);
+    const s = h.scores[name];
+    window.Plotly.react(chart, [{ type: "heatmap", z: s[0].map((_, H) => s.map((row) => row[H])), colorscale: plotlyScale("viridis"), zmin: 0, zmax: 1,
+      hovertemplate: "layer %{x}, head %{y}: %{z:.3f}<extra></extra>", showscale: false }], {
+      height: 170, margin: { l: 30, r: 5, t: 5, b: 30 }, paper_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), size: 10 },
+      xaxis: { title: { text: "layer" } }, yaxis: { title: { text: "head" } },
+    }, { ...config, displayModeBar: false });
+    chart.on?.("plotly_click", (ev) => { const p = ev.points?.[0]; if (p) location.href = `/?${new URLSearchParams({ text: state.text, model: state.model, layer: p.x, head: p.y })}`; });
+  }
+}
+
+async function refresh() {
+  history.replaceState(null, "", `/lens?${new URLSearchParams({ text: state.text, model: state.model })}`);
+  try {
+    const model = initial.models.find((m) => m.id === state.model);
+    $("lens-panel").hidden = !model.causal;
+    const [lens, heads] = await Promise.all([
+      model.causal ? post("lens", "/api/lens", { text: state.text, model: state.model, top_k: 5 }) : null,
+      post("heads", "/api/heads", { text: state.text, model: state.model, top: 6 }),
+    ]);
+    if (lens) drawLens(lens);
+    if (heads) drawHeads(heads);
+    $("error").hidden = true;
+    document.body.dataset.rendered = state.text;
+  } catch (e) {
+    $("error").hidden = false;
+    $("error").textContent = e instanceof ApiError ? e.message : String(e);
+  }
+}
+
+$("model").replaceChildren(...initial.models.map((m) => new Option(`${m.name}${m.causal ? "" : " (no lens: encoder)"}`, m.id)));
+$("model").value = state.model;
+$("text").value = state.text;
+let t = 0;
+$("text").addEventListener("input", (e) => { clearTimeout(t); t = setTimeout(() => { state.text = e.target.value; refresh(); }, 300); });
+$("model").addEventListener("change", (e) => { state.model = e.target.value; refresh(); });
+busy.addEventListener("change", (e) => ($("busy").hidden = !e.detail));
+refresh().then(() => (document.body.dataset.ready = "1"));

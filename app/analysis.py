@@ -106,8 +106,10 @@ def scores_public(scores: np.ndarray) -> list[list[float | None]]:
 # --- next-token predictions -----------------------------------------------------------------------
 
 def softmax_rows(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(-1, keepdims=True)
+    z = logits.astype(np.float64)
+    z -= z.max(-1, keepdims=True)  # before dividing: a tiny temperature must not make inf - inf
+    with np.errstate(over="ignore"):  # -inf for the non-maximal tokens is the right limit
+        z /= temperature
     p = np.exp(z)
     return p / p.sum(-1, keepdims=True)
 
@@ -309,3 +311,16 @@ def induction_scores(model: Model, k: int = 24) -> np.ndarray:  # [layer, head]
 def head_scores(cr: CachedRun, induction: np.ndarray) -> dict[str, np.ndarray]:
     P = pattern_stack(cr, cr.model.cfg.n_layers)
     return text_head_scores(P, cr.model.cfg.causal) | {"induction": induction}
+
+
+# --- the guided lesson --------------------------------------------------------------------------------
+
+def heads_linking(cr: CachedRun, query: int, keys: list[int], top: int = 5) -> list[dict]:
+    """Heads ranked by how much of the query token's attention goes to the given key tokens."""
+    P = pattern_stack(cr, cr.model.cfg.n_layers)  # [layer, head, q, k]
+    share = P[:, :, query, keys].sum(-1)  # [layer, head]
+    order = np.argsort(-share, axis=None, kind="stable")[:top]
+    H = share.shape[1]
+    sink = float(np.median(P[:, :, query, 0]))
+    return [{"layer": int(i // H), "head": int(i % H), "share": round(float(share.flat[i]), 4),
+             "row": np.round(P[i // H, i % H, query], 4), "median_first_token": round(sink, 4)} for i in order]

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import Response
 
 from .analysis import CachedRun, full_run
 from .engine import EmptyInputError, EngineError, InputTooLongError, Model, ModelLoadError, Registry, UnknownModelError
@@ -70,6 +71,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, e: Overloaded):
         return error_response(503, "overloaded", str(e), headers={"Retry-After": str(e.retry_after)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException):
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        detail = "the body is not valid UTF-8 JSON" if e.status_code == 400 and "parsing the body" in str(e.detail) else str(e.detail)
+        return error_response(e.status_code, codes.get(e.status_code, "http_error"), detail, headers=getattr(e, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError):

@@ -277,3 +277,18 @@ def test_head_detail_reproduces_the_lessons_math(client, registry, model_id):
                  for g in range(cfg.n_heads))
     bias = w.get(f"blocks.{L}.attn.b_O")
     np.testing.assert_allclose(shares + (0 if bias is None else bias), np.array(d["attn_out"]), atol=2e-3)
+
+
+def test_a_vanishing_temperature_is_the_argmax_not_nan(client):
+    body = post(client, "/api/predictions", text=LESSON, top_k=3, temperature=5e-324).json()
+    top = body["predictions"][-1]
+    assert top[0]["prob"] == 1.0 and all(p["prob"] == 0.0 for p in top[1:])
+    normal = post(client, "/api/predictions", text=LESSON, top_k=1).json()
+    assert top[0]["id"] == normal["predictions"][-1][0]["id"]
+
+
+def test_a_body_that_is_not_utf8_gets_the_error_shape(client):
+    r = client.post("/api/attention", content=b"\xd8\x85L3\xff\xfe", headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500 and r.json()["error"] and r.json()["detail"]
+    r = client.get("/api/nope")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"

@@ -30,7 +30,7 @@ def app(registry, smol, minilm):
 
 
 @schema.parametrize()
-@settings(max_examples=40, derandomize=True, deadline=None, database=None,
+@settings(max_examples=30, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_no_server_error(case, app):
     case.call_and_validate(app=app, checks=[not_a_server_error])
@@ -40,5 +40,6 @@ def test_every_api_route_is_fuzzed():
     """The parametrized test above covers each API route: none is left out of the schema."""
     ops = {(r.ok().method.upper(), r.ok().path) for r in schema.get_all_operations()}
     routes = {(m, r.path) for r in api.router.routes for m in r.methods}
-    assert routes == ops == {("GET", "/api/models"), ("POST", "/api/attention"), ("POST", "/api/head"),
-                             ("POST", "/api/predictions"), ("POST", "/api/residual")}, (routes, ops)
+    assert routes == ops, (routes, ops)
+    assert {("GET", "/api/models"), ("POST", "/api/attention"), ("POST", "/api/head"),
+            ("POST", "/api/predictions"), ("POST", "/api/residual")} <= ops, ops

@@ -4,78 +4,29 @@ environment variables only, spoken to over real HTTP, then shut down with SIGTER
 import gzip
 import os
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.live_server import STOP_TIMEOUT_S, Server, ServerError
+
 LESSON = "a fluffy blue creature roamed the verdant forest"
 START_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 10
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A uvicorn subprocess; its output goes to a file (a pipe nobody reads could fill and block it)."""
-
-    def __init__(self, env: dict[str, str], workers: int = 1):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+b")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers)],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the server exited with {self.proc.returncode} before it was ready:\n{self.output()}", pytrace=False)
-            try:
-                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"the server was not ready after {timeout} s:\n{self.output()}", pytrace=False)
-
-    def stop(self) -> int:
-        """SIGTERM, a bounded wait, then SIGKILL; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT_S)
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")
 def server(cache_dir, smol, minilm):
     """smol and minilm first: both weight stores exist in cache_dir, so the server only maps them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNSCOPE_")}
-    env |= {"ATTNSCOPE_CACHE_DIR": str(cache_dir), "ATTNSCOPE_PRELOAD": "default", "ATTNSCOPE_MODELS": ""}
+    env |= {"ATTNSCOPE_CACHE_DIR": str(cache_dir), "ATTNSCOPE_PRELOAD": "default", "ATTNSCOPE_MODELS": "",
+            "WORKERS": "1"}  # as started below (`make test` exports the WORKERS that `make run` uses)
     s = Server(env)
     try:
-        s.wait_ready(START_TIMEOUT_S)
+        try:
+            s.wait_ready(START_TIMEOUT_S)
+        except ServerError as e:
+            pytest.fail(str(e), pytrace=False)
         yield s
     finally:
         s.stop()

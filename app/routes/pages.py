@@ -12,7 +12,8 @@ from fastapi.templating import Jinja2Templates
 
 from ..engine import EngineError
 from ..http import Api, ApiError, accepts_gzip, dumps, error_body
-from ..schemas import LESSON_SENTENCE, AttentionRequest, HeadRequest, PredictionsRequest
+from .. import analysis
+from ..schemas import LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, PredictionsRequest
 from . import api as api_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +121,49 @@ def lens_page(request: Request):
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
     initial = {"models": models_public(api), "state": {"text": q.get("text", "The capital of France is Paris, and the capital of Italy is"), "model": model}}
     return TEMPLATES.TemplateResponse(request, "lens.html", {"initial": initial, "plotly": plotly_url(), "page": "lens"})
+
+
+def _find(tokens, word: str) -> int:
+    return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
+
+
+def lesson_data(api: Api) -> dict:
+    """The lesson's live examples, computed with the default model (runs are cached)."""
+    model = api.model(None)
+    fluffy = api.run(model, LESSON_SENTENCE)
+    toks = fluffy.run.tokens
+    creature = _find(toks, "creature")
+    adjectives = [_find(toks, "fluffy"), _find(toks, "blue")]
+    tower_texts = ["the Eiffel tower", "a miniature tower"]
+    towers = []
+    for text in tower_texts:
+        cr = api.run(model, text)
+        t = _find(cr.run.tokens, "tower")
+        towers.append({"text": text, "tokens": analysis.tokens_public(cr.run), "query": t,
+                       "heads": analysis.heads_linking(cr, t, [t - 1], 3)})
+    france = "The capital of France is"
+    cr = api.run(model, france)
+    ft = cr.run.tokens
+    to_france = analysis.heads_linking(cr, len(ft) - 1, [_find(ft, "france")], 5)
+    off = [(h["layer"], h["head"]) for h in to_france]
+    ablation = api_routes.predictions_payload(api, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
+    heads = api_routes.heads_payload(api, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
+    mole = api_routes.compare_payload(api, CompareRequest(model=model.id, word="mole", sentences=COMPARE_DEFAULT[1]))
+    return {
+        "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
+        "fluffy": {"text": LESSON_SENTENCE, "tokens": analysis.tokens_public(fluffy.run), "query": creature, "keys": adjectives,
+                   "heads": analysis.heads_linking(fluffy, creature, adjectives, 5)},
+        "towers": towers, "mole": mole, "mole_sentences": COMPARE_DEFAULT[1], "head_finder": {"top": heads["top"], "formulas": heads["formulas"]},
+        "france": {"text": france, "tokens": analysis.tokens_public(cr.run), "ablated": ablation, "heads_to_france": to_france},
+    }
+
+
+@router.get("/lesson", response_class=HTMLResponse)
+def lesson(request: Request):
+    """A guided lesson through the classic examples, with the live model and honest numbers."""
+    api: Api = request.app.state.api
+    initial = {"models": models_public(api), "lesson": lesson_data(api)}
+    return TEMPLATES.TemplateResponse(request, "lesson.html", {"initial": initial, "plotly": plotly_url(), "page": "lesson"})
 
 
 COMPARE_DEFAULT = ("mole", ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"])

@@ -24,4 +24,4 @@ export function plotlySafe(text) {
 }
 
 // Quoted token for sentences: 'creature'
-export const quoted = (text) => `‘${label(text).trim() || label(text)}’`;
+export const quoted = (text) => `‘${text.trim() ? label(text.trim()) : label(text)}’`;

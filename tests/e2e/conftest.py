@@ -2,52 +2,31 @@
 driven by Playwright. A missing browser is a failure that says what to install, never a skip."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.live_server import Server, ServerError
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(cache_dir, smol, minilm):
     """The app as users get it: `uvicorn app.main:app`, both models preloaded."""
-    port = free_port()
-    env = {**os.environ, "ATTNSCOPE_CACHE_DIR": cache_dir, "ATTNSCOPE_PRELOAD": "all"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{proc.stdout.read()}", pytrace=False)
-        try:
-            if httpx.get(url + "/api/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"the server did not come up in 120 s:\n{proc.stdout.read()}", pytrace=False)
-    yield url
-    proc.terminate()
+    env = {**os.environ, "ATTNSCOPE_CACHE_DIR": str(cache_dir), "ATTNSCOPE_PRELOAD": "all", "WORKERS": "1"}
+    s = Server(env)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        try:
+            s.wait_ready(120)
+        except ServerError as e:
+            pytest.fail(str(e), pytrace=False)
+        yield s.url
+    finally:
+        s.stop()
+        s.log.close()
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ def test_type_hover_and_see_the_apis_numbers(page, server):
         for j, v in enumerate(row):
             assert (v is None) if j > i else abs(v - P[head][i][j]) <= 1e-4
     best = max(range(len(P[head][idx])), key=lambda k: P[head][idx][k])
-    assert f"attends most to" in page.text_content("#describe")
+    assert "attends most to" in page.text_content("#describe")
     assert f"({P[head][idx][best]:.2f})" in page.text_content("#describe")
     # the heatmap's hover carries the pre-softmax score of the same head
     h = api(server, "/api/head", text=text, layer=s["layer"], head=head)

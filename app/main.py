@@ -7,10 +7,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
-from .http import Api, BodyLimit, install_error_handlers
+from .http import GZIP_MIN_BYTES, Api, BodyLimit, install_error_handlers
 from .security import SecurityHeaders
 from .routes import api, pages
 from .schemas import LESSON_SENTENCE
@@ -28,6 +29,15 @@ def preload_ids(registry: Registry, preload: str) -> list[str]:
     if preload == "default":
         return [registry.default]
     return [i.strip() for i in preload.split(",") if i.strip()]
+
+
+class RevalidatedStaticFiles(StaticFiles):
+    """Module files must not be mixed across versions: browsers revalidate them (ETag) on every load."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def limit_blas_threads(settings: Settings) -> int:
@@ -59,12 +69,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     app = FastAPI(title="attnscope", summary="How attention moves meaning between tokens, from a real transformer.",
                   version="0.1.0", lifespan=lifespan)
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", RevalidatedStaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    # HTML pages and static files; API bodies and plotly.js come compressed already and pass through
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=6)
     return app
 
 

@@ -73,3 +73,12 @@ def test_static_files_are_served(client):
     css = client.get("/static/css/app.css")
     assert css.status_code == 200 and "prefers-color-scheme" in css.text
     assert client.get("/static/js/main.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_pages_and_static_files_are_compressed_and_revalidated(client):
+    page = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip" and int(page.headers["content-length"]) < len(page.content) / 1.5
+    js = client.get("/static/js/main.js", headers={"Accept-Encoding": "gzip"})
+    assert js.headers["cache-control"] == "no-cache" and js.headers["content-encoding"] == "gzip"
+    api = client.post("/api/attention", json={"text": "hello there"}, headers={"Accept-Encoding": "gzip"})
+    assert api.headers["content-encoding"] == "gzip" and api.json()["tokens"]  # compressed once, not twice

@@ -3,6 +3,7 @@
 // trajectories of one sentence's tokens through the layers (PCA of the residual stream).
 
 import { ApiError, busy, post } from "./api.js";
+import { plotlyReady } from "./plotly.js";
 import { headColor } from "./colors.js";
 import { EXAMPLES } from "./examples.js";
 import { label, plotlySafe } from "./tokens.js";
@@ -114,4 +115,4 @@ function wire() {
 
 wire();
 sentenceInputs();
-refresh().then(() => (document.body.dataset.ready = "1"));
+plotlyReady().then(refresh).then(() => (document.body.dataset.ready = "1"));

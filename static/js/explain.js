@@ -3,6 +3,7 @@
 
 import { ApiError, busy, post } from "./api.js";
 import { plotlyScale } from "./colors.js";
+import { plotlyReady } from "./plotly.js";
 import { label, plotlySafe, quoted } from "./tokens.js";
 
 const $ = (id) => document.getElementById(id);
@@ -119,7 +120,7 @@ function table(columns, rows) {
 
 function heat(title, z, names) {
   const div = el("div", { className: "explain-heat" });
-  requestAnimationFrame(() => window.Plotly.react(div, [{
+  plotlyReady().then(() => window.Plotly.react(div, [{
     type: "heatmap", z, x: names.map((_, i) => i), y: names.map((_, i) => i), colorscale: plotlyScale("viridis"), hoverongaps: false,
     hovertemplate: "query %{y} → key %{x}<br>%{z:.4f}<extra></extra>",
   }], {

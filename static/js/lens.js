@@ -1,6 +1,7 @@
 // The logit lens and the head finder: what each layer would predict, and what each head does.
 
 import { ApiError, busy, post } from "./api.js";
+import { plotlyReady } from "./plotly.js";
 import { plotlyScale } from "./colors.js";
 import { label, plotlySafe } from "./tokens.js";
 
@@ -96,4 +97,4 @@ let t = 0;
 $("text").addEventListener("input", (e) => { clearTimeout(t); t = setTimeout(() => { state.text = e.target.value; refresh(); }, 300); });
 $("model").addEventListener("change", (e) => { state.model = e.target.value; refresh(); });
 busy.addEventListener("change", (e) => ($("busy").hidden = !e.detail));
-refresh().then(() => (document.body.dataset.ready = "1"));
+plotlyReady().then(refresh).then(() => (document.body.dataset.ready = "1"));

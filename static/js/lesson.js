@@ -2,6 +2,7 @@
 // where the real heads differ from the textbook picture.
 
 import { headColor } from "./colors.js";
+import { plotlyReady } from "./plotly.js";
 import { label, plotlySafe, quoted } from "./tokens.js";
 import { buildChips, drawArrows } from "./views/arrows.js";
 
@@ -111,8 +112,10 @@ function ablationSection() {
 
 tokensSection();
 fluffySection();
-moleSection();
 towerSection();
 headsSection();
-ablationSection();
-document.body.dataset.ready = "1";
+plotlyReady().then(() => {
+  moleSection();
+  ablationSection();
+  document.body.dataset.ready = "1";
+});

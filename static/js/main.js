@@ -4,6 +4,7 @@
 
 import { ApiError, busy, decodePattern, post } from "./api.js";
 import { headColor } from "./colors.js";
+import { plotlyReady } from "./plotly.js";
 import { Store, stateFromInitial } from "./store.js";
 import { buildChips, drawArrows } from "./views/arrows.js";
 import { describe } from "./views/describe.js";
@@ -54,12 +55,12 @@ function applyGrid(p, s) {
 
 // ---- drawing --------------------------------------------------------------------------------------
 
-function drawFocus() {
+function drawFocus(remeasure = false) {
   if (!data.pattern || !data.tokens) return;
   const s = store.state;
   const view = { heads: s.heads, token: s.token, dir: s.dir };
+  if (lines) drawLines(lines, data.pattern, view, remeasure);  // before the arrows touch the DOM: no forced layout
   drawArrows($("arrows"), chips, data.pattern, view);
-  if (lines) drawLines(lines, data.pattern, view);
   highlight($("heatmap"), data.tokens.length, s.token, s.dir);
   $("describe").textContent = describe({ tokens: data.tokens, pattern: data.pattern, layer: s.layer, head: s.head,
     token: s.token, dir: s.dir, causal: model().causal });
@@ -72,10 +73,16 @@ function drawFocus() {
 function drawPreds() {
   if (!data.tokens) return;
   const s = store.state;
-  drawPredictions($("predictions"), { tokens: data.tokens, predictions: model().causal ? data.predictions?.predictions : null,
-    original: data.predictions?.original ?? null, off: s.off, position: s.token, temperature: s.temperature });
+  const causal = model().causal;
+  const p = data.predictions;
+  if (causal && (!p || p.predictions.length !== data.tokens.length)) {  // still on its way for this text
+    $("predictions").replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: "Computing the next-token probabilities…" }));
+    return;
+  }
+  drawPredictions($("predictions"), { tokens: data.tokens, predictions: causal ? p.predictions : null,
+    original: p?.original ?? null, off: s.off, position: s.token, temperature: s.temperature });
   drawOffList();
-  $("temperature-row").hidden = !model().causal;
+  $("temperature-row").hidden = !causal;
 }
 
 function markRendered() {
@@ -85,6 +92,7 @@ function markRendered() {
 
 async function drawHeat() {
   if (!data.pattern || !data.tokens) return;
+  await plotlyReady();
   const s = store.state;
   const scores = data.headKey === `${data.patternKey}\u0000${s.head}` ? data.head.scores : null;
   await drawHeatmap($("heatmap"), { tokens: data.tokens, pattern: data.pattern[s.head], scores, causal: model().causal,
@@ -236,11 +244,12 @@ async function guarded(work) {
 
 async function refreshText() {
   const ok = await guarded(async () => {
-    const [layerOk, predOk] = await Promise.all([fetchLayer(), fetchPredictions()]);
-    if (!layerOk) return false;
+    const preds = fetchPredictions();  // in parallel; drawn when it arrives
+    if (!(await fetchLayer())) return false;
+    data.predictions = data.predKey.startsWith(`${textKey()}\u0000`) ? data.predictions : null;
     drawFocus();
     await drawHeat();
-    if (predOk) drawPreds();
+    if (await preds) drawPreds();
     return true;
   });
   if (ok) await guarded(async () => (await fetchGrid()) && (drawAllHeads(), markRendered(), true));
@@ -317,7 +326,7 @@ function wire() {
   let resize = 0;
   window.addEventListener("resize", () => {
     clearTimeout(resize);
-    resize = setTimeout(() => { drawFocus(); drawAllHeads(); }, 120);
+    resize = setTimeout(() => { drawFocus(true); drawAllHeads(); }, 120);
   });
   let urlTimer = 0;
   store.addEventListener("change", () => {

@@ -41,15 +41,14 @@ export function drawHeatmap(el, { tokens, pattern, scores, causal, layer, head, 
   };
   const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d", "zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d"],
     toImageButtonOptions: { filename: `attnscope-heatmap-L${layer}-H${head}` } };
-  const ready = window.Plotly.react(el, [trace], layout, config);
-  if (!el.dataset.bound) {
+  return window.Plotly.react(el, [trace], layout, config).then(() => {
+    if (el.dataset.bound) return;
     el.dataset.bound = "1";
-    el.on?.("plotly_click", (ev) => {
+    el.on("plotly_click", (ev) => {  // a click on a cell locks its query token
       const p = ev.points?.[0];
       if (p) onCellClick(p.y, p.x);
     });
-  }
-  return ready;
+  });
 }
 
 // Highlight a row (dir "out": where token i looks) or a column (dir "in": who looks at token i).

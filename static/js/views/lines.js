@@ -37,13 +37,14 @@ export function buildLines(el, tokens, { onHover, onLeave, onClick }) {
     Object.assign(document.createElement("span"), { textContent: "key (is read)" }));
   wrap.append(canvas, ...cols);
   el.append(heads, wrap);
-  return { wrap, canvas, cols };
+  return { wrap, canvas, cols, width: 0 };
 }
 
-export function drawLines(view, pattern, { heads, token, dir }) {
+export function drawLines(view, pattern, { heads, token, dir }, remeasure = false) {
   const { wrap, canvas, cols } = view;
   const n = cols[0].children.length;
-  const width = wrap.clientWidth;
+  if (!view.width || remeasure) view.width = wrap.clientWidth;  // reading it on every hover forced a layout
+  const width = view.width;
   const height = n * ROW + 8;
   const dpr = window.devicePixelRatio || 1;
   canvas.width = Math.round(width * dpr);

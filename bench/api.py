@@ -21,12 +21,8 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from app.analysis import full_run  # noqa: E402
+from tests.live_server import Server as LiveServer  # noqa: E402
 from app.engine import Registry  # noqa: E402
 
 ENCODINGS = ("json", "uint8", "float16")
@@ -45,68 +42,10 @@ WORDS = ("Every token starts as a context-free embedding. A head forms queries, 
          "bank flooded and the money bank stayed dry.").split() * 20
 
 
-# --- the server -------------------------------------------------------------------------------------
+# --- the server: tests/live_server.py's, shared with the tests and the other benchmarks --------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`uvicorn app.main:app --workers N` on a free loopback port; output to a temporary file."""
-
-    def __init__(self, workers: int = 1, env: dict[str, str] | None = None):
-        self.workers, self.port = workers, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+b")
-        # WORKERS too: the app gives each worker cores // WORKERS BLAS threads (uvicorn's flag alone does not tell it)
-        env = {**os.environ, "ATTNSCOPE_PRELOAD": "default", "ATTNSCOPE_MODELS": "", "WORKERS": str(workers), **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers), "--no-access-log"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def wait_ready(self, timeout: float = 180) -> float:
-        """Until every worker has finished its lifespan (models loaded, weights touched); seconds taken."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
-            if self.output().count("Application startup complete") >= self.workers:
-                try:
-                    if httpx.get(self.url + "/api/models", timeout=5).status_code == 200:
-                        return time.monotonic() - t0
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the server was not ready after {timeout} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        self.log.close()
-
-    def __enter__(self):
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+def Server(workers: int = 1, env: dict[str, str] | None = None) -> LiveServer:  # noqa: N802 (reads as the class)
+    return LiveServer(workers=workers, env_extra={"ATTNSCOPE_PRELOAD": "default", "ATTNSCOPE_MODELS": "", **(env or {})})
 
 
 # --- texts --------------------------------------------------------------------------------------------

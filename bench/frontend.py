@@ -40,13 +40,8 @@ import itertools
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -56,6 +51,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from app.engine import Registry  # noqa: E402
+from tests.live_server import Server as LiveServer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -70,52 +66,9 @@ WORDS = ("the fluffy blue creature roamed the verdant forest while the river ban
 
 # --- the server -------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`uvicorn app.main:app` on a free loopback port; output to a temporary file."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+b")
-        env = {**os.environ, "ATTNSCOPE_MODELS": ""}
-        env.setdefault("ATTNSCOPE_PRELOAD", "default")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def wait_ready(self, timeout: float = 180) -> float:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
-            if "Application startup complete" in self.output():
-                try:
-                    if httpx.get(self.url + "/api/models", timeout=5).status_code == 200:
-                        return time.monotonic() - t0
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the server was not ready after {timeout} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        self.log.close()
+def Server() -> LiveServer:  # noqa: N802 (reads as the class)
+    env = {"ATTNSCOPE_MODELS": "", "ATTNSCOPE_PRELOAD": os.environ.get("ATTNSCOPE_PRELOAD", "default")}
+    return LiveServer(env_extra=env)
 
 
 # --- texts --------------------------------------------------------------------------------------------
@@ -793,7 +746,7 @@ def main():
             len(html.content), len(gzip.compress(html.content, 6)))
     finally:
         if server:
-            server.stop()
+            server.close()
     report_keystrokes(rows, args.reps, kprof, decode)
     report_hover(*hover)
     report_load(loads, html_gz)

@@ -1,6 +1,8 @@
 """A real server for tests and benchmarks: `uvicorn app.main:app` in a subprocess on a free
-loopback port, its output kept in a file, stopped with SIGTERM and a bounded wait."""
+loopback port, configured by environment variables only, its output kept in a file (a pipe nobody
+reads could fill and block it), stopped with SIGTERM and a bounded wait."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -26,32 +28,36 @@ def free_port() -> int:
 
 
 class Server:
-    """A uvicorn subprocess; its output goes to a file (a pipe nobody reads could fill and block it)."""
+    """`uvicorn app.main:app --workers N`. env is the whole environment (default: this process's,
+    with env_extra on top). WORKERS is set too: the app divides the BLAS threads among the workers."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1, env_extra: dict[str, str] | None = None,
+                 access_log: bool = False):
+        self.workers, self.port = workers, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile(mode="w+b")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers)],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        env = {**(os.environ if env is None else env), "WORKERS": str(workers), **(env_extra or {})}
+        args = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(workers)] + ([] if access_log else ["--no-access-log"])
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_ready(self, timeout: float = 120) -> float:
+        """Until every worker has finished its lifespan and the API answers; returns the seconds taken."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 raise ServerError(f"the server exited with {self.proc.returncode} before it was ready:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/api/models", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+            if self.output().count("Application startup complete") >= self.workers:
+                try:
+                    if httpx.get(self.url + "/api/models", timeout=5).status_code == 200:
+                        return time.monotonic() - t0
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.1)
         self.stop()
         raise ServerError(f"the server was not ready after {timeout} s:\n{self.output()}")
 
@@ -66,4 +72,17 @@ class Server:
                 self.proc.wait(STOP_TIMEOUT_S)
         return self.proc.returncode
 
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
 
+    def __enter__(self):
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -29,8 +29,7 @@ def server(cache_dir, smol, minilm):
             pytest.fail(str(e), pytrace=False)
         yield s
     finally:
-        s.stop()
-        s.log.close()
+        s.close()
 
 
 @pytest.fixture(scope="module")

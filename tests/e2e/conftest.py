@@ -25,8 +25,7 @@ def server(cache_dir, smol, minilm):
             pytest.fail(str(e), pytrace=False)
         yield s.url
     finally:
-        s.stop()
-        s.log.close()
+        s.close()
 
 
 @pytest.fixture(scope="session")

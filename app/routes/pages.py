@@ -24,6 +24,21 @@ TEMPLATES.env.policies["json.dumps_function"] = lambda obj, **_: dumps(obj).deco
 router = APIRouter(include_in_schema=False)
 
 
+def render(request: Request, page: str, initial: dict):
+    """templates/{page}.html with its initial data inline and plotly.js served by us."""
+    return TEMPLATES.TemplateResponse(request, f"{page}.html", {"initial": initial, "plotly": plotly_url(), "page": page})
+
+
+def with_data(api: Api, state: dict, build) -> dict:
+    """Initial data for a page: its first view's data, or the error that prevented it (shown inline)."""
+    error = data = None
+    try:
+        data = build()
+    except (EngineError, ApiError) as e:
+        error = error_body(e)
+    return {"models": models_public(api), "state": state, "data": data, "error": error}
+
+
 def models_public(api: Api) -> list[dict]:
     return api_routes.list_models(api)["models"]
 
@@ -81,13 +96,7 @@ def first_view(api: Api, state: dict) -> dict:
 def explorer(request: Request):
     api: Api = request.app.state.api
     state = page_state(request, api)
-    error = data = None
-    try:
-        data = first_view(api, state)
-    except (EngineError, ApiError) as e:
-        error = error_body(e)
-    initial = {"models": models_public(api), "state": state, "data": data, "error": error}
-    return TEMPLATES.TemplateResponse(request, "explorer.html", {"initial": initial, "plotly": plotly_url(), "page": "explorer"})
+    return render(request, "explorer", with_data(api, state, lambda: first_view(api, state)))
 
 
 @router.get("/explain", response_class=HTMLResponse)
@@ -99,18 +108,16 @@ def explain(request: Request):
     state |= {"step": max(0, _int(q.get("step"), 1) - 1), "all": q.get("all") == "1"}
     if q.get("token") is None:
         state["token"] = 3 if state["text"] == LESSON_SENTENCE else 10**6  # 'creature' / the last token
-    error = data = None
-    try:
+    def head_view():
         model = api.model(state["model"])
         state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
         state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
         data = api_routes.head_payload(api, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
                                                         head=state["head"], detail=True))
         state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
-    except (EngineError, ApiError) as e:
-        error = error_body(e)
-    initial = {"models": models_public(api), "state": state, "data": data, "error": error}
-    return TEMPLATES.TemplateResponse(request, "explain.html", {"initial": initial, "plotly": plotly_url(), "page": "explain"})
+        return data
+
+    return render(request, "explain", with_data(api, state, head_view))
 
 
 @router.get("/lens", response_class=HTMLResponse)
@@ -120,7 +127,7 @@ def lens_page(request: Request):
     q = request.query_params
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
     initial = {"models": models_public(api), "state": {"text": q.get("text", "The capital of France is Paris, and the capital of Italy is"), "model": model}}
-    return TEMPLATES.TemplateResponse(request, "lens.html", {"initial": initial, "plotly": plotly_url(), "page": "lens"})
+    return render(request, "lens", initial)
 
 
 def _find(tokens, word: str) -> int:
@@ -163,7 +170,7 @@ def lesson(request: Request):
     """A guided lesson through the classic examples, with the live model and honest numbers."""
     api: Api = request.app.state.api
     initial = {"models": models_public(api), "lesson": lesson_data(api)}
-    return TEMPLATES.TemplateResponse(request, "lesson.html", {"initial": initial, "plotly": plotly_url(), "page": "lesson"})
+    return render(request, "lesson", initial)
 
 
 COMPARE_DEFAULT = ("mole", ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"])
@@ -180,7 +187,7 @@ def compare(request: Request):
         word, sentences = (word, COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] or not q.get("word") else (word, sentences + [""] * (2 - len(sentences)))
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
     initial = {"models": models_public(api), "state": {"word": word, "sentences": sentences, "model": model}}
-    return TEMPLATES.TemplateResponse(request, "compare.html", {"initial": initial, "plotly": plotly_url(), "page": "compare"})
+    return render(request, "compare", initial)
 
 
 # --- plotly.js, from the plotly Python package, served by us (no CDN: the app works offline) -------

@@ -242,7 +242,11 @@ def test_overload_sheds_with_503_and_retry_after(registry):
                 reqs = [c.post("/api/attention", json={"text": f"sentence number {i} " * 20}) for i in range(6)]
                 return await asyncio.gather(*reqs)
 
-    responses = asyncio.run(burst())
+    # a thread of its own: the browser tests' Playwright keeps an event loop running in this one
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        responses = ex.submit(asyncio.run, burst()).result()
     codes = sorted(r.status_code for r in responses)
     assert 200 in codes and 503 in codes, codes
     shed = next(r for r in responses if r.status_code == 503)

@@ -1,0 +1,165 @@
+"""Embeds in headless Chromium, framed by a page of ANOTHER origin (a second loopback server):
+the embed renders and tells its host its height; the explorer itself refuses to be framed."""
+
+import functools
+import http.server
+import threading
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.e2e.test_explorer import page_artifact
+from tests.live_server import free_port
+
+TEXT = "the cat sat on the mat because it was tired"
+
+HOST_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>a lesson</title><link rel="icon" href="data:,"></head>
+<body style="margin:0">
+<p>A lesson on another site.</p>
+<iframe id="f" src="{src}" style="border:0;width:100%;height:150px" title="embed"></iframe>
+<script>
+  window.received = [];
+  window.addEventListener("message", (e) => {{
+    window.received.push({{origin: e.origin, data: e.data}});
+    const f = document.getElementById("f");
+    if (e.source === f.contentWindow && e.data && e.data.context === "iframe.resize") f.style.height = e.data.height + "px";
+  }});
+</script>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def other_origin(tmp_path_factory):
+    """A static file server on another loopback port: another origin for the browser."""
+    root = tmp_path_factory.mktemp("host")
+    handler = functools.partial(QuietHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def host(other_origin, name, src):
+    root, origin = other_origin
+    (root / f"{name}.html").write_text(HOST_PAGE.format(src=src))
+    return f"{origin}/{name}.html"
+
+
+def embed_frame(page):
+    page.wait_for_function("() => document.getElementById('f').contentWindow !== null")
+    frame = page.frame_locator("#f")
+    frame.locator("body[data-ready='1']").wait_for(timeout=30000)
+    return next(f for f in page.frames if "/embed/" in f.url)
+
+
+@pytest.mark.parametrize("view", ["heatmap", "arrows", "grid"])
+def test_embed_in_another_origin_renders_and_resizes_its_iframe(page, server, other_origin, view):
+    src = f"{server}/embed/{view}?" + urlencode({"text": TEXT, "layer": 5, "head": 1, "token": 7})
+    page.goto(host(other_origin, f"lesson-{view}", src))
+    frame = embed_frame(page)
+    assert frame.evaluate("() => document.getElementById('error').hidden"), frame.text_content("#error")
+    if view == "heatmap":
+        frame.wait_for_selector("#view .main-svg")
+        assert frame.evaluate("() => document.querySelector('#view .hm-highlight').dataset.token") == "7"
+    elif view == "arrows":
+        drawn = frame.eval_on_selector_all("svg.arrow-layer path[data-head]", "ps => ps.map(p => [p.dataset.head, p.dataset.query])")
+        assert drawn and all(h == "1" and q == "7" for h, q in drawn)
+    else:
+        assert frame.evaluate("() => document.querySelector('#view canvas').width") > 100
+    # the host got both messages (Embedly and AMP) with the embed's real height, and resized the iframe
+    page.wait_for_function("""() => window.received.some(m => m.data.context === 'iframe.resize')
+                                 && window.received.some(m => m.data.sentinel === 'amp' && m.data.type === 'embed-size')""")
+    msgs = page.evaluate("() => window.received")
+    assert {m["origin"] for m in msgs} == {server}
+    content = frame.evaluate("() => Math.ceil(document.documentElement.getBoundingClientRect().height)")
+    last = [m["data"]["height"] for m in msgs if m["data"].get("context") == "iframe.resize"][-1]
+    assert last == content and content > 150
+    page.wait_for_function(f"() => document.getElementById('f').getBoundingClientRect().height === {content}")
+    assert "attnscope" in frame.text_content("footer") and frame.get_attribute("#explorer-link", "href").startswith(f"{server}/?")
+    assert page.errors == [], page.errors
+
+
+def test_the_explorer_refuses_to_be_framed_by_another_origin(page, server, other_origin):
+    violations = []
+    page.on("console", lambda m: "frame-ancestors" in m.text and violations.append(m.text))
+    page.goto(host(other_origin, "framing-explorer", f"{server}/"))
+    page.wait_for_timeout(1500)
+    frame = page.frames[1]
+    assert not frame.url.startswith(server), frame.url  # Chromium swaps the blocked page for an error page
+    assert frame.evaluate("() => document.querySelector('body[data-ready]') === null")
+    assert frame.evaluate("() => document.getElementById('initial') === null")
+    assert violations and "frame-ancestors 'self'" in violations[0]
+    # the same server's embed in the same kind of host page is allowed
+    page.goto(host(other_origin, "framing-embed", f"{server}/embed/heatmap"))
+    assert embed_frame(page).url.startswith(f"{server}/embed/heatmap")
+
+
+def test_bad_parameters_are_readable_inside_the_frame(page, server, other_origin):
+    page.goto(host(other_origin, "bad", f"{server}/embed/arrows?model=gpt-9"))
+    frame = embed_frame(page)
+    assert "unknown model 'gpt-9'" in frame.text_content("#error") and frame.is_visible("#error")
+    page.wait_for_function("() => window.received.length > 0")
+
+
+@pytest.mark.parametrize("width", [320, 768, 1280])
+def test_embed_screenshots(browser, server, width):
+    ctx = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        p = ctx.new_page()
+        errors = []
+        p.on("pageerror", lambda e: errors.append(str(e)))
+        for view, theme in [("heatmap", "light"), ("arrows", "dark"), ("grid", "auto")]:
+            p.goto(f"{server}/embed/{view}?" + urlencode({"text": TEXT, "layer": 5, "head": 1, "token": 7, "theme": theme}))
+            p.wait_for_selector("body[data-ready='1']")
+            if view == "heatmap":
+                p.wait_for_selector("#view .main-svg")
+            overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{view} embed is {overflow}px wider than {width}px"
+            assert ("where ‘·it’ looks" in p.text_content("#caption")) == (view != "grid")
+            bg = p.evaluate("() => getComputedStyle(document.body).backgroundColor")
+            assert bg == {"light": "rgb(255, 255, 255)", "dark": "rgb(27, 29, 35)"}.get(theme, bg)
+            p.screenshot(path=str(page_artifact(f"embed-{view}-{width}")), full_page=True)
+        assert errors == []
+    finally:
+        ctx.close()
+
+
+def test_static_embeds_do_not_react_and_interactive_ones_do(page, server):
+    url = f"{server}/embed/arrows?" + urlencode({"text": TEXT, "layer": 5, "head": 1})
+    page.open(url)
+    page.hover(".chip[data-index='7']")
+    page.wait_for_function("() => window.attnscope.embed.state.token === 7")
+    assert page.eval_on_selector_all("svg.arrow-layer path[data-head]", "ps => ps.every(p => p.dataset.query === '7')")
+    page.click(".chip[data-index='7']")  # locked: leaving keeps it
+    page.mouse.move(5, 600)
+    assert page.evaluate("() => window.attnscope.embed.state.token") == 7 and "‘·it’" in page.text_content("#caption")
+    page.open(url + "&static=1")
+    assert page.evaluate("() => document.body.classList.contains('static') && getComputedStyle(document.getElementById('view')).pointerEvents") == "none"
+    page.mouse.move(*center(page, ".chip[data-index='7']"))
+    page.mouse.click(*center(page, ".chip[data-index='7']"))
+    assert page.evaluate("() => window.attnscope.embed.state.token") == -1
+    page.open(f"{server}/embed/grid?text=hi&static=1")
+    g = page.evaluate("() => document.querySelector('#view canvas')._geom")
+    page.mouse.click(*center(page, "#view canvas", g["left"] + 3 * g["pitch"] + 4, g["top"] + 2 * g["pitch"] + 4))
+    assert page.evaluate("() => [window.attnscope.embed.state.layer, window.attnscope.embed.state.head]") == [2, 3]
+    page.open(f"{server}/embed/grid?text=hi")
+    page.locator("#view canvas").click(position={"x": g["left"] + 3 * g["pitch"] + 4, "y": g["top"] + 2 * g["pitch"] + 4})
+    assert page.evaluate("() => [window.attnscope.embed.state.layer, window.attnscope.embed.state.head]") == [3, 2]
+    assert "layer=3&head=2" in page.get_attribute("#explorer-link", "href")
+    assert page.errors == []
+
+
+def center(page, selector, dx=None, dy=None):
+    box = page.locator(selector).bounding_box()
+    return (box["x"] + (box["width"] / 2 if dx is None else dx), box["y"] + (box["height"] / 2 if dy is None else dy))

@@ -68,15 +68,25 @@ function drawCompare(c) {
 
 function drawResidual(r) {
   const L = r.layers;
-  const traces = r.tokens.map((t, k) => ({
-    type: "scatter", mode: "lines+markers", name: `${k}: ${plotlySafe(label(t.text))}`,
-    x: r.pca_2d.map((b) => b[k][0]), y: r.pca_2d.map((b) => b[k][1]), customdata: L,
-    marker: { color: headColor(k), size: L.map((_, i) => 4 + (9 * i) / (L.length - 1)) }, line: { color: headColor(k), width: 1 },
-    hovertemplate: `${plotlySafe(label(t.text))}<br>layer %{customdata}<extra></extra>`,
-  }));
-  window.Plotly.react($("residual"), traces, { ...baseLayout(`each token's vector, layer by layer (PCA of unit vectors, ${(100 * (r.explained_variance_2d[0] + r.explained_variance_2d[1])).toFixed(0)}% of variance; markers grow with depth)`),
-    xaxis: { title: { text: "PC 1" }, zeroline: false }, yaxis: { title: { text: "PC 2" }, zeroline: false }, height: 460 }, config);
+  const three = $("dims").value === "3";
+  const traces = r.tokens.map((t, k) => {
+    const pts = three ? r.pca_3d : r.pca_2d;
+    return {
+      type: three ? "scatter3d" : "scatter", mode: "lines+markers", name: `${k}: ${plotlySafe(label(t.text))}`,
+      x: pts.map((b) => b[k][0]), y: pts.map((b) => b[k][1]), ...(three ? { z: pts.map((b) => b[k][2]) } : {}), customdata: L,
+      marker: { color: headColor(k), size: L.map((_, i) => (three ? 2 : 4) + ((three ? 5 : 9) * i) / (L.length - 1)) },
+      line: { color: headColor(k), width: three ? 3 : 1 },
+      hovertemplate: `${plotlySafe(label(t.text))}<br>layer %{customdata}<extra></extra>`,
+    };
+  });
+  const ev = three ? r.explained_variance_3d : r.explained_variance_2d;
+  const share = (100 * ev.reduce((a, b) => a + b, 0)).toFixed(0);
+  window.Plotly.react($("residual"), traces, { ...baseLayout(`each token's vector, layer by layer (PCA of unit vectors, ${share}% of variance; markers grow with depth; click a legend entry to hide a token)`),
+    xaxis: { title: { text: "PC 1" }, zeroline: false }, yaxis: { title: { text: "PC 2" }, zeroline: false }, height: 460,
+    ...(three ? { scene: { xaxis: { title: { text: "PC 1" } }, yaxis: { title: { text: "PC 2" } }, zaxis: { title: { text: "PC 3" } } } } : {}) }, config);
 }
+
+let lastResidual = null;
 
 async function refresh() {
   const q = new URLSearchParams({ word: state.word, model: state.model });
@@ -89,7 +99,10 @@ async function refresh() {
     drawCompare(c);
     $("error").hidden = true;
     const r = await post("residual", "/api/residual", { model: state.model, text: state.sentences[0], normalize: true });
-    if (r) drawResidual(r);
+    if (r) {
+      lastResidual = r;
+      drawResidual(r);
+    }
     document.body.dataset.rendered = `${state.word}|${state.sentences.join("|")}`;
   } catch (e) {
     $("error").hidden = false;
@@ -111,6 +124,7 @@ function wire() {
   $("add").addEventListener("click", () => { state.sentences.push(`another sentence with ${state.word}`); refresh(); });
   $("remove").addEventListener("click", () => { state.sentences.pop(); refresh(); });
   busy.addEventListener("change", (e) => ($("busy").hidden = !e.detail));
+  $("dims").addEventListener("change", () => lastResidual && drawResidual(lastResidual));
 }
 
 wire();

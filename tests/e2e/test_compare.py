@@ -36,3 +36,14 @@ def test_a_missing_word_is_explained(page, server):
     page.dispatch_event("#sentences input >> nth=1", "change")
     page.wait_for_selector("#error:not([hidden])")
     assert "sentence 1" in page.text_content("#error") and "nothing to see here" in page.text_content("#error")
+
+
+def test_trajectories_in_3d(page, server):
+    page.open(server + "/compare")
+    page.wait_for_function("() => document.getElementById('residual').data")
+    page.select_option("#dims", "3")
+    page.wait_for_function("() => document.getElementById('residual').data[0].type === 'scatter3d'")
+    r = httpx.post(server + "/api/residual", json={"text": EXAMPLES["mole"][0], "normalize": True}, timeout=60).json()
+    z = page.evaluate("() => document.getElementById('residual').data[0].z")
+    assert z == [b[0][2] for b in r["pca_3d"]]
+    assert not page.errors

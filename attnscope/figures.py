@@ -1,0 +1,167 @@
+"""The views as plotly figures, built from one Result (every number is one the model produced)."""
+
+import numpy as np
+import plotly.graph_objects as go
+
+from app import analysis
+
+from .display import Figure
+from .style import MASKED, VIRIDIS_SCALE, head_color, label
+
+FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12)
+
+
+def masked_pattern(result, layer: int, head: int) -> list[list[float | None]]:
+    """The head's weights [query][key] as float lists, None where the causal mask hides the key."""
+    p = result.pattern(layer, head).astype(np.float64)
+    rows = p.tolist()
+    if result.model.cfg.causal:
+        for q, row in enumerate(rows):
+            for k in range(q + 1, len(row)):
+                row[k] = None
+    return rows
+
+
+def heatmap(result, layer: int, head: int) -> go.Figure:
+    result.check(layer, head)
+    labels = [label(t.text) for t in result.tokens]
+    n = len(labels)
+    z = masked_pattern(result, layer, head)
+    scores = analysis.head_detail(result.cached, layer, head)["scores"].astype(np.float64)
+    custom = [[[labels[q], labels[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k])]
+               for k in range(n)] for q in range(n)]
+    fig = Figure(go.Heatmap(
+        z=z, x=list(range(n)), y=list(range(n)), customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE,
+        hoverongaps=False, xgap=1, ygap=1, colorbar=dict(title=dict(text="weight")),
+        hovertemplate=("query %{y} %{customdata[0]}<br>key %{x} %{customdata[1]}<br>"
+                       "weight %{z:.4f}<br>score (pre-softmax) %{customdata[2]:.3f}<extra></extra>"),
+        name=f"L{layer} H{head}"))
+    side = min(900, 220 + 28 * n)
+    fig.update_layout(
+        title=dict(text=f"{result.model.id}: layer {layer}, head {head}" + (" (grey: masked)" if result.model.cfg.causal else ""), font=dict(size=14)),
+        xaxis=dict(title="key", tickvals=list(range(n)), ticktext=labels, tickangle=-45, side="bottom", showgrid=False),
+        yaxis=dict(title="query", tickvals=list(range(n)), ticktext=labels, autorange="reversed", showgrid=False),
+        plot_bgcolor=MASKED, width=max(600, side + 120), height=max(420, side), font=FONT, margin=dict(l=90, r=20, t=60, b=90))
+    return fig
+
+
+def grid_matrix(result) -> tuple[list[list[float | None]], int]:
+    """Every layer x head as one mosaic [layer * (n + 1)][head * (n + 1)]: block (L, h) starts at
+    row L * (n + 1), column h * (n + 1); the separating row/column and masked cells are None."""
+    cfg, n = result.model.cfg, len(result.tokens)
+    step = n + 1
+    z = [[None] * (cfg.n_heads * step - 1) for _ in range(cfg.n_layers * step - 1)]
+    for L in range(cfg.n_layers):
+        for h in range(cfg.n_heads):
+            for q, row in enumerate(masked_pattern(result, L, h)):
+                z[L * step + q][h * step:h * step + n] = row
+    return z, step
+
+
+def grid(result) -> go.Figure:
+    cfg, n = result.model.cfg, len(result.tokens)
+    z, step = grid_matrix(result)
+    labels = [label(t.text) for t in result.tokens]
+    custom = [[None] * len(z[0]) for _ in z]
+    for r in range(len(z)):
+        L, q = divmod(r, step)
+        for c in range(len(z[0])):
+            h, k = divmod(c, step)
+            if q < n and k < n:
+                custom[r][c] = [L, h, labels[q], labels[k]]
+    fig = Figure(go.Heatmap(
+        z=z, customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE, hoverongaps=False,
+        colorbar=dict(title=dict(text="weight")),
+        hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>query %{customdata[2]}<br>"
+                      "key %{customdata[3]}<br>weight %{z:.4f}<extra></extra>"))
+    centre = (n - 1) / 2
+    cell = max(3, min(10, 60 // max(n, 1)))
+    fig.update_layout(
+        title=dict(text=f"{result.model.id}: every layer x head"),
+        xaxis=dict(tickvals=[h * step + centre for h in range(cfg.n_heads)], ticktext=[f"H{h}" for h in range(cfg.n_heads)],
+                   side="top", showgrid=False, zeroline=False, constrain="domain"),
+        yaxis=dict(tickvals=[L * step + centre for L in range(cfg.n_layers)], ticktext=[f"L{L}" for L in range(cfg.n_layers)],
+                   autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x"),
+        plot_bgcolor="white", font=FONT, width=max(500, cfg.n_heads * step * cell + 160),
+        height=max(400, cfg.n_layers * step * cell + 100), margin=dict(l=50, r=20, t=80, b=20))
+    return fig
+
+
+def resolve_token(result, token) -> int:
+    """A query position from an index (negative counts from the end), a token's text, or None (the last)."""
+    n = len(result.tokens)
+    if token is None:
+        return n - 1
+    if isinstance(token, (int, np.integer)):
+        if not -n <= token < n:
+            raise ValueError(f"token {token} is out of range: the text has {n} tokens (0-{n - 1})")
+        return int(token) % n
+    word = str(token).strip()
+    for i, t in enumerate(result.tokens):
+        if t.text.strip() == word:
+            return i
+    raise ValueError(f"no token {word!r} in the text; tokens: {[t.text for t in result.tokens]}")
+
+
+def arc(x0: float, x1: float, height: float, steps: int = 24) -> tuple[list[float], list[float]]:
+    """A quadratic Bezier from (x0, 0) up to height and down to (x1, 0)."""
+    t = np.linspace(0, 1, steps)
+    mid = (x0 + x1) / 2
+    xs = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * mid + t ** 2 * x1
+    ys = 2 * (1 - t) * t * height
+    return xs.round(4).tolist(), ys.round(4).tolist()
+
+
+def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0) -> go.Figure:
+    result.check(layer, head)
+    q = resolve_token(result, token)
+    labels = [label(t.text) for t in result.tokens]
+    n = len(labels)
+    w = result.pattern(layer, head)[q].astype(np.float64)
+    colour = head_color(head)
+    fig = Figure()
+    keys = range(q + 1) if result.model.cfg.causal else range(n)
+    for k in sorted(keys, key=lambda k: w[k]):  # strongest drawn last, on top
+        if w[k] < min_weight:
+            continue
+        hover = f"key {k} {labels[k]} → query {q} {labels[q]}<br>weight {w[k]:.4f}"
+        if k == q:  # a token reading itself: a small loop above it
+            t = np.linspace(0, 2 * np.pi, 30)
+            xs, ys = (k + 0.18 * np.sin(t)).tolist(), (0.25 * (1 - np.cos(t))).tolist()
+        else:
+            xs, ys = arc(k, q, 0.25 + 0.12 * abs(q - k))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.5 + 9 * w[k]),
+                                 opacity=0.15 + 0.85 * w[k], hoverinfo="text", hovertext=hover, showlegend=False,
+                                 name=f"{k}→{q}", customdata=[[k, q, float(w[k])]] * len(xs)))
+    fig.add_trace(go.Scatter(
+        x=list(range(n)), y=[0] * n, mode="markers+text", text=labels, textposition="bottom center",
+        marker=dict(size=[14 if i == q else 8 for i in range(n)], color=[colour if i == q else "#555" for i in range(n)]),
+        hovertext=[f"{i} {labels[i]}: weight from query {w[i]:.4f}" for i in range(n)], hoverinfo="text",
+        showlegend=False, name="tokens"))
+    top = 0.25 + 0.12 * max(n - 1, 1) / 2 + 0.3
+    fig.update_layout(
+        title=dict(text=f"{result.model.id}: layer {layer}, head {head}: what {labels[q]} (token {q}) reads"),
+        xaxis=dict(visible=False, range=[-0.8, n - 0.2]), yaxis=dict(visible=False, range=[-0.5, top]),
+        plot_bgcolor="white", font=FONT, width=max(500, 70 * n + 100), height=360, margin=dict(l=20, r=20, t=50, b=20))
+    return fig
+
+
+def embeddings(result, normalize: bool = False) -> go.Figure:
+    g = result.geometry(normalize)
+    xy, layers, var = g["pca_2d"], g["layers"], g["explained_variance_2d"]
+    labels = [label(t.text) for t in result.tokens]
+    fig = Figure()
+    for i, lab in enumerate(labels):
+        c = head_color(i)
+        fig.add_trace(go.Scatter(
+            x=xy[:, i, 0].tolist(), y=xy[:, i, 1].tolist(), mode="lines+markers", name=f"{i} {lab}",
+            line=dict(color=c, width=1.5), marker=dict(size=[10] + [5] * (len(layers) - 2) + [10], color=c),
+            text=[f"{lab} after {'the embedding' if b == 'embed' else 'layer ' + b}" for b in layers],
+            hovertemplate="%{text}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>"))
+        fig.add_annotation(x=float(xy[-1, i, 0]), y=float(xy[-1, i, 1]), text=lab, showarrow=False, yshift=10,
+                           font=dict(color=c))
+    fig.update_layout(
+        title=dict(text=f"{result.model.id}: each token's residual stream, embedding to last layer (2-D PCA)"),
+        xaxis=dict(title=f"PC1 ({100 * var[0]:.1f}% of variance)"), yaxis=dict(title=f"PC2 ({100 * var[1]:.1f}%)"),
+        font=FONT, width=800, height=560, plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=50))
+    return fig

@@ -1,0 +1,142 @@
+"""attnscope.run(text) -> Result: one forward pass kept, views as plotly figures, notebook display."""
+
+import html
+import os
+import threading
+
+import numpy as np
+
+from app import analysis
+from app.engine import Model, Registry
+
+from . import figures
+from .display import figure_html
+from .svg import heatmap_svg
+from .style import visible
+
+_registries: dict[str, Registry] = {}
+_lock = threading.Lock()
+
+
+def registry(cache_dir=None) -> Registry:
+    """One registry (and so one loaded copy of each model) per weight cache directory."""
+    cache_dir = cache_dir or os.environ.get("ATTNSCOPE_CACHE_DIR") or None
+    key = str(cache_dir)
+    with _lock:
+        if key not in _registries:
+            _registries[key] = Registry.from_env(
+                cache_dir=cache_dir, default=os.environ.get("ATTNSCOPE_DEFAULT_MODEL", "smollm2-135m-instruct"),
+                max_tokens=int(os.environ.get("ATTNSCOPE_MAX_TOKENS", "512")))
+        return _registries[key]
+
+
+def run(text: str, model: str | Model = "smollm2-135m-instruct", cache_dir=None, *,
+        layer: int | None = None, head: int | None = None) -> "Result":
+    """Run `text` through `model` (an id, or a loaded app.engine.Model) once and keep every capture.
+    layer/head: the head shown when the result itself is displayed (default layer 2, head 3)."""
+    m = model if isinstance(model, Model) else registry(cache_dir).get(model)
+    return Result(analysis.full_run(m, text), text, layer, head)
+
+
+class Result:
+    """One text through one model. .tokens, .run (app.engine.Run: run["blocks.L.attn.hook_pattern"]
+    is [head, query, key]); figure methods return plain plotly go.Figure objects."""
+
+    def __init__(self, cached: analysis.CachedRun, text: str, layer: int | None = None, head: int | None = None):
+        self.cached, self.text = cached, text
+        cfg = self.model.cfg
+        self.layer = min(2, cfg.n_layers - 1) if layer is None else layer
+        self.head = min(3, cfg.n_heads - 1) if head is None else head
+        self.check(self.layer, self.head)
+        self._geometry: dict[bool, dict] = {}
+
+    # --- data -------------------------------------------------------------------------------------
+    @property
+    def model(self) -> Model:
+        return self.cached.model
+
+    @property
+    def run(self):
+        return self.cached.run
+
+    @property
+    def tokens(self):
+        return self.cached.run.tokens
+
+    @property
+    def token_texts(self) -> list[str]:
+        return [t.text for t in self.tokens]
+
+    def check(self, layer: int, head: int) -> None:
+        cfg = self.model.cfg
+        if not (isinstance(layer, (int, np.integer)) and 0 <= layer < cfg.n_layers):
+            raise ValueError(f"layer {layer} is out of range: {self.model.id} has layers 0-{cfg.n_layers - 1}")
+        if not (isinstance(head, (int, np.integer)) and 0 <= head < cfg.n_heads):
+            raise ValueError(f"head {head} is out of range: {self.model.id} has heads 0-{cfg.n_heads - 1}")
+
+    def pattern(self, layer: int, head: int) -> np.ndarray:
+        """[query, key] attention weights of one head (a view of the run's capture)."""
+        self.check(layer, head)
+        return self.run[f"blocks.{layer}.attn.hook_pattern"][head]
+
+    def scores(self, layer: int, head: int) -> np.ndarray:
+        """[query, key] pre-softmax scores (-inf where masked), recomputed exactly from q and k."""
+        self.check(layer, head)
+        return analysis.head_detail(self.cached, layer, head)["scores"]
+
+    def geometry(self, normalize: bool = False) -> dict:
+        if normalize not in self._geometry:
+            self._geometry[normalize] = analysis.residual_geometry(self.cached, normalize)
+        return self._geometry[normalize]
+
+    # --- figures ----------------------------------------------------------------------------------
+    def heatmap(self, layer: int | None = None, head: int | None = None):
+        return figures.heatmap(self, self.layer if layer is None else layer, self.head if head is None else head)
+
+    def grid(self):
+        return figures.grid(self)
+
+    def arrows(self, layer: int | None = None, head: int | None = None, token=None, min_weight: float = 0.0):
+        return figures.arrows(self, self.layer if layer is None else layer, self.head if head is None else head,
+                              token, min_weight)
+
+    def embeddings(self, normalize: bool = False):
+        return figures.embeddings(self, normalize)
+
+    # --- display ----------------------------------------------------------------------------------
+    def summary(self, layer: int | None = None, head: int | None = None, token=None) -> str:
+        """e.g. "layer 2, head 3: 'creature' attends most to 'blue' (0.41)" (the last token by default)."""
+        layer = self.layer if layer is None else layer
+        head = self.head if head is None else head
+        q = figures.resolve_token(self, token)
+        row = self.pattern(layer, head)[q]
+        k = int(np.argmax(row))
+        show = lambda i: repr(visible(self.tokens[i].text.strip()) or visible(self.tokens[i].text))  # noqa: E731
+        who = "itself" if k == q else show(k)
+        return f"layer {layer}, head {head}: {show(q)} attends most to {who} ({row[k]:.2f})"
+
+    def __repr__(self) -> str:
+        return (f"attnscope.Result: {self.model.id}, {len(self.tokens)} tokens\n"
+                f"tokens: {self.token_texts!r}\n{self.summary()}")
+
+    def svg(self, layer: int | None = None, head: int | None = None) -> str:
+        """A static SVG heatmap of one head (no scripts)."""
+        layer = self.layer if layer is None else layer
+        head = self.head if head is None else head
+        return heatmap_svg(self.token_texts, figures.masked_pattern(self, layer, head),
+                           f"{self.model.id}: layer {layer}, head {head}")
+
+    def _repr_html_(self) -> str:
+        chips = "".join(f'<span title="token {i}, id {t.id}" style="display:inline-block;margin:2px;padding:1px 5px;'
+                        f'border:1px solid #bbb;border-radius:4px;font-family:monospace;white-space:pre">'
+                        f"{html.escape(visible(t.text))}</span>" for i, t in enumerate(self.tokens))
+        return (f'<div class="attnscope-result"><div><b>{html.escape(self.model.id)}</b>, {len(self.tokens)} tokens: '
+                f"{chips}</div><p>{html.escape(self.summary())}</p>{figure_html(self.heatmap())}</div>")
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/plain": repr(self), "text/html": self._repr_html_(), "image/svg+xml": self.svg()}
+        if include:
+            bundle = {k: v for k, v in bundle.items() if k in include}
+        if exclude:
+            bundle = {k: v for k, v in bundle.items() if k not in exclude}
+        return bundle

@@ -1,0 +1,36 @@
+"""Colours (the same as static/js/colors.js) and token labels made safe for plotly and SVG."""
+
+import html
+
+# matplotlib's viridis, 9 anchors: the app's weight scale.
+VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
+VIRIDIS_SCALE = [[i / (len(VIRIDIS) - 1), c] for i, c in enumerate(VIRIDIS)]
+# Paul Tol's muted then light palettes: one colour per head, colour-blind safe.
+HEADS = ["#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499",
+         "#EE8866", "#77AADD", "#BBCC33", "#FFAABB", "#99DDFF", "#44BB99", "#AAAA00"]
+MASKED = "#d9d9d9"
+
+
+def head_color(h: int) -> str:
+    return HEADS[h % len(HEADS)]
+
+
+def viridis(x: float) -> str:
+    """The colour of weight x in [0, 1], interpolated between the anchors like colors.js."""
+    x = min(1.0, max(0.0, float(x))) * (len(VIRIDIS) - 1)
+    k = min(len(VIRIDIS) - 2, int(x))
+    f = x - k
+    a, b = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (VIRIDIS[k], VIRIDIS[k + 1]))
+    return "#" + "".join(f"{round(p + (q - p) * f):02x}" for p, q in zip(a, b))
+
+
+def visible(text: str) -> str:
+    """A token's text with invisible characters made visible (a lone space would show as nothing)."""
+    t = text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    return t if t.strip() else t.replace(" ", "\u2423") or "\u2205"
+
+
+def label(text: str) -> str:
+    """For plotly text, ticks and hover: plotly parses a few HTML tags (<b>, <br>, <a>...) and entities,
+    so <, > and & are escaped; plotly turns the entities back into the characters."""
+    return html.escape(visible(text), quote=False)

@@ -1,0 +1,159 @@
+"""The `attnscope` command: every export format decodes to the model's own numbers; errors are one line."""
+
+import csv
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import plotly.offline
+import pytest
+
+from attnscope import cli
+
+TEXT = "a fluffy blue creature"
+# (view, suffix, extra arguments)
+# run as `python -m attnscope.cli` subprocesses, all at once
+JOBS = [("heatmap", "json", []), ("heatmap", "csv", []), ("heatmap", "html", []), ("heatmap", "png", []),
+        ("arrows", "svg", ["--token", "creature"])]
+# run in-process through cli.main (same code path, no interpreter start-up)
+INPROCESS = [("arrows", "csv", ["--token", "creature"]), ("grid", "json", []), ("embeddings", "csv", [])]
+
+
+def env(cache_dir, **extra):
+    return {**os.environ, "ATTNSCOPE_CACHE_DIR": cache_dir, "ATTNSCOPE_MODELS": "", **extra}
+
+
+@pytest.fixture(scope="module")
+def exports(smol, cache_dir, tmp_path_factory):
+    """Runs every export at once (they are independent processes) -> {(view, suffix): (path, stdout)}."""
+    out = tmp_path_factory.mktemp("exports")
+    procs = {}
+    for view, suffix, extra in JOBS:
+        path = out / f"{view}.{suffix}"
+        cmd = [sys.executable, "-m", "attnscope.cli", "export", "--view", view, "--text", TEXT,
+               "--layer", "2", "--head", "3", *extra, "-o", str(path)]
+        procs[view, suffix] = (path, subprocess.Popen(cmd, env=env(cache_dir), stdout=subprocess.PIPE,
+                                                      stderr=subprocess.PIPE, text=True))
+    done = {}
+    for view, suffix, extra in INPROCESS:
+        path = out / f"{view}.{suffix}"
+        assert cli.main(["export", "--view", view, "--text", TEXT, "--layer", "2", "--head", "3", *extra,
+                         "--cache-dir", cache_dir, "-o", str(path)]) == 0
+        done[view, suffix] = (path, "")
+    for key, (path, p) in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, (key, stderr)
+        done[key] = (path, stdout)
+    return done
+
+
+@pytest.fixture(scope="module")
+def pattern(smol):
+    return smol.run(TEXT)["blocks.2.attn.hook_pattern"][3]
+
+
+@pytest.fixture(scope="module")
+def texts(smol):
+    return [t.text for t in smol.tokenize(TEXT)]
+
+
+def test_json(exports, pattern, texts):
+    d = json.loads(exports["heatmap", "json"][0].read_text())
+    assert [t["text"] for t in d["tokens"]] == texts and (d["layer"], d["head"]) == (2, 3)
+    n = len(texts)
+    for q in range(n):
+        for k in range(n):
+            if k > q:
+                assert d["pattern"][q][k] is None and d["scores"][q][k] is None
+            else:
+                assert abs(d["pattern"][q][k] - float(pattern[q, k])) < 1e-6
+    g = json.loads(exports["grid", "json"][0].read_text())
+    assert (g["n_layers"], g["n_heads"]) == (30, 9)
+    assert abs(g["patterns"][2][3][-1][0] - float(pattern[-1, 0])) < 1e-6
+
+
+def test_csv(exports, pattern, texts, smol):
+    rows = list(csv.reader(io.StringIO(exports["heatmap", "csv"][0].read_text())))
+    assert rows[0] == ["layer", "head", "query_index", "query_token", "key_index", "key_token", "weight", "score"]
+    n = len(texts)
+    assert len(rows) - 1 == n * (n + 1) // 2  # masked pairs left out
+    for L, h, q, qt, k, kt, w, s in rows[1:]:
+        q, k = int(q), int(k)
+        assert (L, h) == ("2", "3") and k <= q and (qt, kt) == (texts[q], texts[k])
+        assert abs(float(w) - float(pattern[q, k])) < 1e-6
+    q = [t.strip() for t in texts].index("creature")
+    arrows = list(csv.DictReader(io.StringIO(exports["arrows", "csv"][0].read_text())))
+    assert len(arrows) == q + 1 and {int(r["query_index"]) for r in arrows} == {q}
+    emb = list(csv.reader(io.StringIO(exports["embeddings", "csv"][0].read_text())))
+    assert emb[0] == ["boundary", "token_index", "token", "pc1", "pc2"]
+    assert len(emb) - 1 == (smol.cfg.n_layers + 1) * n and emb[1][0] == "embed" and emb[-1][0] == "29"
+
+
+def test_html(exports, pattern, texts):
+    path, stdout = exports["heatmap", "html"]
+    html = path.read_text()
+    lib = plotly.offline.get_plotlyjs()
+    assert html.count(lib) == 1  # plotly.js inline: opens offline from file://
+    rest = html.replace(lib, "")
+    assert "http" not in rest and "require" not in rest
+    assert json.dumps(float(pattern[-1, 0])) in rest and "creature" in rest
+    assert "wrote" in stdout
+
+
+def test_png(exports):
+    path, stdout = exports["heatmap", "png"]
+    blob = path.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n" and blob[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", blob[16:24])
+    assert w > 300 and h > 300 and len(blob) > 10_000
+    assert "Chromium" in stdout or "kaleido" in stdout  # says which renderer made it
+
+
+def test_svg(exports):
+    path, stdout = exports["arrows", "svg"]
+    root = ET.fromstring(path.read_bytes())
+    assert root.tag.endswith("svg")
+    assert "creature" in path.read_text()
+    assert "Chromium" in stdout or "kaleido" in stdout
+
+
+def test_unknown_model_is_one_line(cache_dir):
+    p = subprocess.run([sys.executable, "-m", "attnscope.cli", "export", "--text", TEXT, "--model", "nope",
+                        "-o", "x.json"], env=env(cache_dir), capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown model 'nope'" in lines[0] and "smollm2-135m-instruct" in lines[0]
+
+
+def test_other_errors_are_one_line(smol, cache_dir, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ATTNSCOPE_CACHE_DIR", cache_dir)
+    monkeypatch.setenv("ATTNSCOPE_MAX_TOKENS", "3")
+    cases = [(["--text", TEXT], "the text has 4 tokens; this model takes at most 3"),
+             (["--text", TEXT, "--layer", "30"], "layer 30 is out of range"),
+             (["--text", TEXT, "--view", "arrows", "--token", "dragon"], "no token 'dragon'")]
+    from attnscope import result
+    result._registries.clear()  # pick up the lower token limit
+    try:
+        for i, (args, message) in enumerate(cases):
+            if i:
+                monkeypatch.setenv("ATTNSCOPE_MAX_TOKENS", "512")
+                result._registries.clear()
+            assert cli.main(["export", *args, "-o", str(tmp_path / "x.json")]) == 1
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and message in err, err
+        assert cli.main(["export", "--text", TEXT, "-o", str(tmp_path / "x.pdf")]) == 1
+        assert ".html, .json, .csv, .png, .svg" in capsys.readouterr().err
+    finally:
+        result._registries.clear()
+
+
+def test_serve_runs_the_app_like_make_run(monkeypatch):
+    import uvicorn
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
+    assert cli.main(["serve", "--host", "0.0.0.0", "--port", "9123", "--workers", "2"]) == 0
+    assert calls == [(("app.main:app",), {"host": "0.0.0.0", "port": 9123, "workers": 2})]

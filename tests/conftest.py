@@ -4,7 +4,11 @@ import os
 
 import pytest
 
+from fastapi.testclient import TestClient
+
 from app.engine import Registry
+from app.main import create_app
+from app.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +37,10 @@ def smol(registry):
 @pytest.fixture(scope="session")
 def minilm(registry):
     return _require(registry, "all-minilm-l6-v2")
+
+
+@pytest.fixture(scope="module")
+def client(registry, smol, minilm):
+    """The app in-process (FastAPI's TestClient), on the session's models, lifespan run."""
+    with TestClient(create_app(Settings(preload="default"), registry=registry)) as c:
+        yield c

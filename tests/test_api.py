@@ -5,7 +5,6 @@ import gzip
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
@@ -13,11 +12,6 @@ from tests.sentences import SENTENCES
 
 LESSON = "a fluffy blue creature roamed the verdant forest"
 
-
-@pytest.fixture(scope="module")
-def client(registry, smol, minilm):
-    with TestClient(create_app(Settings(preload="default"), registry=registry)) as c:
-        yield c
 
 
 def post(client, path, **body):

@@ -2,10 +2,7 @@
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
 
 EXAMPLES = {
     "mole": ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"],
@@ -13,12 +10,6 @@ EXAMPLES = {
     "bank": ["we sat on the river bank", "she deposited cash at the bank"],
 }
 FRANCE = "The capital of France is"
-
-
-@pytest.fixture(scope="module")
-def client(registry, smol, minilm):
-    with TestClient(create_app(Settings(preload="none"), registry=registry)) as c:
-        yield c
 
 
 def post(client, path, **body):

@@ -6,19 +6,10 @@ import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
 
 TEXT = "the cat sat on the mat because it was tired"
 VIEWS = ["arrows", "heatmap", "grid"]
-
-
-@pytest.fixture(scope="module")
-def client(registry, smol):
-    with TestClient(create_app(Settings(preload="default"), registry=registry)) as c:
-        yield c
 
 
 def initial_data(html: str) -> dict:

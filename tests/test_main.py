@@ -4,18 +4,6 @@ first view's data inline, under a CSP that forbids inline scripts."""
 import json
 import re
 
-import pytest
-from fastapi.testclient import TestClient
-
-from app.main import create_app
-from app.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(registry, smol):
-    with TestClient(create_app(Settings(preload="default"), registry=registry)) as c:
-        yield c
-
 
 def initial_data(html: str) -> dict:
     m = re.search(r'<script type="application/json" id="initial">(.*?)</script>', html, re.S)

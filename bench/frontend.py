@@ -1,7 +1,7 @@
 """Front-end benchmark: the explorer page in headless Chromium against a real `uvicorn app.main:app`
 (subprocess, free loopback port), everything measured side by side in one run.
 
-    ATTNSCOPE_CACHE_DIR=/tmp/wc .venv/bin/python bench/frontend.py [--reps 9] [--sizes 8,32,128] [--hovers 3]
+    .venv/bin/python bench/frontend.py [--reps 9] [--sizes 8,32,128] [--hovers 3]
         [--loads 5] [--no-profile] [--url http://127.0.0.1:8000]
 
 Prints:
@@ -27,7 +27,7 @@ Prints:
      cold (new browser context) and warm (second navigation in the same context), and the time from
      navigation start to the first views (window.attnscope.rendered set, body[data-ready='1']).
 
-The server reads its settings from the environment (ATTNSCOPE_CACHE_DIR=/tmp/wc reuses converted
+The server reads its settings from the environment (ATTNSCOPE_CACHE_DIR, default ~/.cache/attnscope, holds the converted
 weights; ATTNSCOPE_MODELS is cleared, ATTNSCOPE_PRELOAD defaults to `default`); --url measures an
 already running server instead. Chromium is Debian's (/usr/bin/chromium), viewport 1400x1000. Not a
 timed test: the browser, the server and this script share the machine's cores; read medians and

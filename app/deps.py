@@ -4,17 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .engine import Registry
-from .settings import Settings
+from .http import Api
 
 
-def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
+def get_api(request: Request) -> Api:
+    """The models, caches and compute pool, made once in the app's lifespan."""
+    return request.app.state.api
 
 
-def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ApiDep = Annotated[Api, Depends(get_api)]

@@ -107,9 +107,5 @@ class ComputePool:
             with self._lock:
                 self._pending -= 1
 
-    @property
-    def pending(self) -> int:
-        return self._pending
-
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

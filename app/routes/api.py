@@ -5,12 +5,12 @@ pass, encoding) in the compute pool via Api.respond; one run of a text serves ev
 
 import base64
 import logging
-from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from .. import analysis
+from ..deps import ApiDep
 from ..engine import Model, ModelLoadError
 from ..http import Api, ApiError
 from ..schemas import (AttentionPublic, AttentionRequest, ComparePublic, CompareRequest, ErrorPublic, HeadPublic,
@@ -26,13 +26,6 @@ ERRORS = {
     422: {"model": ErrorPublic, "description": "empty text, too many tokens, layer/head out of range, invalid request"},
     503: {"model": ErrorPublic, "description": "overloaded (retry after Retry-After seconds) or model unavailable"},
 }
-
-
-def get_api(request: Request) -> Api:
-    return request.app.state.api
-
-
-ApiDep = Annotated[Api, Depends(get_api)]
 
 
 @router.get("/models", response_model=ModelsPublic)

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from .engine import Registry
 from .http import GZIP_MIN_BYTES, Api, BodyLimit, install_error_handlers
 from .security import SecurityHeaders
-from .routes import api, embed, pages
+from .routes import api, embed, export, pages
 from .schemas import LESSON_SENTENCE
 from .settings import Settings, get_settings
 
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(embed.router)
+    app.include_router(export.router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)

@@ -1,0 +1,81 @@
+"""Exports: GET /export/{view}.{fmt} downloads one view of one text as a file, with the explorer's
+URL parameters (text, model, layer, head, token).
+
+view: heatmap | grid | arrows | embeddings; fmt: html (plotly.js inline, works offline from
+file://) | json | csv (attnscope/data.py's docstring is the schema). The file is made by
+attnscope.exports from the server's cached run, in the compute pool, like every API response."""
+
+import gzip
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from attnscope import exports
+from attnscope.result import Result
+
+from ..deps import ApiDep
+from ..engine import EngineError
+from ..http import GZIP_MIN_BYTES, Api, ApiError, accepts_gzip, gzip_level
+from ..schemas import LESSON_SENTENCE
+from .api import check_head, check_layer
+
+log = logging.getLogger("attnscope.export")
+# Not in the OpenAPI schema, like the pages and embeds (tests/test_fuzz.py checks that the schema is the
+# JSON API exactly); the endpoint is documented in the README.
+router = APIRouter(include_in_schema=False)
+
+# The HTML carries inline scripts (plotly.js and the figure). Opened from this server's URL it must
+# not run them on our origin: `sandbox` puts it in an opaque origin with scripts off. The app's own
+# CSP (app/security.py) is sent too; browsers enforce both, so the result is only ever stricter.
+HTML_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
+
+
+def _export(api: Api, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
+            token: int | None, want_gz: bool) -> tuple[bytes, str, str, bool]:
+    """Blocking (compute pool): (body, media type, file name, gzipped)."""
+    model = api.model(model_id)
+    check_layer(model, layer)
+    check_head(model, head)
+    cached = api.run(model, text)
+    n = len(cached.run.tokens)
+    if token is not None and not -1 <= token < n:
+        raise ApiError(422, "out_of_range", f"token {token} is out of range: this text has tokens 0-{n - 1} (-1 for none)",
+                       n_tokens=n)
+    result = Result(cached, text, layer, head)
+    query = None if token in (None, -1) else token  # arrows with no focused token: the last one
+    try:
+        body, media = exports.export(result, view, fmt, layer, head, query)
+    except exports.ExportTooLarge as e:
+        raise ApiError(422, "export_too_large", str(e)) from None
+    name = exports.filename(result, view, fmt, layer, head, query)
+    if want_gz and len(body) >= GZIP_MIN_BYTES:  # here, not in the middleware: a 5 MB page would block the event loop
+        return gzip.compress(body, gzip_level(len(body)), mtime=0), media, name, True
+    return body, media, name, False
+
+
+@router.get("/export/{name}", response_class=Response)
+async def export(name: str, request: Request, api: ApiDep,
+                 text: str = LESSON_SENTENCE, model: str | None = None, layer: int = 2, head: int = 3,
+                 token: int | None = None):
+    """One view as a file to download. text/model/layer/head as in the explorer's URL (defaults: the
+    lesson sentence, the default model, layer 2, head 3); token: arrows' query token (-1 or absent:
+    the last), checked against the text for every view."""
+    view, _, fmt = name.rpartition(".")
+    if view not in exports.VIEWS or fmt not in exports.FORMATS:
+        raise ApiError(404, "unknown_export", f"there is no export {name!r}: use /export/{{view}}.{{fmt}} with view one of "
+                       f"{', '.join(exports.VIEWS)} and fmt one of {', '.join(exports.FORMATS)}",
+                       views=list(exports.VIEWS), formats=list(exports.FORMATS))
+    try:
+        body, media, filename, gz = await api.pool.run(_export, api, view, fmt, text, model, layer, head, token,
+                                                       accepts_gzip(request))
+    except (EngineError, ApiError):
+        raise
+    except ValueError as e:  # a parameter the figure or data code refused: the client's mistake, said plainly
+        raise ApiError(422, "bad_parameter", str(e)) from None
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Vary": "Accept-Encoding"}
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+    if fmt == "html":
+        headers["Content-Security-Policy"] = HTML_CSP
+    return Response(body, media_type=media, headers=headers)

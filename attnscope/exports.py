@@ -1,0 +1,93 @@
+"""One view of one Result as a file: (bytes, media type), and the file's name. Shared by the web
+app's /export/{view}.{fmt} and (later) the CLI, so a download and `attnscope export` are the same file.
+
+    html  the plotly figure with plotly.js inline: opens from file:// with no network, hover works
+    json  the data behind the view (attnscope/data.py's docstring is the schema)
+    csv   the same data, one row per value (same docstring)
+"""
+
+import csv
+import io
+import json
+
+from . import data, figures
+from .style import label
+
+VIEWS = data.VIEWS
+MEDIA_TYPES = {"html": "text/html; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
+FORMATS = tuple(MEDIA_TYPES)
+# every layer x head x query x key of a long text is too much for one file (512 tokens of SmolLM2 would be
+# 70 million weights): the grid's exports stop here and say what to use instead
+MAX_GRID_VALUES = 2_000_000
+TITLES = {"heatmap": "heatmap of one head", "grid": "every layer x head", "arrows": "arrows to one query token",
+          "embeddings": "residual stream, 2-D PCA"}
+
+
+class ExportTooLarge(ValueError):
+    pass
+
+
+def check_size(result, view: str) -> None:
+    cfg, n = result.model.cfg, len(result.tokens)
+    values = cfg.n_layers * cfg.n_heads * n * n
+    if view == "grid" and values > MAX_GRID_VALUES:
+        most = int((MAX_GRID_VALUES / (cfg.n_layers * cfg.n_heads)) ** 0.5)
+        raise ExportTooLarge(f"the grid of {result.model.id} at {n} tokens holds {values:,} weights; grid exports stop at "
+                             f"{MAX_GRID_VALUES:,} (up to {most} tokens): export one head (heatmap) instead")
+
+
+def figure(result, view: str, layer: int, head: int, token=None):
+    if view == "heatmap":
+        return result.heatmap(layer, head)
+    if view == "grid":
+        return result.grid()
+    if view == "arrows":
+        return result.arrows(layer, head, token)
+    if view == "embeddings":
+        return result.embeddings()
+    raise ValueError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
+
+
+def filename(result, view: str, fmt: str, layer: int, head: int, token=None) -> str:
+    """attnscope-heatmap-L2-H3.html, attnscope-arrows-L2-H3-T8.json, attnscope-grid.csv..."""
+    parts = ["attnscope", view]
+    if view in ("heatmap", "arrows"):
+        parts += [f"L{layer}", f"H{head}"]
+    if view == "arrows":
+        parts.append(f"T{figures.resolve_token(result, token)}")
+    return "-".join(parts) + f".{fmt}"
+
+
+def _html(result, view: str, layer: int, head: int, token) -> bytes:
+    fig = figure(result, view, layer, head, token)
+    page = fig.to_html(full_html=True, include_plotlyjs=True, config={"displaylogo": False, "responsive": True})
+    # plotly's page has no title; label() escapes the text (the model id is ours, the text is not)
+    title = f"attnscope · {TITLES[view]} · {label(result.model.id)}"
+    return page.replace("<head>", f"<head><title>{title}</title>", 1).encode("utf-8")
+
+
+def _csv(result, view: str, layer: int, head: int, token) -> bytes:
+    header, rows = data.csv_rows(result, view, layer, head, token)
+    out = io.StringIO(newline="")
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def export(result, view: str, fmt: str, layer: int, head: int, token=None) -> tuple[bytes, str]:
+    """The file's bytes and media type. token: arrows' query position (an index, negative from the
+    end, or None for the last token); the other views ignore it."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
+    check_size(result, view)
+    if fmt == "html":
+        body = _html(result, view, layer, head, token)
+    elif fmt == "json":
+        body = json.dumps(data.json_data(result, view, layer, head, token), ensure_ascii=False,
+                          separators=(",", ":"), allow_nan=False).encode("utf-8")
+    elif fmt == "csv":
+        body = _csv(result, view, layer, head, token)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    return body, MEDIA_TYPES[fmt]

@@ -1,0 +1,183 @@
+"""Exports (/export/{view}.{fmt}): each view as html/json/csv to download, with the API's numbers,
+offline HTML, clear 4xx errors, and user text that never becomes markup."""
+
+import csv
+import io
+import json
+import re
+from urllib.parse import urlencode
+
+import pytest
+
+from attnscope import data as data_mod
+
+TEXT = "the cat sat on the mat because it was tired"
+VIEWS = ["heatmap", "grid", "arrows", "embeddings"]
+TYPES = {"html": "text/html", "json": "application/json", "csv": "text/csv"}
+HOSTILE = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
+
+
+def export(client, name, **params):
+    return client.get(f"/export/{name}?{urlencode(params)}")
+
+
+def api(client, path, **body):
+    r = client.post(path, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def close(a, b):
+    """Equal to the API's 4 decimals (the API rounds float32 weights, the export keeps them)."""
+    return a is None and b is None or (a is not None and b is not None and abs(a - b) <= 0.5e-4 + 1e-7)
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("fmt", list(TYPES))
+def test_every_view_in_every_format_downloads(client, view, fmt):
+    r = export(client, f"{view}.{fmt}", text=TEXT, layer=2, head=3, token=4)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].split(";")[0] == TYPES[fmt]
+    disposition = r.headers["content-disposition"]
+    assert disposition.startswith("attachment; filename=\"attnscope-") and disposition.endswith(f'.{fmt}"')
+    assert view in disposition
+    if view == "heatmap":
+        assert disposition == f'attachment; filename="attnscope-heatmap-L2-H3.{fmt}"'
+    if view == "arrows":
+        assert disposition == f'attachment; filename="attnscope-arrows-L2-H3-T4.{fmt}"'
+    if fmt == "json":
+        assert r.json()["view"] == view and r.json()["text"] == TEXT
+
+
+def test_heatmap_json_is_the_apis_pattern_and_scores(client):
+    for model, layer, head in [("smollm2-135m-instruct", 2, 3), ("all-minilm-l6-v2", 4, 7)]:
+        d = export(client, "heatmap.json", text=TEXT, model=model, layer=layer, head=head).json()
+        att = api(client, "/api/attention", text=TEXT, model=model, layers=[layer])
+        h = api(client, "/api/head", text=TEXT, model=model, layer=layer, head=head)
+        assert d["model"] == model and d["layer"] == layer and d["head"] == head
+        assert d["tokens"] == att["tokens"]
+        P = att["attention"][str(layer)][head]
+        causal = att["causal"]
+        for i, row in enumerate(d["pattern"]):
+            for j, w in enumerate(row):
+                assert close(w, None if causal and j > i else P[i][j]), (model, i, j, w, P[i][j])
+        assert d["scores"] == h["scores"]  # both are the scaled q.k, rounded to 5 decimals, null where masked
+
+
+def test_arrows_json_is_one_query_row_and_the_grid_every_head(client):
+    att = api(client, "/api/attention", text=TEXT)
+    n = len(att["tokens"])
+    d = export(client, "arrows.json", text=TEXT, layer=5, head=1, token=7).json()
+    assert d["query"] == 7
+    assert all(close(w, None if j > 7 else att["attention"]["5"][1][7][j]) for j, w in enumerate(d["weights"]))
+    last = export(client, "arrows.json", text=TEXT, layer=5, head=1, token=-1).json()  # none focused: the last token
+    assert last["query"] == n - 1 == export(client, "arrows.json", text=TEXT, layer=5, head=1).json()["query"]
+    g = export(client, "grid.json", text=TEXT).json()
+    assert (g["n_layers"], g["n_heads"]) == (att["n_layers"], att["n_heads"])
+    for L in (0, 17, 29):
+        for H in (0, 8):
+            assert all(close(g["patterns"][L][H][i][j], None if j > i else att["attention"][str(L)][H][i][j])
+                       for i in range(n) for j in range(n))
+
+
+def test_embeddings_json_is_the_residual_apis_pca(client):
+    d = export(client, "embeddings.json", text=TEXT).json()
+    res = api(client, "/api/residual", text=TEXT)
+    assert d["layers"] == res["layers"]
+    assert all(abs(a - b) <= 1e-4 for A, B in zip(d["pca_2d"], res["pca_2d"]) for ta, tb in zip(A, B) for a, b in zip(ta, tb))
+
+
+def read_csv(r):
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8"), newline="")))
+    return rows[0], rows[1:]
+
+
+def test_csv_has_the_documented_header_and_row_count(client):
+    att = api(client, "/api/attention", text=TEXT)
+    n, L, H = len(att["tokens"]), att["n_layers"], att["n_heads"]
+    causal_pairs = n * (n + 1) // 2  # the causal mask hides every key after its query
+    for view, expected in [("heatmap", causal_pairs), ("grid", L * H * causal_pairs), ("arrows", 5)]:
+        header, rows = read_csv(export(client, f"{view}.csv", text=TEXT, layer=2, head=3, token=4))
+        assert header == data_mod.ATTENTION_COLUMNS
+        assert header == ["layer", "head", "query_index", "query_token", "key_index", "key_token", "weight", "score"]
+        assert len(rows) == expected, view
+    # the documentation says so, where users read it
+    assert "layer,head,query_index,query_token,key_index,key_token,weight,score" in data_mod.__doc__
+    header, rows = read_csv(export(client, "heatmap.csv", text=TEXT, layer=2, head=3))
+    P = att["attention"]["2"][3]
+    for row in rows:
+        q, k = int(row[2]), int(row[4])
+        assert (int(row[0]), int(row[1])) == (2, 3) and row[3] == att["tokens"][q]["text"] and row[5] == att["tokens"][k]["text"]
+        assert close(float(row[6]), P[q][k])
+    header, rows = read_csv(export(client, "embeddings.csv", text=TEXT))
+    assert header == data_mod.EMBEDDING_COLUMNS == ["boundary", "token_index", "token", "pc1", "pc2"]
+    assert len(rows) == (L + 1) * n
+    # an encoder masks nothing: every pair
+    header, rows = read_csv(export(client, "heatmap.csv", text=TEXT, model="all-minilm-l6-v2"))
+    m = len(api(client, "/api/attention", text=TEXT, model="all-minilm-l6-v2", layers=[0])["tokens"])
+    assert len(rows) == m * m
+
+
+def scripts(html: str) -> list[str]:
+    return re.findall(r"<script\b[^>]*>", html, re.I)
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_html_is_self_contained(client, view):
+    r = export(client, f"{view}.html", text=TEXT)
+    html = r.text
+    assert html.lstrip().lower().startswith("<html") or html.lstrip().lower().startswith("<!doctype")
+    assert all("src=" not in tag for tag in scripts(html)), scripts(html)  # plotly.js inline, no CDN
+    assert "cdn.plot.ly" not in "".join(scripts(html))
+    assert len(html) > 3_000_000 and "Plotly.newPlot" in html  # plotly.js itself (~4.8 MB) is in the file
+    assert not re.search(r"<link\b[^>]*href=[\"']?https?:", html, re.I)
+    # opened from this server's URL, its inline scripts must not run on our origin
+    policies = r.headers.get_list("content-security-policy")
+    assert any(p.split(";")[0].strip() == "sandbox" for p in policies), policies
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_hostile_text_never_becomes_markup(client, view):
+    r = export(client, f"{view}.html", text=HOSTILE, token=-1)
+    assert r.status_code == 200, r.text
+    html = r.text
+    assert "<script>alert" not in html and "<img src=x" not in html.lower()
+    assert "alert" in html  # the text is there, but only as escaped data
+    # the only script elements are plotly.js and the figure's own
+    assert len(scripts(html)) <= 3, scripts(html)
+    # JSON and CSV carry the text as data, exactly
+    d = export(client, f"{view}.json", text=HOSTILE, token=-1).json()
+    assert d["text"] == HOSTILE and "".join(t["text"] for t in d["tokens"]) == HOSTILE
+
+
+@pytest.mark.parametrize("query,status,error", [
+    ("heatmap.json?layer=30", 422, "out_of_range"),
+    ("heatmap.json?layer=-1", 422, "out_of_range"),
+    ("heatmap.csv?head=9", 422, "out_of_range"),
+    ("grid.html?head=abc", 422, "invalid_request"),
+    ("arrows.json?token=99", 422, "out_of_range"),
+    ("arrows.json?token=-2", 422, "out_of_range"),
+    ("arrows.json?token=one", 422, "invalid_request"),
+    ("heatmap.json?model=gpt-9", 404, "unknown_model"),
+    ("heatmap.html?text=", 422, "empty_text"),
+    ("heatmap.json?text=%20%20", 422, "empty_text"),
+    ("heatmap.pdf", 404, "unknown_export"),
+    ("lines.json", 404, "unknown_export"),
+    ("heatmap", 404, "unknown_export"),
+    ("grid.json?text=" + "word%20" * 200, 422, "export_too_large"),
+    ("heatmap.json?text=" + "word%20" * 600, 422, "too_many_tokens"),
+])
+def test_bad_parameters_are_4xx_json(client, query, status, error):
+    r = client.get("/export/" + query)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["error"] == error and body["detail"]
+    assert "content-disposition" not in r.headers
+
+
+def test_gzip_when_asked_and_the_html_still_decodes(client):
+    r = client.get("/export/heatmap.html", params={"text": TEXT}, headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip" and "Plotly.newPlot" in r.text
+    r = client.get("/export/heatmap.json", params={"text": TEXT}, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in r.headers and json.loads(r.content)["view"] == "heatmap"

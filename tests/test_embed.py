@@ -9,7 +9,9 @@ import pytest
 
 
 TEXT = "the cat sat on the mat because it was tired"
-VIEWS = ["arrows", "heatmap", "grid"]
+HEAD_VIEWS = ["arrows", "heatmap", "grid"]
+VIEWS = HEAD_VIEWS + ["explain", "compare", "lens"]
+MOLE = ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"]
 
 
 def initial_data(html: str) -> dict:
@@ -67,7 +69,10 @@ def test_every_embed_is_chromeless_themeable_and_links_back(client, view):
     assert d["state"]["static"] is True and d["state"]["theme"] == "dark"
     link = re.search(r'<a id="explorer-link" href="([^"]+)"', r.text).group(1).replace("&amp;", "&")
     q = parse_qs(urlsplit(link).query)
-    assert urlsplit(link).path == "/" and q["text"] == [TEXT] and q["layer"] == ["1"] and q["head"] == ["2"]
+    if view in HEAD_VIEWS:
+        assert urlsplit(link).path == "/" and q["text"] == [TEXT] and q["layer"] == ["1"] and q["head"] == ["2"]
+    else:  # their own full page (see test_the_embed_links_back_to_its_full_page)
+        assert urlsplit(link).path == f"/{view}"
     assert ">attnscope</a>" in r.text
     alt = re.search(r'<link rel="alternate" type="application/json\+oembed" href="([^"]+)"', r.text).group(1)
     oe = client.get(alt.replace("&amp;", "&").replace("http://testserver", ""))
@@ -101,7 +106,7 @@ def test_an_unknown_view_is_a_404_page_that_says_so(client):
     ({"head": "9"}, "out_of_range", "head 9 is out of range"),
     ({"token": "99"}, "bad_parameter", "token 99 is out of range"),
 ])
-@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("view", HEAD_VIEWS + ["explain"])
 def test_bad_parameters_show_a_message_in_the_frame(client, view, params, code, words):
     r = embed(client, view, **params)
     assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
@@ -112,22 +117,35 @@ def test_bad_parameters_show_a_message_in_the_frame(client, view, params, code, 
     assert "frame-ancestors *" in r.headers["content-security-policy"]
 
 
-@pytest.mark.parametrize("view, size", [("arrows", (640, 300)), ("heatmap", (640, 600)), ("grid", (640, 440))])
-def test_oembed_for_every_embed_view(client, view, size):
-    url = f"http://testserver/embed/{view}?{urlencode({'text': TEXT, 'layer': 4, 'head': 0, 'theme': 'light'})}"
+OEMBED_CASES = {  # view: (its URL parameters, the iframe's default size)
+    "arrows": ({"text": TEXT, "layer": 4, "head": 0, "theme": "light"}, (640, 300)),
+    "heatmap": ({"text": TEXT, "layer": 4, "head": 0, "theme": "light"}, (640, 600)),
+    "grid": ({"text": TEXT, "layer": 4, "head": 0, "theme": "light"}, (640, 440)),
+    "explain": ({"text": TEXT, "layer": 4, "head": 0, "token": 2, "step": 3, "theme": "light"}, (640, 640)),
+    "compare": ({"word": "mole", "sentences": MOLE, "theme": "light"}, (640, 860)),
+    "lens": ({"text": TEXT, "theme": "light"}, (640, 780)),
+}
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_oembed_for_every_embed_view(client, view):
+    params, size = OEMBED_CASES[view]
+    url = f"http://testserver/embed/{view}?{urlencode(params, doseq=True)}"
     r = client.get("/oembed", params={"url": url, "format": "json"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     o = r.json()
     assert o["type"] == "rich" and o["version"] == "1.0" and (o["width"], o["height"]) == size
     assert o["provider_name"] == "attnscope" and o["provider_url"] == "http://testserver/" and o["cache_age"] > 0
-    assert TEXT in o["title"]
+    assert (TEXT if view != "compare" else "“mole” in 3 sentences") in o["title"]
+    assert {"type", "version", "html", "width", "height"} <= set(o)  # oEmbed 1.0's required fields for type rich
     m = re.fullmatch(r'<iframe src="([^"]+)" width="(\d+)" height="(\d+)" title="([^"]+)" loading="lazy" '
                      r'style="border:0;width:100%"></iframe>', o["html"])
     assert m and (int(m.group(2)), int(m.group(3))) == size
     src = urlsplit(m.group(1).replace("&amp;", "&"))
     assert src.path == f"/embed/{view}"
-    assert parse_qs(src.query) == {"text": [TEXT], "layer": ["4"], "head": ["0"], "theme": ["light"]}
-    assert client.get(f"{src.path}?{src.query}").status_code == 200  # the iframe's page renders
+    assert parse_qs(src.query) == {k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in params.items()}
+    page = client.get(f"{src.path}?{src.query}")  # the iframe's page renders, without an error
+    assert page.status_code == 200 and initial_data(page.text)["error"] is None
 
 
 def test_oembed_respects_maxwidth_and_maxheight(client):
@@ -147,7 +165,7 @@ def test_oembed_maps_an_explorer_url_to_the_heatmap_embed(client):
 
 
 @pytest.mark.parametrize("url", ["http://example.com/embed/heatmap", "https://evil.testserver.com/embed/grid",
-                                 "http://testserver/lens", "http://testserver/embed/lines", "javascript:alert(1)", ""])
+                                 "http://testserver/lesson", "http://testserver/docs", "http://testserver/embed/lines", "javascript:alert(1)", ""])
 def test_oembed_refuses_urls_that_are_not_ours(client, url):
     r = client.get("/oembed", params={"url": url})
     assert r.status_code == 404 and r.json()["error"] == "not_found" and r.json()["detail"]
@@ -156,3 +174,71 @@ def test_oembed_refuses_urls_that_are_not_ours(client, url):
 def test_oembed_xml_is_not_implemented(client):
     r = client.get("/oembed", params={"url": "http://testserver/embed/heatmap", "format": "xml"})
     assert r.status_code == 501 and set(r.json()) == {"error", "detail"}
+
+
+def test_explain_embed_carries_the_apis_head_detail(client):
+    d = initial_data(embed(client, "explain", text=TEXT, layer=5, head=1, token=7, step=4).text)
+    head = api(client, "/api/head", text=TEXT, layer=5, head=1, detail=True)
+    assert d["error"] is None and d["data"]["head"] == head
+    assert (d["state"]["token"], d["state"]["step"], d["state"]["all"]) == (7, 4, False)
+    # no token: the lesson sentence's 'creature', any other text's last token (as on /explain)
+    assert initial_data(embed(client, "explain").text)["state"]["token"] == 3
+    assert initial_data(embed(client, "explain", text=TEXT).text)["state"]["token"] == len(head["tokens"]) - 1
+
+
+def test_compare_embed_carries_the_apis_similarities(client):
+    r = client.get("/embed/compare?" + urlencode({"word": "mole", "sentences": MOLE[:2], "model": "all-minilm-l6-v2"}, doseq=True))
+    d = initial_data(r.text)
+    assert d["error"] is None and d["data"]["compare"] == api(client, "/api/compare", word="mole", sentences=MOLE[:2],
+                                                              model="all-minilm-l6-v2")
+    # the compare page's own parameter (s) works too, and no sentences at all means the mole example
+    d = initial_data(client.get("/embed/compare?" + urlencode({"word": "mole", "s": MOLE}, doseq=True)).text)
+    assert d["state"]["sentences"] == MOLE and d["error"] is None
+    assert initial_data(embed(client, "compare").text)["state"]["sentences"] == MOLE
+
+
+def test_lens_embed_carries_the_apis_lens(client):
+    d = initial_data(embed(client, "lens", text=TEXT).text)
+    assert d["error"] is None and d["data"]["lens"] == api(client, "/api/lens", text=TEXT, top_k=5)
+
+
+@pytest.mark.parametrize("view, params, code, words", [
+    ("compare", {"word": "mole", "sentences": ["one mole"]}, "bad_parameter", "compare needs 2 to 4 sentences"),
+    ("compare", {"word": "bank", "sentences": MOLE[:2]}, "word_not_found", "American shrew mole"),
+    ("compare", {"word": "x" * 101, "sentences": ["a", "b"]}, "bad_parameter", "word"),
+    ("compare", {"word": "mole", "sentences": MOLE[:2], "model": "gpt-9"}, "unknown_model", "unknown model"),
+    ("lens", {"text": TEXT, "model": "all-minilm-l6-v2"}, "not_causal", "is an encoder"),
+    ("lens", {"text": ""}, "bad_parameter", "the text is empty"),
+    ("explain", {"text": TEXT, "step": 10}, "bad_parameter", "step 10 is out of range: this model's explanation has steps 1-9"),
+    ("explain", {"text": TEXT, "model": "all-minilm-l6-v2", "step": 8}, "bad_parameter", "steps 1-7"),
+    ("explain", {"text": TEXT, "token": -1, "step": 0}, "bad_parameter", "step 0 is out of range"),
+])
+def test_lesson_embeds_explain_bad_parameters_in_the_frame(client, view, params, code, words):
+    r = client.get(f"/embed/{view}?{urlencode(params, doseq=True)}")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    d = initial_data(r.text)
+    assert d["error"]["error"] == code and d["data"] is None and words in d["error"]["detail"]
+    assert re.search(r'<p id="error" class="error embed-error" role="alert" >', r.text)  # shown without script
+
+
+@pytest.mark.parametrize("path, view", [("/", "heatmap"), ("/explain", "explain"), ("/compare", "compare"), ("/lens", "lens")])
+def test_pages_with_an_embed_carry_the_oembed_discovery_link(client, path, view):
+    r = client.get(path + "?" + urlencode({"text": TEXT, "layer": 4, "head": 1}))
+    alt = re.search(r'<link rel="alternate" type="application/json\+oembed" href="([^"]+)"', r.text)
+    assert alt, f"{path} has no oEmbed discovery link"
+    oe = client.get(alt.group(1).replace("&amp;", "&").replace("http://testserver", ""))
+    assert oe.status_code == 200 and f'src="http://testserver/embed/{view}' in oe.json()["html"]
+    assert 'id="embed-open"' in r.text and 'id="share"' in r.text  # the Embed button and its dialog
+    lesson = client.get("/lesson").text
+    assert "application/json+oembed" not in lesson and 'id="share"' in lesson  # per-section buttons, no single view
+
+
+def test_the_embed_links_back_to_its_full_page(client):
+    def back(view, **params):
+        html = client.get(f"/embed/{view}?{urlencode(params, doseq=True)}").text
+        link = re.search(r'<a id="explorer-link" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+        return urlsplit(link).path, parse_qs(urlsplit(link).query)
+    assert back("compare", word="mole", sentences=MOLE) == ("/compare", {"word": ["mole"], "model": ["smollm2-135m-instruct"], "s": MOLE})
+    assert back("lens", text=TEXT) == ("/lens", {"text": [TEXT], "model": ["smollm2-135m-instruct"]})
+    path, q = back("explain", text=TEXT, layer=1, head=2, token=3, step=5)
+    assert path == "/explain" and (q["layer"], q["token"], q["step"]) == (["1"], ["3"], ["5"])

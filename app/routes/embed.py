@@ -1,25 +1,35 @@
-"""Embeds: one view (arrows, heatmap or grid) per chrome-less page, driven only by its URL, made
-to sit in an <iframe> on another site (the CSP allows any frame ancestor under /embed/ only), and
-an oEmbed 1.0 endpoint that turns an attnscope URL into the iframe's HTML."""
+"""Embeds: one view per chrome-less page, driven only by its URL, made to sit in an <iframe> on
+another site (the CSP allows any frame ancestor under /embed/ only), and an oEmbed 1.0 endpoint
+that turns an attnscope URL (an embed, or a full page that has one) into the iframe's HTML."""
 
-from urllib.parse import urlencode, urlsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
 
-from ..engine import EngineError
+from ..engine import EngineError, Model
 from ..http import Api, ApiError, error_body, error_response
-from ..schemas import LESSON_SENTENCE, AttentionRequest, HeadRequest
+from ..schemas import LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, LensRequest
 from . import api as api_routes
-from .pages import TEMPLATES, models_public, plotly_url
+from .pages import COMPARE_DEFAULT, EMBED_OF_PAGE, LENS_SENTENCE, TEMPLATES, models_public, plotly_url
 
 router = APIRouter(include_in_schema=False)
 
-VIEWS = {"arrows": "Arrows between tokens", "heatmap": "Heatmap of one head", "grid": "All heads at a glance"}
-PARAMS = ("text", "model", "layer", "head", "token", "theme", "static")
+VIEWS = {"arrows": "Arrows between tokens", "heatmap": "Heatmap of one head", "grid": "All heads at a glance",
+         "explain": "One head, step by step", "compare": "Same word, new meaning",
+         "lens": "The prediction forming, layer by layer"}
+COMMON = ("model", "theme", "static")
+HEAD = ("text", "layer", "head", "token")
+# the URL parameters each embed reads, in the order its URLs are written
+PARAMS = {"arrows": HEAD + COMMON, "heatmap": HEAD + COMMON, "grid": HEAD + COMMON,
+          "explain": HEAD + ("step", "all") + COMMON, "compare": ("word", "sentences") + COMMON,
+          "lens": ("text",) + COMMON}
+PLOTLY = {"heatmap", "explain", "compare", "lens"}  # the views that draw with plotly.js
 THEMES = ("auto", "light", "dark")
 # default iframe sizes (CSS px) per view; the embed reports its real height to the parent page
-SIZES = {"arrows": (640, 300), "heatmap": (640, 600), "grid": (640, 440)}
+SIZES = {"arrows": (640, 300), "heatmap": (640, 600), "grid": (640, 440), "explain": (640, 640),
+         "compare": (640, 860), "lens": (640, 780)}
 CACHE_AGE = 3600
 
 
@@ -37,32 +47,67 @@ def _int_param(q, name: str, default: int) -> int:
         raise BadParam(f"{name} must be a whole number, not {value!r}") from None
 
 
-def embed_query(params: dict) -> str:
-    """The embed's query string: only the parameters it reads, in a fixed order."""
-    return urlencode([(k, params[k]) for k in PARAMS if params.get(k) not in (None, "")])
+def embed_query(view: str, pairs: list[tuple[str, str]]) -> str:
+    """The embed's query string from any attnscope URL's parameters: only those the view reads, in a
+    fixed order (the compare page's repeated `s` are the embed's `sentences`)."""
+    pairs = [("sentences" if k == "s" else k, v) for k, v in pairs if v != ""]
+    return urlencode([(k, v) for name in PARAMS[view] for k, v in pairs if k == name])
 
 
-def embed_state(request: Request, api: Api) -> dict:
-    """The state from the URL. Unlike the explorer, a bad value is an error shown in the frame,
-    not a silent default: the embed's author should see what went wrong."""
+def embed_state(view: str, request: Request, api: Api) -> dict:
+    """The state from the URL. Unlike the full pages, a bad value is an error shown in the frame, not
+    a silent default: the embed's author should see what went wrong."""
     q = request.query_params
     theme = q.get("theme") or "auto"
-    state = {"text": q.get("text", LESSON_SENTENCE), "model": q.get("model") or api.registry.default,
-             "theme": theme if theme in THEMES else "auto", "static": q.get("static") == "1",
-             "layer": 2, "head": 3, "token": -1}
-    state["layer"] = _int_param(q, "layer", 2)
-    state["head"] = _int_param(q, "head", 3)
-    state["token"] = _int_param(q, "token", -1)
+    state = {"model": q.get("model") or api.registry.default, "theme": theme if theme in THEMES else "auto",
+             "static": q.get("static") == "1"}
+    if view == "compare":
+        sentences = q.getlist("sentences") or q.getlist("s")
+        word = q.get("word") or COMPARE_DEFAULT[0]
+        if not sentences and word == COMPARE_DEFAULT[0]:
+            sentences = COMPARE_DEFAULT[1]
+        if not 2 <= len(sentences) <= 4:
+            raise BadParam(f"compare needs 2 to 4 sentences that share the word, one &sentences=... each ({len(sentences)} given)")
+        return state | {"word": word, "sentences": list(sentences)}
+    text = q.get("text", LENS_SENTENCE if view == "lens" else LESSON_SENTENCE)
+    state["text"] = text
+    if view == "lens":
+        return state
+    # explain needs a query token: 'creature' in the lesson sentence, else the last token (-1)
+    token_default = 3 if view == "explain" and text == LESSON_SENTENCE else -1
+    state |= {"layer": _int_param(q, "layer", 2), "head": _int_param(q, "head", 3), "token": _int_param(q, "token", token_default)}
+    if view == "explain":
+        state |= {"step": _int_param(q, "step", 1), "all": q.get("all") == "1"}
     return state
+
+
+def n_explain_steps(model: Model) -> int:
+    """static/js/views/explain.js's steps: 7, plus RoPE for Llama and the mask for causal models."""
+    return 7 + (model.cfg.architecture == "llama") + model.cfg.causal
 
 
 def view_data(api: Api, view: str, state: dict) -> dict:
     """The view's data, built by the same functions as the API responses (so the numbers are the API's)."""
-    if not state["text"].strip():
+    if view != "compare" and not state["text"].strip():
         raise BadParam("the text is empty: add ?text=... to the embed's URL")
     model = api.model(state["model"])
+    if view == "compare":
+        try:
+            req = CompareRequest(model=model.id, sentences=state["sentences"], word=state["word"])
+        except ValidationError as e:
+            raise BadParam("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())) from None
+        return {"compare": api_routes.compare_payload(api, req)}
     common = {"text": state["text"], "model": model.id}
-    if view == "grid":
+    if view == "lens":
+        return {"lens": api_routes.lens_payload(api, LensRequest(**common, top_k=5))}
+    if view == "explain":
+        data = {"head": api_routes.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"], detail=True))}
+        tokens = data["head"]["tokens"]
+        if state["token"] == -1:
+            state["token"] = len(tokens) - 1
+        if not 1 <= state["step"] <= n_explain_steps(model):
+            raise BadParam(f"step {state['step']} is out of range: this model's explanation has steps 1-{n_explain_steps(model)}")
+    elif view == "grid":
         data = {"grid": api_routes.attention_payload(api, AttentionRequest(**common, encoding="uint8"))}
         api_routes.check_layer(model, state["layer"])
         api_routes.check_head(model, state["head"])
@@ -73,23 +118,53 @@ def view_data(api: Api, view: str, state: dict) -> dict:
         if view == "heatmap":
             data["head"] = api_routes.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"]))
         tokens = data["attention"]["tokens"]
-    if not -1 <= state["token"] < len(tokens):
-        raise BadParam(f"token {state['token']} is out of range: this text has tokens 0-{len(tokens) - 1} (-1 for none)")
+    lowest = 0 if view == "explain" else -1
+    if not lowest <= state["token"] < len(tokens):
+        none = "" if lowest == 0 else " (-1 for none)"
+        raise BadParam(f"token {state['token']} is out of range: this text has tokens 0-{len(tokens) - 1}{none}")
     return data
+
+
+def page_url(base: str, view: str | None, state: dict | None) -> str:
+    """The full page that shows the embed's view with its state (the explorer for the head views)."""
+    if not view or not state:
+        return f"{base}/"
+    if view == "compare":
+        return f"{base}/compare?" + urlencode([("word", state["word"]), ("model", state["model"])] + [("s", s) for s in state["sentences"]])
+    keys = {"explain": ("text", "model", "layer", "head", "token", "step", "all"), "lens": ("text", "model")}
+    path = {"explain": "/explain", "lens": "/lens"}.get(view, "/")
+    values = {**state, "all": "1" if state.get("all") else None}
+    return f"{base}{path}?" + urlencode([(k, values[k]) for k in keys.get(view, HEAD[:4] + ("model",)) if values.get(k) is not None])
+
+
+def state_pairs(view: str, state: dict) -> list[tuple[str, str]]:
+    values = {**state, "static": "1" if state.get("static") else None, "all": "1" if state.get("all") else None}
+    return [(k, str(values[k])) for k in PARAMS[view] if k != "sentences" and values.get(k) is not None] + \
+        [("sentences", s) for s in state.get("sentences", [])]
 
 
 def render_embed(request: Request, view: str | None, initial: dict, status: int = 200) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
-    state = initial.get("state") or {}
-    query = embed_query({**state, "static": "1" if state.get("static") else None}) if state else ""
-    explorer_query = urlencode([(k, state[k]) for k in ("text", "model", "layer", "head", "token") if k in state])
+    state = initial.get("state")
     context = {
-        "initial": initial, "view": view, "title": VIEWS.get(view, "Not an embed"), "theme": state.get("theme", "auto"),
-        "plotly": plotly_url() if view == "heatmap" else None,
-        "explorer_url": f"{base}/?{explorer_query}" if explorer_query else f"{base}/",
-        "oembed_url": f"{base}/oembed?" + urlencode({"url": f"{base}/embed/{view}?{query}"}) if view in VIEWS else None,
+        "initial": initial, "view": view, "title": VIEWS.get(view, "Not an embed"),
+        "theme": (state or {}).get("theme", "auto"), "plotly": plotly_url() if view in PLOTLY else None,
+        "page_url": page_url(base, view, state),
+        "oembed_url": None if view not in VIEWS else f"{base}/oembed?" + urlencode(
+            {"url": f"{base}/embed/{view}?{embed_query(view, state_pairs(view, state))}"}),
     }
     return TEMPLATES.TemplateResponse(request, "embed.html", context, status_code=status)
+
+
+def default_state(view: str, api: Api) -> dict:
+    """What the embed shows around an error when its URL could not even be read."""
+    state = {"model": api.registry.default, "theme": "auto", "static": False}
+    if view == "compare":
+        return state | {"word": COMPARE_DEFAULT[0], "sentences": COMPARE_DEFAULT[1]}
+    if view == "lens":
+        return state | {"text": LENS_SENTENCE}
+    return state | {"text": LESSON_SENTENCE, "layer": 2, "head": 3, "token": -1} | (
+        {"token": 3, "step": 1, "all": False} if view == "explain" else {})
 
 
 @router.get("/embed/{view:path}", response_class=HTMLResponse)
@@ -100,15 +175,15 @@ def embed(view: str, request: Request):
         return render_embed(request, None, {"view": None, "state": None, "data": None, "error": error}, 404)
     state, data, error = None, None, None
     try:
-        state = embed_state(request, api)
+        state = embed_state(view, request, api)
         data = view_data(api, view, state)
     except BadParam as e:
         error = {"error": "bad_parameter", "detail": str(e)}
     except (EngineError, ApiError) as e:
         error = error_body(e)
-    if state is None:  # the URL could not even be read: show the error with the default state
-        state = {"text": LESSON_SENTENCE, "model": api.registry.default, "theme": "auto", "static": False,
-                 "layer": 2, "head": 3, "token": -1}
+    if error:
+        data = None
+    state = state or default_state(view, api)
     models = {m["id"]: m for m in models_public(api)}
     initial = {"view": view, "state": state, "model": models.get(state["model"]), "data": data, "error": error}
     return render_embed(request, view, initial, 422 if error else 200)
@@ -129,6 +204,21 @@ def _attr(s: str) -> str:
     return s.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _short(s: str, n: int = 80) -> str:
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def oembed_title(view: str, pairs: list[tuple[str, str]]) -> str:
+    params = dict(pairs)
+    if view == "compare":
+        sentences = [v for k, v in pairs if k in ("s", "sentences")]
+        word = params.get("word") or COMPARE_DEFAULT[0]
+        n = len(sentences) or (len(COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] else 0)
+        return f"attnscope · {VIEWS[view].lower()}: “{_short(word, 40)}” in {n} sentences"
+    text = params.get("text", LENS_SENTENCE if view == "lens" else LESSON_SENTENCE)
+    return f"attnscope · {VIEWS[view].lower()}: “{_short(text)}”"
+
+
 @router.get("/oembed")
 def oembed(request: Request):
     q = request.query_params
@@ -144,18 +234,14 @@ def oembed(request: Request):
     parts = urlsplit(url)
     ours = parts.scheme in ("http", "https") and parts.netloc == urlsplit(base).netloc
     path = parts.path or "/"
-    view = "heatmap" if path == "/" else path.removeprefix("/embed/") if path.startswith("/embed/") else None
+    view = EMBED_OF_PAGE.get(path) or (path.removeprefix("/embed/") if path.startswith("/embed/") else None)
     if not ours or view not in VIEWS:
-        return error_response(404, "not_found", f"{url!r} is not an attnscope explorer or embed URL of {base}")
-    params = dict(parse_qsl(parts.query))
-    src = f"{base}/embed/{view}" + (f"?{query}" if (query := embed_query(params)) else "")
+        return error_response(404, "not_found", f"{url!r} is not an attnscope page or embed URL of {base}")
+    pairs = parse_qsl(parts.query)
+    src = f"{base}/embed/{view}" + (f"?{query}" if (query := embed_query(view, pairs)) else "")
     width, height = SIZES[view]
-    if maxwidth:
-        width = min(width, maxwidth)
-    if maxheight:
-        height = min(height, maxheight)
-    text = params.get("text", LESSON_SENTENCE)
-    title = f"attnscope · {VIEWS[view].lower()}: “{text if len(text) <= 80 else text[:79] + '…'}”"
+    width, height = min(width, maxwidth or width), min(height, maxheight or height)
+    title = oembed_title(view, pairs)
     html = (f'<iframe src="{_attr(src)}" width="{width}" height="{height}" title="{_attr(title)}" loading="lazy" '
             f'style="border:0;width:100%"></iframe>')
     return {"type": "rich", "version": "1.0", "title": title, "provider_name": "attnscope", "provider_url": f"{base}/",

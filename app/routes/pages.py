@@ -5,6 +5,7 @@ import gzip
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,9 +25,20 @@ TEMPLATES.env.policies["json.dumps_function"] = lambda obj, **_: dumps(obj).deco
 router = APIRouter(include_in_schema=False)
 
 
+# the full pages that have an embed (/embed/{view}), for oEmbed discovery and the Embed button
+EMBED_OF_PAGE = {"/": "heatmap", "/explain": "explain", "/compare": "compare", "/lens": "lens"}
+LENS_SENTENCE = "The capital of France is Paris, and the capital of Italy is"
+
+
 def render(request: Request, page: str, initial: dict):
-    """templates/{page}.html with its initial data inline and plotly.js served by us."""
-    return TEMPLATES.TemplateResponse(request, f"{page}.html", {"initial": initial, "plotly": plotly_url(), "page": page})
+    """templates/{page}.html with its initial data inline and plotly.js served by us. Pages that have
+    an embed carry the oEmbed discovery link for their own URL."""
+    oembed = None
+    if request.url.path in EMBED_OF_PAGE:
+        base = str(request.base_url).rstrip("/")
+        oembed = f"{base}/oembed?" + urlencode({"url": str(request.url), "format": "json"})
+    return TEMPLATES.TemplateResponse(request, f"{page}.html", {"initial": initial, "plotly": plotly_url(), "page": page,
+                                                                "oembed_url": oembed})
 
 
 def with_data(api: Api, state: dict, build) -> dict:
@@ -126,7 +138,7 @@ def lens_page(request: Request):
     api: Api = request.app.state.api
     q = request.query_params
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
-    initial = {"models": models_public(api), "state": {"text": q.get("text", "The capital of France is Paris, and the capital of Italy is"), "model": model}}
+    initial = {"models": models_public(api), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
     return render(request, "lens", initial)
 
 

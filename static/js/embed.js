@@ -1,4 +1,5 @@
-// An embed: one view (arrows, heatmap or grid) of one state, from the data inline in the page.
+// An embed: one view (arrows, heatmap, grid, explain, compare or lens) of one state, from the data
+// inline in the page.
 // No page chrome, no API calls: the URL decides everything. The page reports its height to the
 // parent (Embedly's and AMP's messages) whenever it changes, so the host can size the iframe.
 
@@ -7,6 +8,9 @@ import { plotlyReady } from "./plotly.js";
 import { buildChips, drawArrows } from "./views/arrows.js";
 import { drawGrid } from "./views/grid.js";
 import { drawHeatmap, highlight } from "./views/heatmap.js";
+import { compareNotes, drawSimilarity, drawWordPath } from "./views/compare.js";
+import { el as make, explainStep } from "./views/explain.js";
+import { drawLens } from "./views/lens.js";
 import { label } from "./tokens.js";
 
 const $ = (id) => document.getElementById(id);
@@ -39,15 +43,29 @@ if (state.static) document.body.classList.add("static");
 const tokenName = (i) => (i >= 0 && tokens[i] ? `‘${label(tokens[i].text)}’` : "");
 let tokens = [];
 
+const HEAD_VIEWS = ["arrows", "heatmap", "grid"];
+
 function caption() {
   const m = initial.model;
-  const where = view === "grid" ? `${m.n_layers} layers × ${m.n_heads} heads; layer ${state.layer}, head ${state.head} outlined`
-    : `layer ${state.layer}, head ${state.head}`;
-  const tok = state.token >= 0 && view !== "grid" ? ` · where ${tokenName(state.token)} looks` : "";
-  $("caption").textContent = `${m.name} · ${where}${tok}`;
-  const q = new URLSearchParams({ text: state.text, model: state.model, layer: state.layer, head: state.head, token: state.token });
-  $("explorer-link").href = `${location.origin}/?${q}`;
-  $("explorer-link").title = "open this in the attnscope explorer";
+  let where, link;
+  if (view === "compare") {
+    where = `“${state.word}” in ${state.sentences.length} sentences, layer by layer`;
+    link = new URLSearchParams([["word", state.word], ["model", state.model], ...state.sentences.map((s) => ["s", s])]);
+  } else if (view === "lens") {
+    where = "the logit lens: the top next-token guess read off every layer";
+    link = new URLSearchParams({ text: state.text, model: state.model });
+  } else {
+    where = view === "grid" ? `${m.n_layers} layers × ${m.n_heads} heads; layer ${state.layer}, head ${state.head} outlined`
+      : `layer ${state.layer}, head ${state.head}`;
+    const tok = state.token >= 0 && view !== "grid" ? ` · where ${tokenName(state.token)} looks` : "";
+    where += tok;
+    link = new URLSearchParams({ text: state.text, model: state.model, layer: state.layer, head: state.head, token: state.token });
+    if (view === "explain") link.set("step", String(state.step));
+  }
+  $("caption").textContent = `${m.name} · ${where}`;
+  const page = HEAD_VIEWS.includes(view) ? "/" : `/${view}`;
+  $("explorer-link").href = `${location.origin}${page}?${link}`;
+  $("explorer-link").title = `open this in attnscope${HEAD_VIEWS.includes(view) ? "'s explorer" : ""}`;
 }
 
 function arrowsView(d) {
@@ -107,14 +125,81 @@ function gridView(d) {
   new ResizeObserver(() => { if (el.clientWidth !== width) { width = el.clientWidth; redraw(); } }).observe(el);
 }
 
+// One step of the explanation, with Previous/Next (arrow keys too) unless static.
+function explainView(d) {
+  tokens = d.head.tokens;
+  const box = make("div", { className: "explain-embed" });
+  const nav = make("div", { className: "stepper" });
+  const prev = make("button", { type: "button", textContent: "← Previous" });
+  const next = make("button", { type: "button", textContent: "Next →" });
+  const where = make("span", { className: "muted small" });
+  nav.append(prev, where, next);
+  const body = make("section", { className: "step", tabIndex: -1 });
+  box.append(body);
+  if (!state.static) box.append(nav);
+  el.replaceChildren(box);
+  const render = () => {
+    const { list, index, step, parts } = explainStep(d.head, initial.model, { ...state, step: state.step - 1 });
+    state.step = index + 1;
+    body.replaceChildren(make("h2", { textContent: `Step ${state.step} of ${list.length}: ${step.title}` }), ...parts);
+    where.textContent = `${state.step} / ${list.length}`;
+    prev.disabled = index === 0;
+    next.disabled = index === list.length - 1;
+    document.body.dataset.step = step.id;
+    caption();
+  };
+  const go = (k) => { state.step = k; render(); };
+  prev.addEventListener("click", () => go(state.step - 1));
+  next.addEventListener("click", () => go(state.step + 1));
+  if (!state.static)
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "ArrowRight" || e.key === "PageDown") { e.preventDefault(); if (!next.disabled) go(state.step + 1); }
+      if (e.key === "ArrowLeft" || e.key === "PageUp") { e.preventDefault(); if (!prev.disabled) go(state.step - 1); }
+    });
+  render();
+}
+
+async function compareView(d) {
+  const c = d.compare;
+  const sim = make("div", { className: "chart", id: "similarity" });
+  const path = make("div", { className: "chart", id: "trajectory" });
+  const notes = make("div", { className: "notes" }, ...compareNotes(c).map((t) => make("p", { textContent: t })));
+  el.replaceChildren(sim, notes, path);
+  await plotlyReady();
+  await drawSimilarity(sim, c);
+  await drawWordPath(path, c, state.sentences);
+}
+
+async function lensView(d) {
+  tokens = d.lens.tokens;
+  const chart = make("div", { className: "chart", id: "lens" });
+  const note = make("p", { className: "notes" });
+  el.replaceChildren(chart, note);
+  await plotlyReady();
+  const { drawn, note: text } = drawLens(chart, d.lens);
+  note.textContent = text;
+  await drawn;
+}
+
+// static=1: plotly charts without hover, zoom or the mode bar
+async function freeze() {
+  for (const chart of el.querySelectorAll(".js-plotly-plot"))
+    await window.Plotly.react(chart, chart.data, chart.layout, { staticPlot: true, responsive: true });
+}
+
 async function start() {
   try {
     if (initial.data && initial.model) {
-      tokens = (initial.data.attention || initial.data.grid).tokens;
+      const d = initial.data;
+      tokens = (d.attention || d.grid || d.head || d.lens)?.tokens ?? [];
       caption();
-      if (view === "arrows") arrowsView(initial.data);
-      else if (view === "heatmap") await heatmapView(initial.data);
-      else if (view === "grid") gridView(initial.data);
+      if (view === "arrows") arrowsView(d);
+      else if (view === "heatmap") await heatmapView(d);
+      else if (view === "grid") gridView(d);
+      else if (view === "explain") explainView(d);
+      else if (view === "compare") await compareView(d);
+      else if (view === "lens") await lensView(d);
+      if (state.static && view !== "heatmap") await freeze();
     }
   } catch (e) {
     $("error").hidden = false;

@@ -4,6 +4,7 @@
 import { headColor } from "./colors.js";
 import { plotlyReady } from "./plotly.js";
 import { label, plotlySafe, quoted } from "./tokens.js";
+import { openEmbed } from "./share.js";
 import { buildChips, drawArrows } from "./views/arrows.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +17,15 @@ const link = (id, href, text) => {
   const a = Object.assign(document.createElement("a"), { href, textContent: text, className: "more" });
   $(id).append(a);
 };
+// An "Embed" button in a section's heading: the snippet for embedURL, with link as the plain link.
+function embedButton(id, embed, link, what) {
+  const b = Object.assign(document.createElement("button"), { type: "button", className: "embed-section", textContent: "Embed" });
+  b.setAttribute("aria-haspopup", "dialog");
+  b.title = `embed ${what} in a page or slides`;
+  b.addEventListener("click", () => openEmbed({ embed, link }));
+  $(id).closest("section").querySelector("h2").append(b);
+}
+const embedOf = (view, params) => `/embed/${view}?${new URLSearchParams(params)}`;
 const explorer = (text, layer, head, token) => `/?${new URLSearchParams({ text, layer, head, token, locked: 1 })}`;
 
 // One head's arrows into one query token, drawn with the explorer's own view.
@@ -44,6 +54,8 @@ function fluffySection() {
   const prevTop = L.head_finder.top.previous.slice(0, 3).map((h) => `L${h.layer}H${h.head}`);
   para("fluffy-text", `The honest gap: the heads that do this most are largely previous-token heads (the head finder's top previous-token heads are ${prevTop.join(", ")}): they look at the word just before any word, and here the words before ${q} happen to be its adjectives. A typical head instead sends ${pct(best.median_first_token)} of ${q}'s attention (the median over all heads) to the very first token, an “attention sink” that real models use as a place to put attention they do not need.`);
   link("fluffy-text", explorer(f.text, best.layer, best.head, f.query), "Open this head in the explorer →");
+  embedButton("fluffy-text", embedOf("arrows", { text: f.text, layer: best.layer, head: best.head, token: f.query }),
+    explorer(f.text, best.layer, best.head, f.query), "these arrows");
   link("fluffy-text", `/explain?${new URLSearchParams({ text: f.text, layer: best.layer, head: best.head, token: f.query })}`, "Why it looks there: Q·K step by step →");
 }
 
@@ -61,7 +73,9 @@ function moleSection() {
   let low = 1;
   for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) low = Math.min(low, last[a][b]);
   para("mole-text", `“mole” means an animal, a unit of chemistry and a mark on the skin in these three sentences, but it is the same token in all of them, so at the embedding its three vectors are identical: similarity 1. Layer by layer, attention mixes in the rest of each sentence and the vectors drift apart; at the last layer the least similar pair is at ${low.toFixed(2)}.`);
-  link("mole-text", `/compare?${new URLSearchParams([["word", "mole"], ...c.occurrences.map((_, k) => ["s", L.mole_sentences[k]])])}`, "Compare it yourself →");
+  const compare = new URLSearchParams([["word", "mole"], ...c.occurrences.map((_, k) => ["s", L.mole_sentences[k]])]);
+  link("mole-text", `/compare?${compare}`, "Compare it yourself →");
+  embedButton("mole-text", `/embed/compare?${compare}`, `/compare?${compare}`, "this comparison");
 }
 
 function towerSection() {
@@ -78,6 +92,9 @@ function towerSection() {
     box.append(fig);
     arrowsFor(arrows, t.tokens, h, t.query);
   }
+  const t0 = L.towers[0], h0 = t0.heads[0];
+  embedButton("tower-text", embedOf("arrows", { text: t0.text, layer: h0.layer, head: h0.head, token: t0.query }),
+    explorer(t0.text, h0.layer, h0.head, t0.query), `“${t0.text}”`);
   para("tower-text", "The word before “tower” changes what a tower is. In each sentence a head carries that word into “tower”; that is the step that lets later layers treat an Eiffel tower as a landmark and a miniature tower as a toy.");
 }
 

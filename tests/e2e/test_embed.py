@@ -6,6 +6,7 @@ import http.server
 import threading
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from tests.e2e.test_explorer import page_artifact
@@ -63,20 +64,53 @@ def embed_frame(page):
     return next(f for f in page.frames if "/embed/" in f.url)
 
 
-@pytest.mark.parametrize("view", ["heatmap", "arrows", "grid"])
-def test_embed_in_another_origin_renders_and_resizes_its_iframe(page, server, other_origin, view):
-    src = f"{server}/embed/{view}?" + urlencode({"text": TEXT, "layer": 5, "head": 1, "token": 7})
-    page.goto(host(other_origin, f"lesson-{view}", src))
-    frame = embed_frame(page)
-    assert frame.evaluate("() => document.getElementById('error').hidden"), frame.text_content("#error")
+MOLE = ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"]
+PARAMS = {  # each view's URL parameters in these tests
+    "heatmap": {"text": TEXT, "layer": 5, "head": 1, "token": 7}, "arrows": {"text": TEXT, "layer": 5, "head": 1, "token": 7},
+    "grid": {"text": TEXT, "layer": 5, "head": 1, "token": 7}, "explain": {"text": TEXT, "layer": 5, "head": 1, "token": 7, "step": 5},
+    "compare": {"word": "mole", "sentences": MOLE}, "lens": {"text": TEXT},
+}
+
+
+def embed_url(server, view, **extra):
+    return f"{server}/embed/{view}?" + urlencode({**PARAMS[view], **extra}, doseq=True)
+
+
+def check_view(frame, server, view):
+    """The frame draws the API's own numbers for its view."""
+    post = lambda path, **body: httpx.post(server + path, json=body, timeout=60).json()  # noqa: E731
     if view == "heatmap":
         frame.wait_for_selector("#view .main-svg")
         assert frame.evaluate("() => document.querySelector('#view .hm-highlight').dataset.token") == "7"
     elif view == "arrows":
         drawn = frame.eval_on_selector_all("svg.arrow-layer path[data-head]", "ps => ps.map(p => [p.dataset.head, p.dataset.query])")
         assert drawn and all(h == "1" and q == "7" for h, q in drawn)
-    else:
+    elif view == "grid":
         assert frame.evaluate("() => document.querySelector('#view canvas').width") > 100
+    elif view == "explain":  # step 5 of a Llama: the scaling, with the API's scores for query 7
+        assert frame.evaluate("() => document.body.dataset.step") == "scale"
+        cells = frame.eval_on_selector_all("table.nums tbody tr", "rs => rs.map(r => r.lastChild.textContent)")
+        scores = post("/api/head", text=TEXT, layer=5, head=1)["scores"][7]
+        assert [float(c) for c in cells] == [round(scores[j], 4) for j in range(8)]
+        frame.click("text=Next →")
+        assert frame.evaluate("() => document.body.dataset.step") == "mask"
+    elif view == "compare":
+        frame.wait_for_function("() => document.getElementById('trajectory').data")
+        api = post("/api/compare", sentences=MOLE, word="mole")
+        assert frame.evaluate("() => document.getElementById('similarity').data[0].y") == [m[0][1] for m in api["similarity"]]
+        assert "identical" in frame.text_content(".notes")
+    elif view == "lens":
+        frame.wait_for_function("() => document.getElementById('lens').data")
+        lens = post("/api/lens", text=TEXT, top_k=5)["lens"]
+        assert frame.evaluate("() => document.getElementById('lens').data[0].z.at(-1)") == [top[0]["prob"] for top in lens[-1]]
+
+
+@pytest.mark.parametrize("view", list(PARAMS))
+def test_embed_in_another_origin_renders_and_resizes_its_iframe(page, server, other_origin, view):
+    page.goto(host(other_origin, f"lesson-{view}", embed_url(server, view)))
+    frame = embed_frame(page)
+    assert frame.evaluate("() => document.getElementById('error').hidden"), frame.text_content("#error")
+    check_view(frame, server, view)
     # the host got both messages (Embedly and AMP) with the embed's real height, and resized the iframe
     page.wait_for_function("""() => window.received.some(m => m.data.context === 'iframe.resize')
                                  && window.received.some(m => m.data.sentinel === 'amp' && m.data.type === 'embed-size')""")
@@ -86,7 +120,8 @@ def test_embed_in_another_origin_renders_and_resizes_its_iframe(page, server, ot
     last = [m["data"]["height"] for m in msgs if m["data"].get("context") == "iframe.resize"][-1]
     assert last == content and content > 150
     page.wait_for_function(f"() => document.getElementById('f').getBoundingClientRect().height === {content}")
-    assert "attnscope" in frame.text_content("footer") and frame.get_attribute("#explorer-link", "href").startswith(f"{server}/?")
+    page_path = "/" if view in ("heatmap", "arrows", "grid") else f"/{view}"
+    assert "attnscope" in frame.text_content("footer") and frame.get_attribute("#explorer-link", "href").startswith(f"{server}{page_path}?")
     assert page.errors == [], page.errors
 
 
@@ -119,14 +154,15 @@ def test_embed_screenshots(browser, server, width):
         p = ctx.new_page()
         errors = []
         p.on("pageerror", lambda e: errors.append(str(e)))
-        for view, theme in [("heatmap", "light"), ("arrows", "dark"), ("grid", "auto")]:
-            p.goto(f"{server}/embed/{view}?" + urlencode({"text": TEXT, "layer": 5, "head": 1, "token": 7, "theme": theme}))
+        for view, theme in [("heatmap", "light"), ("arrows", "dark"), ("grid", "auto"), ("explain", "dark"),
+                            ("compare", "light"), ("lens", "dark")]:
+            p.goto(embed_url(server, view, theme=theme))
             p.wait_for_selector("body[data-ready='1']")
-            if view == "heatmap":
+            if view in ("heatmap", "compare", "lens"):
                 p.wait_for_selector("#view .main-svg")
             overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, f"{view} embed is {overflow}px wider than {width}px"
-            assert ("where ‘·it’ looks" in p.text_content("#caption")) == (view != "grid")
+            assert ("where ‘·it’ looks" in p.text_content("#caption")) == (view in ("heatmap", "arrows", "explain"))
             bg = p.evaluate("() => getComputedStyle(document.body).backgroundColor")
             assert bg == {"light": "rgb(255, 255, 255)", "dark": "rgb(27, 29, 35)"}.get(theme, bg)
             p.screenshot(path=str(page_artifact(f"embed-{view}-{width}")), full_page=True)
@@ -163,3 +199,46 @@ def test_static_embeds_do_not_react_and_interactive_ones_do(page, server):
 def center(page, selector, dx=None, dy=None):
     box = page.locator(selector).bounding_box()
     return (box["x"] + (box["width"] / 2 if dx is None else dx), box["y"] + (box["height"] / 2 if dy is None else dy))
+
+
+def test_the_embed_button_gives_the_snippet_the_link_and_a_live_preview(page, server):
+    page.open(f"{server}/?" + urlencode({"text": TEXT, "layer": 4, "head": 2}))
+    page.click("#embed-open")
+    page.wait_for_selector("#share[open]")
+    assert page.is_visible("#share-views")  # the explorer offers its three views
+    page.check("#share input[value='arrows']")
+    page.select_option("#share-theme", "dark")
+    page.wait_for_function("() => document.getElementById('share-html').value.includes('/embed/arrows?')")
+    snippet = page.input_value("#share-html")
+    expected = httpx.get(f"{server}/oembed", params={"url": f"{server}/embed/arrows?" + urlencode(
+        {"text": TEXT, "layer": 4, "head": 2, "model": "smollm2-135m-instruct", "theme": "dark"})}).json()["html"]
+    assert snippet == expected and 'loading="lazy"' in snippet and "width:100%" in snippet and "title=" in snippet
+    link = page.input_value("#share-link")
+    assert link.startswith(f"{server}/?") and "layer=4" in link and "head=2" in link
+    # the preview is that iframe; it reports its height and the dialog sizes it
+    frame = page.frame_locator("#share-preview iframe")
+    frame.locator("body[data-ready='1']").wait_for(timeout=30000)
+    page.wait_for_function("() => parseInt(document.querySelector('#share-preview iframe').style.height) > 150")
+    assert frame.locator("svg.arrow-layer").count() == 1
+    page.click(".share-copy[data-copy='share-html']")
+    page.wait_for_function("() => document.getElementById('share-status').textContent === 'HTML copied'")
+    page.screenshot(path=str(page_artifact("embed-dialog-explorer")))
+    page.keyboard.press("Escape")
+    assert page.evaluate("() => !document.getElementById('share').open")
+    assert page.errors == []
+
+
+def test_lesson_sections_and_lesson_pages_have_embed_buttons(page, server):
+    page.open(f"{server}/lesson")
+    page.click(".embed-section >> nth=1")  # 3. mole
+    page.wait_for_function("() => document.getElementById('share-html').value.includes('/embed/compare?')")
+    assert not page.is_visible("#share-views")
+    assert "/compare?word=mole" in page.input_value("#share-link")
+    page.frame_locator("#share-preview iframe").locator("#similarity .main-svg").first.wait_for(timeout=30000)
+    page.keyboard.press("Escape")
+    for path, view in [("/explain", "explain"), ("/compare", "compare"), ("/lens", "lens")]:
+        page.open(server + path)
+        page.click("#embed-open")
+        page.wait_for_function(f"() => document.getElementById('share-html').value.includes('/embed/{view}')")
+        assert not page.is_visible("#share-views")
+    assert page.errors == []

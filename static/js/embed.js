@@ -102,7 +102,6 @@ async function heatmapView(d) {
     caption();
   };
   await drawHeatmap(el, { tokens, pattern, scores: d.head.scores, causal: d.attention.causal, layer: state.layer, head: state.head }, onCell);
-  if (state.static) await window.Plotly.react(el, el.data, el.layout, { staticPlot: true, responsive: true });
   highlight(el, n, state.token, "out");
   el.on?.("plotly_afterplot", () => highlight(el, n, state.token, "out"));
 }
@@ -183,7 +182,7 @@ async function lensView(d) {
 
 // static=1: plotly charts without hover, zoom or the mode bar
 async function freeze() {
-  for (const chart of el.querySelectorAll(".js-plotly-plot"))
+  for (const chart of [el, ...el.querySelectorAll(".js-plotly-plot")].filter((c) => c.classList.contains("js-plotly-plot")))
     await window.Plotly.react(chart, chart.data, chart.layout, { staticPlot: true, responsive: true });
 }
 
@@ -199,7 +198,7 @@ async function start() {
       else if (view === "explain") explainView(d);
       else if (view === "compare") await compareView(d);
       else if (view === "lens") await lensView(d);
-      if (state.static && view !== "heatmap") await freeze();
+      if (state.static) await freeze();
     }
   } catch (e) {
     $("error").hidden = false;

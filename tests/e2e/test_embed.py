@@ -193,6 +193,14 @@ def test_static_embeds_do_not_react_and_interactive_ones_do(page, server):
     page.locator("#view canvas").click(position={"x": g["left"] + 3 * g["pitch"] + 4, "y": g["top"] + 2 * g["pitch"] + 4})
     assert page.evaluate("() => [window.attnscope.embed.state.layer, window.attnscope.embed.state.head]") == [3, 2]
     assert "layer=3&head=2" in page.get_attribute("#explorer-link", "href")
+    for view in ("heatmap", "compare", "lens"):  # plotly charts: static plots (no hover, zoom or mode bar)
+        page.open(embed_url(server, view, static=1))
+        page.wait_for_selector("#view .main-svg")
+        charts = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(c => c._context.staticPlot)")
+        assert charts and all(charts), view
+        page.open(embed_url(server, view))
+        page.wait_for_selector("#view .main-svg")
+        assert not any(page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(c => c._context.staticPlot)"))
     assert page.errors == []
 
 

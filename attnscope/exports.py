@@ -19,6 +19,8 @@ FORMATS = tuple(MEDIA_TYPES)
 # every layer x head x query x key of a long text is too much for one file (512 tokens of SmolLM2 would be
 # 70 million weights): the grid's exports stop here and say what to use instead
 MAX_GRID_VALUES = 2_000_000
+# the file stays offline: no plotly logo link, and no "Share chart..." button (it uploads to Plotly Cloud)
+HTML_CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False, "plotlyServerURL": ""}
 TITLES = {"heatmap": "heatmap of one head", "grid": "every layer x head", "arrows": "arrows to one query token",
           "embeddings": "residual stream, 2-D PCA"}
 
@@ -60,7 +62,7 @@ def filename(result, view: str, fmt: str, layer: int, head: int, token=None) -> 
 
 def _html(result, view: str, layer: int, head: int, token) -> bytes:
     fig = figure(result, view, layer, head, token)
-    page = fig.to_html(full_html=True, include_plotlyjs=True, config={"displaylogo": False, "responsive": True})
+    page = fig.to_html(full_html=True, include_plotlyjs=True, config=HTML_CONFIG)
     # plotly's page has no title; label() escapes the text (the model id is ours, the text is not)
     title = f"attnscope · {TITLES[view]} · {label(result.model.id)}"
     return page.replace("<head>", f"<head><title>{title}</title>", 1).encode("utf-8")

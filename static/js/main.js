@@ -4,6 +4,7 @@
 
 import { ApiError, busy, decodePattern, post } from "./api.js";
 import { headColor } from "./colors.js";
+import { arrowsSVG, exportURL, gridSVG, heatmapImage, linesSVG, save } from "./export.js";
 import { plotlyReady } from "./plotly.js";
 import { Store, stateFromInitial } from "./store.js";
 import { buildChips, drawArrows } from "./views/arrows.js";
@@ -255,6 +256,67 @@ async function refreshText() {
   if (ok) await guarded(async () => (await fetchGrid()) && (drawAllHeads(), markRendered(), true));
 }
 
+// ---- exports --------------------------------------------------------------------------------------
+
+// The server's files (/export/...) for the live state: the links follow the store.
+function exportLinks() {
+  const s = store.state;
+  for (const a of document.querySelectorAll("a[data-export-link]")) {
+    const [view, fmt] = a.dataset.exportLink.split(".");
+    a.href = exportURL(view, fmt, s);
+  }
+}
+
+function exportName(view) {
+  const s = store.state;
+  if (view === "grid") return "attnscope-grid";
+  const heads = view === "heatmap" ? [s.head] : s.heads;
+  return `attnscope-${view}-L${s.layer}-H${heads.join("+")}${view !== "heatmap" && s.token >= 0 ? `-T${s.token}` : ""}`;
+}
+
+// PNG and SVG of what is on screen, made in the browser
+async function exportImage(view, format) {
+  const s = store.state;
+  const m = model();
+  const heads = view === "heatmap" || view === "grid" ? [s.head] : s.heads;
+  const token = s.token >= 0 && data.tokens ? `, query token ${s.token} ${chips[s.token]?.textContent ?? ""}` : "";
+  const about = { desc: s.text, caption: view === "grid"
+    ? `${m.id} · every layer × head (brightness √weight) · selected: layer ${s.layer}, head ${s.head}`
+    : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}` };
+  const name = exportName(view);
+  if (view === "heatmap") {
+    await plotlyReady();
+    return heatmapImage($("heatmap"), format, name);
+  }
+  if (!data.pattern || !data.tokens) return;
+  const focus = { heads: s.heads, token: s.token, dir: s.dir };
+  let svg;
+  if (view === "arrows") svg = arrowsSVG($("arrows"), { title: "attnscope: arrows between tokens", ...about });
+  else if (view === "lines") svg = linesSVG($("lines"), lines, data.pattern, focus, { title: "attnscope: query → key lines", ...about });
+  else if (view === "grid") {
+    if (!data.grid) return;
+    svg = gridSVG($("grid"), { ...data.grid, off: m.causal ? s.off : [] }, { title: "attnscope: every layer × head", ...about });
+  }
+  await save(svg, format, name);
+}
+
+function wireExports() {
+  for (const b of document.querySelectorAll("button[data-export]")) {
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await exportImage(b.dataset.export, b.dataset.format);
+      } catch (e) {
+        showError(new Error(`the ${b.dataset.format.toUpperCase()} could not be made (${e.message})`));
+      } finally {
+        b.disabled = false;
+      }
+    });
+  }
+  exportLinks();
+  store.addEventListener("change", exportLinks);
+}
+
 // ---- interaction ----------------------------------------------------------------------------------
 
 function hover(i) {
@@ -376,6 +438,7 @@ function wire() {
 
 async function start() {
   wire();
+  wireExports();
   $("explain-link").href = `/explain?${store.query()}`;
   drawControls();
   if (initial.error) showError(new ApiError(422, initial.error));

@@ -40,7 +40,8 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, of
   canvas.height = Math.round(cssH * dpr);
   canvas.style.width = `${cssW}px`;
   canvas.style.height = `${cssH}px`;
-  canvas._geom = { left, top, pitch, nLayers, nHeads, layer, head };
+  const labelEvery = pitch < 24 ? 5 : 1;
+  canvas._geom = { left, top, pitch, cell, labelEvery, nLayers, nHeads, layer, head };
   canvas.setAttribute("aria-label", `All ${nLayers * nHeads} heads: layer ${layer}, head ${head} selected. Arrow keys move, the selection follows.`);
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
@@ -48,10 +49,30 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, of
   ctx.fillStyle = fg;
   ctx.font = "10px system-ui, sans-serif";
   ctx.textAlign = "center";
-  const labelEvery = pitch < 24 ? 5 : 1;
   for (let L = 0; L < nLayers; L += labelEvery) ctx.fillText(String(L), left + L * pitch + cell / 2, 11);
   ctx.textAlign = "right";
   for (let H = 0; H < nHeads; H++) ctx.fillText(String(H), left - 6, top + H * pitch + cell / 2 + 3);
+  paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale }, canvas._geom);
+  const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#f60";
+  ctx.strokeStyle = accent;
+  ctx.lineWidth = 2;
+  ctx.strokeRect(left + layer * pitch - 1.5, top + head * pitch - 1.5, cell + 3, cell + 3);
+  // switched-off heads: a cross over the thumbnail
+  ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--error").trim() || "#c00";
+  ctx.lineWidth = 2.5;
+  for (const key of off) {
+    const [L, H] = key.split(".").map(Number);
+    const x = left + L * pitch, y = top + H * pitch;
+    ctx.beginPath();
+    ctx.moveTo(x + 2, y + 2); ctx.lineTo(x + cell - 2, y + cell - 2);
+    ctx.moveTo(x + cell - 2, y + 2); ctx.lineTo(x + 2, y + cell - 2);
+    ctx.stroke();
+  }
+}
+
+// The thumbnails alone (no labels, no selection) at the grid's geometry: the canvas and the SVG
+// export (static/js/export.js, which embeds them as an image under vector labels) share them.
+export function paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale = "viridis" }, { left, top, pitch, cell }) {
   const m = Math.min(n, MAX_PIXELS);
   const lut = LUT[scale];
   const img = new ImageData(m, m);
@@ -80,20 +101,5 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, of
       tctx.putImageData(img, 0, 0);
       ctx.drawImage(tile, left + L * pitch, top + H * pitch, cell, cell);
     }
-  }
-  const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#f60";
-  ctx.strokeStyle = accent;
-  ctx.lineWidth = 2;
-  ctx.strokeRect(left + layer * pitch - 1.5, top + head * pitch - 1.5, cell + 3, cell + 3);
-  // switched-off heads: a cross over the thumbnail
-  ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--error").trim() || "#c00";
-  ctx.lineWidth = 2.5;
-  for (const key of off) {
-    const [L, H] = key.split(".").map(Number);
-    const x = left + L * pitch, y = top + H * pitch;
-    ctx.beginPath();
-    ctx.moveTo(x + 2, y + 2); ctx.lineTo(x + cell - 2, y + cell - 2);
-    ctx.moveTo(x + cell - 2, y + 2); ctx.lineTo(x + 2, y + cell - 2);
-    ctx.stroke();
   }
 }

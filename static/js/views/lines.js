@@ -5,7 +5,7 @@
 import { headColor } from "../colors.js";
 import { label } from "../tokens.js";
 
-const ROW = 22;
+export const ROW = 22;
 
 export function buildLines(el, tokens, { onHover, onLeave, onClick }) {
   el.replaceChildren();
@@ -40,6 +40,30 @@ export function buildLines(el, tokens, { onHover, onLeave, onClick }) {
   return { wrap, canvas, cols, width: 0 };
 }
 
+// The lines drawn for a state, with their geometry and style: the canvas draws them, the SVG export
+// (static/js/export.js) writes the same ones as vectors. Strongest last, per head in drawing order.
+export function lineSegments(pattern, n, { heads, token, dir }, width) {
+  const x1 = Math.min(150, width * 0.3), x2 = width - Math.min(150, width * 0.3);
+  const y = (i) => i * ROW + 4 + ROW / 2;
+  const floor = token >= 0 ? 0.002 : Math.max(0.02, 0.5 / n);
+  const out = [];
+  for (const h of heads) {
+    const P = pattern[h];
+    if (!P) continue;
+    for (let q = 0; q < n; q++) {
+      if (token >= 0 && dir === "out" && q !== token) continue;
+      for (let k = 0; k < n; k++) {
+        if (token >= 0 && dir === "in" && k !== token) continue;
+        const w = P[q][k];
+        if (w < floor) continue;
+        out.push({ h, q, k, w, x1, y1: y(q), x2, y2: y(k), alpha: Math.min(1, 0.08 + w * (token >= 0 ? 1 : 0.9)),
+          lineWidth: token >= 0 ? 1 + 4 * w : 0.6 + 2.5 * w });
+      }
+    }
+  }
+  return out;
+}
+
 export function drawLines(view, pattern, { heads, token, dir }, remeasure = false) {
   const { wrap, canvas, cols } = view;
   const n = cols[0].children.length;
@@ -53,28 +77,15 @@ export function drawLines(view, pattern, { heads, token, dir }, remeasure = fals
   canvas.style.height = `${height}px`;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
-  const x1 = Math.min(150, width * 0.3), x2 = width - Math.min(150, width * 0.3);
-  const y = (i) => i * ROW + 4 + ROW / 2;
-  const floor = token >= 0 ? 0.002 : Math.max(0.02, 0.5 / n);
   ctx.lineCap = "round";
-  for (const h of heads) {
-    const P = pattern[h];
-    if (!P) continue;
-    ctx.strokeStyle = headColor(h);
-    for (let q = 0; q < n; q++) {
-      if (token >= 0 && dir === "out" && q !== token) continue;
-      for (let k = 0; k < n; k++) {
-        if (token >= 0 && dir === "in" && k !== token) continue;
-        const w = P[q][k];
-        if (w < floor) continue;
-        ctx.globalAlpha = Math.min(1, 0.08 + w * (token >= 0 ? 1 : 0.9));
-        ctx.lineWidth = token >= 0 ? 1 + 4 * w : 0.6 + 2.5 * w;
-        ctx.beginPath();
-        ctx.moveTo(x1, y(q));
-        ctx.lineTo(x2, y(k));
-        ctx.stroke();
-      }
-    }
+  for (const s of lineSegments(pattern, n, { heads, token, dir }, width)) {
+    ctx.strokeStyle = headColor(s.h);
+    ctx.globalAlpha = s.alpha;
+    ctx.lineWidth = s.lineWidth;
+    ctx.beginPath();
+    ctx.moveTo(s.x1, s.y1);
+    ctx.lineTo(s.x2, s.y2);
+    ctx.stroke();
   }
   ctx.globalAlpha = 1;
   const h0 = heads[0];

@@ -1,0 +1,215 @@
+"""Exports from the explorer in headless Chromium: PNG and SVG of every view, the data links that
+follow the live state, and the self-contained HTML opened from file:// with the network off."""
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.e2e.test_explorer import page_artifact, wait_rendered
+
+SVG = "{http://www.w3.org/2000/svg}"
+TEXT = 'a fluffy <b>blue</b> & "odd" creature'
+VIEWS = ["arrows", "lines", "grid", "heatmap"]
+
+
+def download(page, selector, tmp_path):
+    with page.expect_download() as info:
+        page.click(selector)
+    d = info.value
+    assert d.failure() is None, d.failure()
+    path = tmp_path / d.suggested_filename
+    d.save_as(path)
+    return d.suggested_filename, path.read_bytes()
+
+
+def check_png(blob: bytes, min_size=(200, 60)) -> Image.Image:
+    img = Image.open(io.BytesIO(blob))
+    img.load()
+    assert img.format == "PNG"
+    assert img.width >= min_size[0] and img.height >= min_size[1], img.size
+    assert img.width <= 8000 and img.height <= 8000, img.size
+    colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) >= 8, "the PNG is blank or nearly"
+    return img
+
+
+def parse_svg(blob: bytes) -> ET.Element:
+    root = ET.fromstring(blob)  # well-formed XML, or this raises
+    assert root.tag == f"{SVG}svg"
+    assert float(root.get("width")) > 100 and float(root.get("height")) > 50
+    return root
+
+
+def texts(root) -> list[str]:
+    return ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+
+
+@pytest.fixture
+def explorer(page, server):
+    """The explorer on TEXT with token 3 locked, two heads drawn, every view drawn."""
+    page.open(server + "/?" + httpx.QueryParams({"text": TEXT, "token": 3, "locked": 1, "heads": "3,5"}).__str__())
+    wait_rendered(page, TEXT)
+    return page
+
+
+def test_png_and_svg_of_every_view(explorer, tmp_path, server):
+    page = explorer
+    s = page.state()
+    tokens = [t["text"] for t in httpx.post(server + "/api/attention", json={"text": TEXT, "layers": [0]}).json()["tokens"]]
+    for view in VIEWS:
+        name, png = download(page, f"button[data-export='{view}'][data-format='png']", tmp_path)
+        assert name.endswith(".png") and name.startswith(f"attnscope-{view}")
+        box = page.locator("#grid canvas" if view == "grid" else f"#{view}").bounding_box()
+        img = check_png(png)
+        page_artifact(f"export-{view}").write_bytes(png)  # the file itself, to look at
+        if view != "heatmap":  # ours: 2x the view on screen, with a margin and a caption below
+            assert abs(img.width - 2 * (box["width"] + 24)) <= 2, (view, img.size, box)  # 12 px margins
+        name, blob = download(page, f"button[data-export='{view}'][data-format='svg']", tmp_path)
+        assert name.endswith(".svg")
+        root = parse_svg(blob)
+        raw = blob.decode("utf-8")
+        assert "<script" not in raw and "<b>" not in raw  # the token text is escaped, never markup
+        shown = texts(root)
+        if view == "arrows":
+            assert name == f"attnscope-arrows-L{s['layer']}-H3+5-T3.svg"
+            paths = [p for p in root.iter(f"{SVG}path") if p.get("marker-end")]
+            drawn = page.locator("svg.arrow-layer path[data-head]").count()
+            assert len(paths) == drawn > 0
+            chips = page.eval_on_selector_all(".chip", "cs => cs.map(c => c.textContent)")
+            assert [t for t in shown if t in chips] == chips  # every token, in order, as <text>
+            assert len([r for r in root.iter(f"{SVG}rect")]) >= len(chips)
+            assert "&lt;" in raw and "&amp;" in raw
+            assert any("<" in t for t in shown) and any("&" in t for t in shown)  # ... and reads back as the user's text
+            assert root.find(f"{SVG}desc").text == TEXT
+        if view == "lines":
+            lines = list(root.iter(f"{SVG}line"))
+            assert len(lines) > 0
+            labels = page.eval_on_selector_all(".line-token", "ss => ss.map(s => s.textContent)")
+            assert sorted(t for t in shown if t in labels) == sorted(labels)  # both columns
+            assert "query (reads)" in shown and "key (is read)" in shown
+            assert any("<" in t for t in shown)
+        if view == "grid":
+            images = list(root.iter(f"{SVG}image"))
+            assert len(images) == 1 and images[0].get("href").startswith("data:image/png;base64,")
+            sel = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "selected"]
+            assert len(sel) == 1
+            assert "0" in shown and "8" in shown  # head labels are vector text
+        if view == "heatmap":
+            assert name == f"attnscope-heatmap-L{s['layer']}-H{s['head']}.svg"
+            # plotly's own SVG: the cells are an image, the ticks are the tokens' text
+            assert any("&lt;" in t or "<" in t for t in shown), shown
+    assert len(tokens) > 5
+    assert not page.errors, page.errors
+
+
+def test_data_links_follow_the_live_state(explorer, server, tmp_path):
+    page = explorer
+    page.select_option("#head", "7")
+    wait_rendered(page, TEXT, head=7)
+    page.wait_for_timeout(50)
+    href = page.get_attribute("a[data-export-link='heatmap.json']", "href")
+    q = parse_qs(urlsplit(href).query)
+    s = page.state()
+    assert urlsplit(href).path == "/export/heatmap.json"
+    assert q["text"] == [TEXT] and q["head"] == ["7"] and q["layer"] == [str(s["layer"])] and q["model"] == [s["model"]]
+    assert "token" not in q  # only the arrows use it
+    arrows = parse_qs(urlsplit(page.get_attribute("a[data-export-link='arrows.csv']", "href")).query)
+    assert arrows["token"] == ["3"]
+    name, blob = download(page, "a[data-export-link='heatmap.json']", tmp_path)
+    assert name == f"attnscope-heatmap-L{s['layer']}-H7.json"
+    import json
+    d = json.loads(blob)
+    h = httpx.post(server + "/api/head", json={"text": TEXT, "layer": s["layer"], "head": 7}).json()
+    assert d["scores"] == h["scores"] and d["text"] == TEXT
+    name, blob = download(page, "a[data-export-link='grid.csv']", tmp_path)
+    assert name == "attnscope-grid.csv" and blob.startswith(b"layer,head,query_index,query_token,key_index,key_token,weight,score")
+    # keyboard: the toolbar is reachable and a button works with Enter
+    page.focus("button[data-export='lines'][data-format='svg']")
+    with page.expect_download() as info:
+        page.keyboard.press("Enter")
+    assert info.value.suggested_filename.endswith(".svg")
+    assert not page.errors, page.errors
+
+
+def test_html_export_works_offline_from_file(explorer, browser, tmp_path):
+    page = explorer
+    name, blob = download(page, "a[data-export-link='heatmap.html']", tmp_path)
+    assert name.startswith("attnscope-heatmap-") and name.endswith(".html")
+    html = blob.decode("utf-8")
+    assert not re.search(r"<script[^>]*\bsrc=", html), "the HTML loads a script from somewhere"
+    path = tmp_path / name
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    requests = []
+    ctx.route(re.compile(r"^(?!file:).*"), lambda route: (requests.append(route.request.url), route.abort()))
+    ctx.set_offline(True)
+    p = ctx.new_page()
+    errors = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.goto(path.as_uri())
+    p.wait_for_function("() => window.Plotly && document.querySelector('.js-plotly-plot')?._fullLayout?._size", timeout=30000)
+    p.wait_for_selector(".js-plotly-plot .heatmaplayer image, .js-plotly-plot .hm", state="attached")
+    size = p.evaluate("() => { const s = document.querySelector('.js-plotly-plot')._fullLayout._size; return [s.l, s.t, s.w, s.h]; }")
+    n = len(p.evaluate("() => document.querySelector('.js-plotly-plot').data[0].z"))
+    plot = p.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    cell_w, cell_h = plot["width"] / n, plot["height"] / n
+    p.mouse.move(plot["x"] + cell_w * 0.5, plot["y"] + cell_h * (n - 0.5))  # last query row, first key: never masked
+    p.wait_for_selector(".hoverlayer .hovertext", timeout=10000)
+    hover = p.text_content(".hoverlayer .hovertext")
+    assert "weight" in hover and re.search(r"weight 0\.\d{4}", hover), hover
+    assert "<b>" not in p.content().split("<script")[0]
+    titles = p.eval_on_selector_all(".modebar-btn", "bs => bs.map(b => b.dataset.title)")
+    assert "Share chart..." not in titles, titles  # it would upload the chart to Plotly Cloud
+    assert not errors, errors
+    assert not requests, requests  # nothing left the file
+    p.screenshot(path=str(page_artifact("export-heatmap-offline")))
+    assert size[2] > 100
+    ctx.close()
+
+
+@pytest.mark.parametrize("scheme,panel", [("light", (255, 255, 255)), ("dark", (27, 29, 35))])
+def test_images_take_the_screens_colours(browser, server, tmp_path, scheme, panel):
+    """Colours come from the CSS variables as resolved on screen: a dark page gives a dark file."""
+    ctx = browser.new_context(viewport={"width": 1000, "height": 900}, color_scheme=scheme)
+    from tests.e2e.conftest import Page
+    page = Page(ctx.new_page()).open(server + "/?token=3&locked=1")
+    wait_rendered(page, "a fluffy blue creature roamed the verdant forest")
+    for view in ("arrows", "lines", "grid"):
+        _, png = download(page, f"button[data-export='{view}'][data-format='png']", tmp_path)
+        img = check_png(png).convert("RGB")
+        assert img.getpixel((1, 1)) == panel, (view, img.getpixel((1, 1)))
+        _, blob = download(page, f"button[data-export='{view}'][data-format='svg']", tmp_path)
+        raw = blob.decode()
+        assert "var(--" not in raw and "color-mix" not in raw and "color(srgb" not in raw  # resolved, readable anywhere
+        if scheme == "dark":
+            page_artifact(f"export-{view}-dark").write_bytes(png)
+    assert not page.errors, page.errors
+    ctx.close()
+
+
+@pytest.mark.parametrize("width,scheme", [(390, "dark"), (1400, "light")])
+def test_toolbars_fit_from_phone_to_desktop(browser, server, width, scheme):
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    p = ctx.new_page()
+    errors = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.goto(server + "/?token=3&locked=1")
+    p.wait_for_selector("body[data-ready='1']")
+    p.wait_for_function("() => window.attnscope.rendered && window.attnscope.rendered.grid")
+    overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than a {width}px screen"
+    for bar in p.query_selector_all(".export-bar"):
+        panel = bar.evaluate("b => { const r = b.getBoundingClientRect(), p = b.closest('.panel').getBoundingClientRect();"
+                             " return [r.left - p.left, p.right - r.right, r.height]; }")
+        assert panel[0] >= 0 and panel[1] >= 0, panel  # inside its panel
+    for btn in p.query_selector_all(".export-btn"):
+        box = btn.bounding_box()
+        assert box["height"] >= 24, box  # a touch target
+    p.screenshot(path=str(page_artifact(f"export-toolbars-{width}-{scheme}")), full_page=True)
+    p.locator(".arrows-panel").screenshot(path=str(page_artifact(f"export-arrows-panel-{width}-{scheme}")))
+    assert not errors, errors
+    ctx.close()

@@ -1,4 +1,5 @@
-"""The views as plotly figures, built from one Result (every number is one the model produced)."""
+"""The views as plotly figures, built from one Result, and the lesson's charts, built from the API's payloads
+(every number is one the model produced)."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -119,6 +120,7 @@ def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0) -
     n = len(labels)
     w = result.pattern(layer, head)[q].astype(np.float64)
     colour = head_color(head)
+    query = label(result.tokens[q].text.strip() or result.tokens[q].text)  # for the title: no leading space
     fig = Figure()
     keys = range(q + 1) if result.model.cfg.causal else range(n)
     for k in sorted(keys, key=lambda k: w[k]):  # strongest drawn last, on top
@@ -140,7 +142,7 @@ def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0) -
         showlegend=False, name="tokens"))
     top = 0.25 + 0.12 * max(n - 1, 1) / 2 + 0.3
     fig.update_layout(
-        title=dict(text=f"{result.model.id}: layer {layer}, head {head}: what {labels[q]} (token {q}) reads"),
+        title=dict(text=f"{result.model.id}: layer {layer}, head {head}: what {query} (token {q}) reads"),
         xaxis=dict(visible=False, range=[-0.8, n - 0.2]), yaxis=dict(visible=False, range=[-0.5, top]),
         plot_bgcolor="white", font=FONT, width=max(500, 70 * n + 100), height=360, margin=dict(l=20, r=20, t=50, b=20))
     return fig
@@ -164,4 +166,87 @@ def embeddings(result, normalize: bool = False) -> go.Figure:
         title=dict(text=f"{result.model.id}: each token's residual stream, embedding to last layer (2-D PCA)"),
         xaxis=dict(title=f"PC1 ({100 * var[0]:.1f}% of variance)"), yaxis=dict(title=f"PC2 ({100 * var[1]:.1f}%)"),
         font=FONT, width=800, height=560, plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=50))
+    return fig
+
+
+# --- the lesson's charts, drawn from the API's payloads (the numbers of /lesson, unchanged) ---------
+
+def similarity_by_layer(compare: dict, sentences: list[str]) -> go.Figure:
+    """compare: /api/compare's payload. One line per pair of sentences: the word's cosine similarity
+    at every layer boundary (1 at the embedding when it is the same token in both)."""
+    layers, occ = compare["layers"], compare["occurrences"]
+    sim = np.asarray(compare["similarity"], dtype=np.float64)  # [boundary, occurrence, occurrence]
+    n = len(occ)
+    fig = Figure()
+    for a in range(n):
+        for b in range(a + 1, n):
+            pair = f"“{label(sentences[a])}” vs “{label(sentences[b])}”"
+            fig.add_trace(go.Scatter(
+                x=layers, y=sim[:, a, b].tolist(), mode="lines+markers", name=f"sentences {a + 1} and {b + 1}",
+                line=dict(color=head_color(a + b), width=2), marker=dict(size=5),
+                hovertemplate=f"{pair}<br>after %{{x}}: cosine %{{y:.4f}}<extra></extra>"))
+    upper = np.triu_indices(n, 1)
+    low = float(sim[:, upper[0], upper[1]].min()) if n > 1 else 0.0
+    fig.update_layout(
+        title=dict(text=f"{compare['model']}: “{label(compare['word'])}” in {n} sentences, layer by layer"),
+        xaxis=dict(type="category", title="layer boundary (emb: the embedding, before layer 0; L: after layer L)",
+                   tickvals=layers, ticktext=["emb" if b == "embed" else b for b in layers], tickangle=0),
+        yaxis=dict(title="cosine similarity", range=[min(0.0, low - 0.05), 1.02]),
+        legend=dict(orientation="h", y=-0.3), font=FONT, width=820, height=450, plot_bgcolor="white",
+        margin=dict(l=60, r=20, t=50, b=120))
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+    return fig
+
+
+def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
+    """predictions: /api/predictions' payload with heads switched off ("ablate", "original"). Grouped
+    bars: the most likely next tokens after `position` with every head on and with the heads off.
+    A token outside one run's top-k has no bar there (its probability is below that list's last)."""
+    orig, now = predictions["original"][position], predictions["predictions"][position]
+    ids = list(dict.fromkeys([p["id"] for p in orig] + [p["id"] for p in now]))[:k]
+    text = {p["id"]: p["text"] for p in now + orig}
+    names = [f"{label(text[i])}" for i in ids]
+    if len(set(names)) < len(names):  # two ids that read alike: keep the bars apart
+        names = [f"{nm} ({i})" for nm, i in zip(names, ids)]
+    off = predictions["ablate"]
+    heads = ", ".join(f"L{L}H{h}" for L, h in off)
+    fig = Figure()
+    for run, name, colour in ((orig, "every head on", "#60656f"), (now, f"{heads} off", "#d4572a")):
+        probs = {p["id"]: p["prob"] for p in run}
+        fig.add_trace(go.Bar(
+            x=names, y=[probs.get(i) for i in ids], name=name, marker=dict(color=colour),
+            text=[f"{100 * probs[i]:.0f}%" if i in probs else f"not in top {len(run)}" for i in ids],
+            textposition="outside", cliponaxis=False,
+            hovertemplate=f"{name}<br>next token %{{x}}: %{{y:.2%}}<extra></extra>"))
+    missing = any(i not in {p["id"] for p in run} for run in (orig, now) for i in ids)
+    if missing:
+        fig.add_annotation(text=f"no bar: not in that run's top {len(now)}", xref="paper", yref="paper", x=1, y=-0.2,
+                           showarrow=False, xanchor="right", font=dict(size=11, color="#60656f"))
+    mode = "set to zero" if predictions["ablate_mode"] == "zero" else "set to their mean"
+    fig.update_layout(
+        title=dict(text=f"{predictions['model']}: the next token, every head on vs {len(off)} heads off ({mode})"),
+        barmode="group", yaxis=dict(title="probability of the next token", tickformat=".0%", range=[0, 1.08]),
+        xaxis=dict(title="next token"), legend=dict(orientation="h", y=1.1), font=FONT, width=820, height=440,
+        plot_bgcolor="white", margin=dict(l=60, r=20, t=80, b=60))
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    return fig
+
+
+def specialists(heads: dict, model_id: str) -> go.Figure:
+    """heads: /api/heads' "top" and "formulas". Horizontal bars: the top heads of each pattern and their score."""
+    fig = Figure()
+    names = list(heads["top"])
+    for i, name in enumerate(names):
+        top = heads["top"][name]
+        fig.add_trace(go.Bar(
+            y=[f"{name} · L{h['layer']} H{h['head']}" for h in top], x=[h["score"] for h in top], orientation="h",
+            name=name, marker=dict(color=head_color(i)), text=[f"{h['score']:.2f}" for h in top], textposition="outside",
+            cliponaxis=False, hovertemplate=f"%{{y}}: %{{x:.4f}}<br>{label(heads['formulas'][name])}<extra></extra>"))
+    fig.update_layout(
+        title=dict(text=f"{model_id}: the clearest specialists, the top heads of each pattern"),
+        xaxis=dict(title="score (0 to 1)", range=[0, 1.1]), yaxis=dict(autorange="reversed"), showlegend=False,
+        font=FONT, width=820, height=120 + 22 * sum(len(t) for t in heads["top"].values()), plot_bgcolor="white",
+        margin=dict(l=170, r=30, t=50, b=50))
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
     return fig

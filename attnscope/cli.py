@@ -1,7 +1,12 @@
-"""The `attnscope` command: serve the app, or export one view of one text to a file.
+"""The `attnscope` command: serve the app, export one view of one text to a file, or write the lesson
+as a folder of static pages.
 
     attnscope serve [--host 127.0.0.1] [--port 8000] [--workers 1]
     attnscope export --view heatmap --text "a fluffy blue creature" --layer 2 --head 3 -o head.html
+    attnscope lesson-pack -o lesson/ [--images]
+
+Long work reports its steps on stderr (a bar on a terminal, one line per step otherwise; --quiet
+silences it); an error is one line on stderr and a non-zero exit.
 """
 
 import argparse
@@ -12,6 +17,8 @@ import sys
 from pathlib import Path
 
 from . import data as data_mod
+from .lessonpack import converted
+from .progress import Progress
 
 FORMATS = (".html", ".json", ".csv", ".png", ".svg")
 
@@ -43,6 +50,37 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--token", default=None, help="arrows: the query token, an index or its text (default: the last)")
     e.add_argument("--cache-dir", default=None, help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
     e.add_argument("-o", "--output", required=True, help="output file; its suffix picks the format")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    k = sub.add_parser(
+        "lesson-pack", help="write the built-in lesson as static HTML pages that open offline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write the /lesson page's examples, computed by the real model with the server's own\n"
+                    "functions, as a folder of static HTML that opens from file:// with no network:\n\n"
+                    "  index.html        the lesson: tokens of \"a fluffy blue creature roamed the verdant forest\",\n"
+                    "                    the adjectives -> 'creature' head and the honest gap (previous-token heads,\n"
+                    "                    the attention sink), \"mole\" in three sentences, the Eiffel / a miniature\n"
+                    "                    tower, the head finder's specialists, switching off the heads through\n"
+                    "                    which 'is' reads 'France'; its text carries the model's numbers\n"
+                    "  <chart>.html      one page per chart (7), linked to the lesson and to each other\n"
+                    "  plotly.min.js     plotly.js, written once and loaded by every page from the same folder\n"
+                    "  lesson.json       the numbers (the same data as the app's /lesson page)\n"
+                    "  <chart>.png/.svg  with --images\n\n"
+                    "The lesson needs a causal language model (it predicts next tokens). The first load of a\n"
+                    "model converts its weights to float32 (seconds, once). Progress goes to stderr: a bar\n"
+                    "redrawn in place on a terminal, one plain line per step otherwise (--quiet: none). An\n"
+                    "error is one line on stderr and exit status 1; --images without kaleido or Chromium\n"
+                    "fails with what to install.",
+        epilog="example: attnscope lesson-pack -o lesson && xdg-open lesson/index.html")
+    k.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder to write (created if missing; files in it are replaced)")
+    k.add_argument("--model", default=None,
+                   help="a causal model id (default: $ATTNSCOPE_DEFAULT_MODEL or smollm2-135m-instruct)")
+    k.add_argument("--cache-dir", default=None,
+                   help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
+    k.add_argument("--images", nargs="?", const="png", choices=("png", "svg"), default=None,
+                   help="also write a static image of each chart (default png): kaleido if installed and working, "
+                        "else headless Chromium via Playwright; the output says which")
+    k.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -63,19 +101,30 @@ def export(args) -> str:
         raise CliError(f"cannot tell the format from {out.name!r}: use one of {', '.join(FORMATS)}")
     from app.engine import DEFAULT_MODEL
 
-    from .result import run
-    token = args.token
-    if token is not None and token.lstrip("-").isdigit():
-        token = int(token)
-    args.token = token
-    result = run(args.text, args.model or os.environ.get("ATTNSCOPE_DEFAULT_MODEL", DEFAULT_MODEL), args.cache_dir,
-                 layer=args.layer, head=args.head)
+    from .result import registry, run
+    if args.token is not None and args.token.lstrip("-").isdigit():
+        args.token = int(args.token)
+    reg = registry(args.cache_dir)
+    model_id = reg.resolve(args.model or os.environ.get("ATTNSCOPE_DEFAULT_MODEL", DEFAULT_MODEL))
+    # progress only for the long steps (a quick export stays silent, its error one line)
+    first_load, image = not converted(reg, model_id), fmt in (".png", ".svg")
+    with Progress(first_load + image, quiet=args.quiet or not (first_load or image)) as p:
+        if first_load:
+            p.next(f"loading {model_id}: converting its weights to float32 (first load only)")
+        result = run(args.text, reg.get(model_id), layer=args.layer, head=args.head)
+        if image:
+            p.next(f"rendering {out.name}")
+        how = write(result, args, out, fmt)
+    return f"wrote {out} ({args.view}, {result.model.id}, {len(result.tokens)} tokens){how}"
+
+
+def write(result, args, out: Path, fmt: str) -> str:
     how = ""
     if fmt == ".json":
-        out.write_text(json.dumps(data_mod.json_data(result, args.view, args.layer, args.head, token),
+        out.write_text(json.dumps(data_mod.json_data(result, args.view, args.layer, args.head, args.token),
                                   ensure_ascii=False), encoding="utf-8")
     elif fmt == ".csv":
-        header, rows = data_mod.csv_rows(result, args.view, args.layer, args.head, token)
+        header, rows = data_mod.csv_rows(result, args.view, args.layer, args.head, args.token)
         with out.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(header)
@@ -92,7 +141,17 @@ def export(args) -> str:
                 raise CliError(str(err)) from None
             out.write_bytes(blob)
             how = f" ({how})"
-    return f"wrote {out} ({args.view}, {result.model.id}, {len(result.tokens)} tokens){how}"
+    return how
+
+
+def lesson_pack(args) -> str:
+    from .lessonpack import build
+    r = build(args.output, args.model, args.cache_dir, args.images, quiet=args.quiet)
+    pages = [f for f in r["files"] if f.endswith(".html")]
+    images = [f for f in r["files"] if f.endswith((".png", ".svg"))]
+    how = f", {len(images)} {args.images.upper()} images ({r['renderer']})" if images else ""
+    return (f"wrote {r['dir']}: index.html and {len(pages) - 1} chart pages{how}, plotly.min.js, lesson.json "
+            f"({r['model']}); open {r['dir'] / 'index.html'}")
 
 
 def serve(args) -> None:
@@ -107,7 +166,7 @@ def main(argv=None) -> int:
         return 0
     from app.engine import EngineError
     try:
-        print(export(args))
+        print(export(args) if args.command == "export" else lesson_pack(args))
     except (CliError, EngineError, ValueError, OSError) as e:
         print(f"attnscope: error: {e}", file=sys.stderr)
         return 1

@@ -157,3 +157,72 @@ def test_serve_runs_the_app_like_make_run(monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
     assert cli.main(["serve", "--host", "0.0.0.0", "--port", "9123", "--workers", "2"]) == 0
     assert calls == [(("app.main:app",), {"host": "0.0.0.0", "port": 9123, "workers": 2})]
+
+
+# --- the progress bar ---------------------------------------------------------------------------------
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+
+def test_progress_on_a_terminal_redraws_one_line():
+    from attnscope.progress import Progress
+
+    term = Terminal(True)
+    with Progress(2, stream=term) as p:
+        p.next("loading")
+        p.next("writing index.html")
+    out = term.getvalue()
+    assert "\n" not in out[:-1] and out.endswith("\n")  # one line, redrawn in place with \r
+    frames = out.split("\r")[1:]
+    assert "0/2  loading" in frames[0] and "1/2  writing index.html" in out and "2/2  done in" in frames[-1]
+    assert "█" * 20 in frames[-1] and all("\x1b[K" in f for f in frames)
+
+
+def test_progress_off_a_terminal_is_one_line_per_step_and_a_failed_step_prints_nothing():
+    from attnscope.progress import Progress
+
+    log = Terminal(False)
+    with pytest.raises(OSError):
+        with Progress(3, stream=log) as p:
+            p.next("loading")
+            p.next("writing")
+            raise OSError("disk full")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attnscope: [1/3] loading (") and lines[0].endswith(" s)")
+    term = Terminal(True)
+    with pytest.raises(OSError):
+        with Progress(3, stream=term) as p:
+            p.next("loading")
+            raise OSError("disk full")
+    assert term.getvalue().endswith("\r\x1b[K")  # the bar is erased: the error that follows is the only line
+
+
+def test_progress_quiet_and_ascii():
+    from attnscope.progress import Progress
+
+    for tty in (True, False):
+        s = Terminal(tty)
+        with Progress(2, stream=s, quiet=True) as p:
+            p.next("a")
+            p.next("b")
+        assert s.getvalue() == ""
+    ascii_term = io.StringIO()
+    ascii_term.isatty = lambda: True
+    with Progress(1, stream=ascii_term) as p:
+        p.next("a")
+    assert "#" * 20 in ascii_term.getvalue()  # no block characters on a non-UTF-8 stream
+
+
+def test_quick_export_prints_no_progress(smol, cache_dir, tmp_path, capsys):
+    assert cli.main(["export", "--text", TEXT, "--cache-dir", cache_dir, "-o", str(tmp_path / "h.json")]) == 0
+    assert capsys.readouterr().err == ""  # quick work: no progress

@@ -1,0 +1,414 @@
+"""`attnscope lesson-pack -o DIR`: the /lesson page's examples as a folder of static HTML.
+
+The numbers come from the server's own function (app.routes.pages.lesson_data, on an Api made here
+without a server), the charts from attnscope.figures. The folder:
+
+    index.html        the lesson: its text with the model's numbers, every chart inline
+    <chart>.html      one page per chart, linked to the lesson and to each other
+    plotly.min.js     plotly.js, written once; every page loads it with <script src="plotly.min.js">
+    lesson.json       the numbers: the same dict as the /lesson page's initial data
+    <chart>.png/.svg  with --images (kaleido, else headless Chromium)
+
+It opens from file:// with no network: no CDN, no require.js.
+"""
+
+import html
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from . import figures
+from .progress import Progress
+
+N_CHARTS = 7  # adjectives arrows + heatmap, mole, two towers, head finder, ablation
+VISIBLE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍", "\0": "␀"}
+
+
+class PackError(ValueError):
+    pass
+
+
+# --- text, as the /lesson page writes it (static/js/tokens.js and lesson.js) ------------------------
+
+def token_label(text: str) -> str:
+    """tokens.js's label(): a leading space as a dot, control and direction characters made visible."""
+    if text == "":
+        return "∅"
+    out = ""
+    for ch in text:
+        code = ord(ch)
+        if ch in VISIBLE and not (ch == " " and out):
+            out += VISIBLE[ch]
+        elif code < 32 or 0x7F <= code < 0xA0:
+            out += f"\\x{code:02x}"
+        elif 0x200B <= code <= 0x200F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            out += f"<U+{code:04X}>"
+        else:
+            out += ch
+    return out
+
+
+def quoted(text: str) -> str:
+    return f"‘{token_label(text.strip()) if text.strip() else token_label(text)}’"
+
+
+def pct(x: float) -> str:
+    return f"{math.floor(100 * float(x) + 0.5)}%"  # JS toFixed(0): halves round up
+
+
+def head_name(h: dict) -> str:
+    return f"L{h['layer']}H{h['head']}"
+
+
+# --- the pack's contents --------------------------------------------------------------------------------
+
+@dataclass
+class Chart:
+    name: str  # file stem: name.html, name.png
+    title: str
+    figure: go.Figure
+    section: str = ""
+    image: str | None = None  # file name, once rendered
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    # ("p", text) | ("chips", tokens) | ("chart", Chart) | ("list", [text or (bold, text)])
+    blocks: list = field(default_factory=list)
+
+
+def build_charts(api, model, L: dict) -> dict[str, Chart]:
+    """One plotly figure per chart, from the lesson's numbers and its (cached) runs."""
+    from .result import Result
+
+    f, best = L["fluffy"], L["fluffy"]["heads"][0]
+    fluffy = Result(api.run(model, f["text"]), f["text"], best["layer"], best["head"])
+    charts = [
+        Chart("adjectives-arrows",
+              f"Adjectives → {quoted(f['tokens'][f['query']]['text'])}: layer {best['layer']}, head {best['head']}",
+              figures.arrows(fluffy, best["layer"], best["head"], f["query"])),
+        Chart("adjectives-heatmap", f"Every token of “{f['text']}” in layer {best['layer']}, head {best['head']}",
+              figures.heatmap(fluffy, best["layer"], best["head"])),
+        Chart("mole-similarity", "“mole” in three sentences: cosine similarity layer by layer",
+              figures.similarity_by_layer(L["mole"], L["mole_sentences"])),
+    ]
+    for i, t in enumerate(L["towers"]):
+        h = t["heads"][0]
+        r = Result(api.run(model, t["text"]), t["text"], h["layer"], h["head"])
+        charts.append(Chart(f"tower-{i + 1}-arrows", f"“{t['text']}”: layer {h['layer']}, head {h['head']}",
+                            figures.arrows(r, h["layer"], h["head"], t["query"])))
+    charts.append(Chart("head-finder", "The head finder's specialists", figures.specialists(L["head_finder"], model.id)))
+    charts.append(Chart("france-ablation", f"“{L['france']['text']}”, with the heads that read ‘France’ switched off",
+                        figures.ablation(L["france"]["ablated"])))
+    for c in charts:
+        if c.name.endswith("-arrows"):  # the lesson's short sentences: room for the title, one width for all
+            c.figure.update_layout(width=max(c.figure.layout.width or 0, 800), height=320)
+    return {c.name: c for c in charts}
+
+
+def lesson_sections(L: dict, charts: dict[str, Chart]) -> list[Section]:
+    """The lesson's text with its numbers, in lesson.js's words."""
+    m, f = L["model"], L["fluffy"]
+    toks = f["tokens"]
+    split = [token_label(t["text"]) for t in toks if not t["text"].startswith(" ") and t["start"] > 0]
+    s1 = Section("tokens", "1. Every token starts alone", [("chips", toks), ("p",
+        f"{m['name']} reads “{f['text']}” as {len(toks)} tokens. Common words are one token each; a rarer word is "
+        f"split into pieces{' (here ' + ', '.join(f'“{s}”' for s in split) + ')' if split else ''}. Each token starts "
+        "as its own context-free vector of numbers: the same vector wherever the token appears.")])
+
+    best = f["heads"][0]
+    q = quoted(toks[f["query"]]["text"])
+    adj = " and ".join(quoted(toks[k]["text"]) for k in f["keys"])
+    prev_top = ", ".join(head_name(h) for h in L["head_finder"]["top"]["previous"][:3])
+    s2 = Section("adjectives", "2. Adjectives update the noun (mostly)", [
+        ("chart", charts["adjectives-arrows"]),
+        ("p", f"The textbook picture: the adjectives {adj} update the noun {q}, so that it comes to mean a fluffy, blue "
+              f"creature. Searching all {m['n_layers'] * m['n_heads']} heads of the real model, layer {best['layer']}, "
+              f"head {best['head']} comes closest: {q} puts {pct(best['share'])} of its attention on {adj} (arrows "
+              "above; thicker means more)."),
+        ("p", "The next closest heads: " + ", ".join(f"{head_name(h)} ({pct(h['share'])})" for h in f["heads"][1:]) + "."),
+        ("p", f"The honest gap: the heads that do this most are largely previous-token heads (the head finder's top "
+              f"previous-token heads are {prev_top}): they look at the word just before any word, and here the words "
+              f"before {q} happen to be its adjectives. A typical head instead sends {pct(best['median_first_token'])} "
+              f"of {q}'s attention (the median over all heads) to the very first token, an “attention sink” that real "
+              "models use as a place to put attention they do not need."),
+        ("chart", charts["adjectives-heatmap"]),
+    ])
+
+    c = L["mole"]
+    last, n = c["similarity"][-1], len(c["occurrences"])
+    low = min(float(last[a][b]) for a in range(n) for b in range(a + 1, n))
+    s3 = Section("mole", "3. One word, three meanings: mole", [
+        ("list", [f"{i + 1}. {s}" for i, s in enumerate(L["mole_sentences"])]),
+        ("chart", charts["mole-similarity"]),
+        ("p", "“mole” means an animal, a unit of chemistry and a mark on the skin in these three sentences, but it is "
+              "the same token in all of them, so at the embedding its three vectors are identical: similarity 1. Layer "
+              "by layer, attention mixes in the rest of each sentence and the vectors drift apart; at the last layer "
+              f"the least similar pair is at {low:.2f}."),
+    ])
+
+    s4 = Section("towers", "4. The Eiffel tower and a miniature tower")
+    for i, t in enumerate(L["towers"]):
+        h = t["heads"][0]
+        s4.blocks += [("chart", charts[f"tower-{i + 1}-arrows"]), ("p",
+            f"“{t['text']}”: in layer {h['layer']}, head {h['head']}, {quoted(t['tokens'][t['query']]['text'])} puts "
+            f"{pct(h['share'])} of its attention on {quoted(t['tokens'][t['query'] - 1]['text'])}.")]
+    s4.blocks.append(("p", "The word before “tower” changes what a tower is. In each sentence a head carries that word "
+                           "into “tower”; that is the step that lets later layers treat an Eiffel tower as a landmark "
+                           "and a miniature tower as a toy."))
+
+    hf = L["head_finder"]
+    s5 = Section("heads", "5. Many heads, different jobs", [
+        ("p", "A layer runs many heads in parallel, and the model has many layers. Scoring every head on simple "
+              "patterns finds a few clear specialists:"),
+        ("list", [(name, f": layer {top[0]['layer']}, head {top[0]['head']} ({top[0]['score']:.2f}) — {hf['formulas'][name]}")
+                  for name, top in hf["top"].items()]),
+        ("chart", charts["head-finder"]),
+    ])
+
+    fr = L["france"]
+    i = len(fr["tokens"]) - 1
+    orig, now = fr["ablated"]["original"][i], fr["ablated"]["predictions"][i]
+    now_prob = {p["id"]: p["prob"] for p in now}
+    first = quoted(orig[0]["text"])
+    falls = (f"falls to {pct(now_prob[orig[0]['id']])}" if orig[0]["id"] in now_prob
+             else f"falls out of the top {len(now)}")
+    k = len(fr["heads_to_france"])
+    s6 = Section("ablation", "6. Switch heads off", [
+        ("chart", charts["france-ablation"]),
+        ("p", f"“{fr['text']}” → the model answers {first} ({pct(orig[0]['prob'])}). The heads through which the last "
+              f"token reads {quoted('France')} most are {', '.join(head_name(h) for h in fr['heads_to_france'])}. Switch "
+              f"those {k} heads off (their output set to zero) and run the model again: its top answer becomes "
+              f"{quoted(now[0]['text'])} ({pct(now[0]['prob'])}), and {first} {falls}. The country still reaches the "
+              "last token by other paths, but much less of it: a head is a route for information."),
+    ])
+    sections = [s1, s2, s3, s4, s5, s6]
+    for s in sections:
+        for kind, value in s.blocks:
+            if kind == "chart":
+                value.section = s.id
+    return sections
+
+
+# --- HTML ---------------------------------------------------------------------------------------------
+
+CSS = """
+:root { --fg: #1d1f24; --bg: #f7f7fa; --panel: #fff; --muted: #60656f; --line: #dcdde3; --accent: #d4572a;
+  --chip: #eef0f5; --link: #2b59c3; color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+  background: var(--bg); }
+header, main, footer { max-width: 940px; margin: 0 auto; padding: 0 20px; }
+header { padding-top: 24px; }
+h1 { font-size: 1.7rem; line-height: 1.25; margin: .2rem 0 .4rem; }
+h2 { font-size: 1.25rem; margin: 0 0 .6rem; }
+a { color: var(--link); }
+.muted, .tagline { color: var(--muted); }
+.crumbs { font-size: .95rem; }
+section { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 18px 22px; margin: 18px 0; }
+nav.toc ol { margin: .3rem 0; padding-left: 1.4rem; columns: 2; }
+.chips { display: flex; flex-wrap: wrap; gap: 6px; margin: .3rem 0 .8rem; }
+.chip { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--chip);
+  border: 1px solid var(--line); border-radius: 6px; padding: 1px 8px; white-space: pre; }
+.chip sub { color: var(--muted); font-size: .7em; margin-left: 3px; }
+figure { margin: .8rem 0; }
+.chart { overflow-x: auto; }
+figcaption { font-size: .9rem; color: var(--muted); }
+ul.plain { list-style: none; padding-left: 0; }
+.pager { display: flex; justify-content: space-between; gap: 12px; margin: 18px 0; }
+footer { padding-bottom: 32px; font-size: .92rem; }
+code { background: var(--chip); padding: 0 4px; border-radius: 4px; }
+.no-plotly .chart::before { content: "plotly.min.js did not load: keep it in the same folder as this page.";
+  color: var(--accent); display: block; }
+"""
+
+
+def esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def page(title: str, body: str) -> str:
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="attnscope lesson-pack">
+<title>{esc(title)}</title>
+<style>{CSS}</style>
+<script src="plotly.min.js"></script>
+<script>window.Plotly || document.documentElement.classList.add("no-plotly");</script>
+</head>
+<body>
+{body}
+<script>document.body.dataset.ready = "1";</script>
+</body>
+</html>
+"""
+
+
+def figure_div(chart: Chart, div_id: str) -> str:
+    return chart.figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                                config={"displaylogo": False, "responsive": True})
+
+
+def render_blocks(blocks: list, in_index: bool) -> str:
+    out = []
+    for kind, value in blocks:
+        if kind == "p":
+            out.append(f"<p>{esc(value)}</p>")
+        elif kind == "list":
+            items = (f"<li><b>{esc(x[0])}</b>{esc(x[1])}</li>" if isinstance(x, tuple) else f"<li>{esc(x)}</li>" for x in value)
+            out.append('<ul class="plain">' + "".join(items) + "</ul>")
+        elif kind == "chips":
+            out.append('<div class="chips">' + "".join(
+                f'<span class="chip" title="token {i}, id {t["id"]}">{esc(token_label(t["text"]))}<sub>{i}</sub></span>'
+                for i, t in enumerate(value)) + "</div>")
+        elif kind == "chart" and in_index:
+            image = f' · <a href="{esc(value.image)}">{esc(value.image.rsplit(".", 1)[1].upper())}</a>' if value.image else ""
+            out.append(f'<figure><div class="chart">{figure_div(value, value.name)}</div><figcaption>{esc(value.title)} · '
+                       f'<a href="{esc(value.name)}.html">open on its own page</a>{image}</figcaption></figure>')
+    return "\n".join(out)
+
+
+def model_line(L: dict) -> str:
+    m = L["model"]
+    return (f"Every number here was computed by {m['name']} (<code>{esc(m['id'])}</code>, {m['n_layers']} layers × "
+            f"{m['n_heads']} heads) running in numpy: the same numbers as the app's <code>/lesson</code> page.")
+
+
+def index_html(L: dict, sections: list[Section], charts: list[Chart]) -> str:
+    toc = "".join(f'<li><a href="#{esc(s.id)}">{esc(s.title.split(". ", 1)[1])}</a></li>' for s in sections)
+    body = [f"""<header>
+<h1>How attention moves meaning between tokens</h1>
+<p class="tagline">A short lesson, shown with a real model's numbers, including where it differs from the textbook.</p>
+<p class="muted">{model_line(L)}</p>
+<nav class="toc" aria-label="Sections"><ol>{toc}</ol></nav>
+</header>
+<main>"""]
+    for s in sections:
+        body.append(f'<section id="{esc(s.id)}">\n<h2>{esc(s.title)}</h2>\n{render_blocks(s.blocks, True)}\n</section>')
+    chart_list = "".join(f'<li><a href="{esc(c.name)}.html">{esc(c.title)}</a>'
+                         + (f' (<a href="{esc(c.image)}">{esc(c.image)}</a>)' if c.image else "") + "</li>" for c in charts)
+    body.append(f"""</main>
+<footer>
+<h2>Every chart on its own page</h2>
+<ol>{chart_list}</ol>
+<p>The numbers: <a href="lesson.json">lesson.json</a>. Made by <code>attnscope lesson-pack</code>; with the app running
+(<code>attnscope serve</code>), the same lesson is live at <code>/lesson</code>, and every head opens in the explorer.</p>
+</footer>""")
+    return page("attnscope lesson: how attention moves meaning between tokens", "\n".join(body))
+
+
+def chart_html(L: dict, chart: Chart, sections: list[Section], charts: list[Chart], renderer: str | None) -> str:
+    i = charts.index(chart)
+    section = next(s for s in sections if s.id == chart.section)
+    prev, after = (charts[i - 1] if i else None), (charts[i + 1] if i + 1 < len(charts) else None)
+    prev_link = f'<a href="{esc(prev.name)}.html">← {esc(prev.title)}</a>' if prev else "<span></span>"
+    next_link = f'<a href="{esc(after.name)}.html">{esc(after.title)} →</a>' if after else "<span></span>"
+    image = (f'<p>Static image: <a href="{esc(chart.image)}">{esc(chart.image)}</a> (made with {esc(renderer)}).</p>'
+             if chart.image else "")
+    body = f"""<header>
+<p class="crumbs"><a href="index.html">← The lesson</a> · {esc(section.title)} · chart {i + 1} of {len(charts)}</p>
+<h1>{esc(chart.title)}</h1>
+<p class="muted">{model_line(L)}</p>
+</header>
+<main>
+<section>
+<figure><div class="chart">{figure_div(chart, "chart")}</div></figure>
+{render_blocks([b for b in section.blocks if b[0] != "chart"], False)}
+{image}
+</section>
+<nav class="pager" aria-label="Charts">{prev_link}{next_link}</nav>
+</main>"""
+    return page(f"{chart.title} · attnscope lesson", body)
+
+
+# --- building the folder ----------------------------------------------------------------------------------
+
+def writable_dir(out: Path) -> Path:
+    """Create DIR and prove it can be written, before any long work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".attnscope-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PackError(f"cannot write the lesson pack to {out}: {e.strerror or e}") from None
+    return out
+
+
+def converted(registry, model_id: str) -> bool:
+    """Whether the model's float32 weights are already stored (else its first load converts them: seconds)."""
+    from app.engine import loaders
+    from app.engine.model import default_cache_dir
+
+    src = registry.sources[model_id]
+    if src.path is None or not src.path.exists():
+        return True  # the load fails at once, with its own message
+    base = Path(registry.cache_dir) if registry.cache_dir is not None else default_cache_dir()
+    return (base / f"{model_id}-{loaders.source_key(src.path)}" / "meta.json").exists()
+
+
+def build(out, model_id: str | None = None, cache_dir=None, images: str | None = None, quiet: bool = False) -> dict:
+    """Write the pack into out; returns {"dir", "files", "model", "renderer"}. images: None, "png" or "svg"."""
+    from app.engine import DEFAULT_MODEL, Registry
+    from app.http import Api, dumps
+    from app.routes.pages import lesson_data, plotly_path
+    from app.settings import Settings
+
+    out = writable_dir(Path(out))
+    registry = Registry.from_env(  # lesson_data runs the registry's default model: the one asked for
+        cache_dir=cache_dir or os.environ.get("ATTNSCOPE_CACHE_DIR") or None,
+        default=model_id or os.environ.get("ATTNSCOPE_DEFAULT_MODEL", DEFAULT_MODEL),
+        max_tokens=int(os.environ.get("ATTNSCOPE_MAX_TOKENS", "512")))
+    model_id = registry.resolve(model_id or registry.default)  # an unknown id fails here, before the bar
+    total = 4 + N_CHARTS * (2 if images else 1)
+    files: list[str] = []
+    with Progress(total, quiet=quiet) as p:
+        p.next(f"loading {model_id}" if converted(registry, model_id)
+               else f"loading {model_id}: converting its weights to float32 (first load only)")
+        model = registry.get(model_id)
+        if not model.cfg.causal:
+            raise PackError(f"{model_id} is an encoder ({model.cfg.architecture}), not a causal language model: the "
+                            f"lesson predicts next tokens and switches heads off; use a causal model such as {DEFAULT_MODEL}")
+        p.next(f"computing the lesson's examples with {model_id}")
+        api = Api(registry, Settings())
+        L = lesson_data(api)
+        charts = build_charts(api, model, L)
+        sections = lesson_sections(L, charts)
+        chart_list = [c for s in sections for kind, c in s.blocks if kind == "chart"]
+        assert len(chart_list) == N_CHARTS == len(charts), "every chart appears once in the lesson"
+
+        p.next("writing plotly.min.js and lesson.json")
+        shutil.copyfile(plotly_path(), out / "plotly.min.js")
+        (out / "lesson.json").write_bytes(dumps(L))
+        files += ["plotly.min.js", "lesson.json"]
+
+        renderer = None
+        if images:
+            from .images import NoRenderer, render
+            for c in chart_list:
+                p.next(f"rendering {c.name}.{images}")
+                try:
+                    blob, renderer = render(c.figure, images)
+                except NoRenderer as err:
+                    raise PackError(str(err)) from None
+                c.image = f"{c.name}.{images}"
+                (out / c.image).write_bytes(blob)
+                files.append(c.image)
+
+        for c in chart_list:
+            p.next(f"writing {c.name}.html")
+            (out / f"{c.name}.html").write_text(chart_html(L, c, sections, chart_list, renderer), encoding="utf-8")
+            files.append(f"{c.name}.html")
+        p.next("writing index.html")
+        (out / "index.html").write_text(index_html(L, sections, chart_list), encoding="utf-8")
+        files.insert(0, "index.html")
+    return {"dir": out, "files": files, "model": model_id, "charts": [c.name for c in chart_list], "renderer": renderer}

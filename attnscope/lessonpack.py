@@ -379,7 +379,7 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
             raise PackError(f"{model_id} is an encoder ({model.cfg.architecture}), not a causal language model: the "
                             f"lesson predicts next tokens and switches heads off; use a causal model such as {DEFAULT_MODEL}")
         p.next(f"computing the lesson's examples with {model_id}")
-        api = Api(registry, Settings())
+        api = Api(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
         L = lesson_data(api)
         charts = build_charts(api, model, L)
         sections = lesson_sections(L, charts)

@@ -265,3 +265,11 @@ def test_opens_offline_in_chromium(pack, server_lesson, browser):  # noqa: F811
         assert page.url.endswith("/index.html")
     finally:
         page.context.close()
+
+
+def test_first_load_is_announced(smol, cache_dir, tmp_path):
+    """The step label says when a load will convert the weights (the long first load)."""
+    from app.engine import Registry
+
+    assert lessonpack.converted(Registry.from_env(extra="", cache_dir=cache_dir), "smollm2-135m-instruct")
+    assert not lessonpack.converted(Registry.from_env(extra="", cache_dir=tmp_path), "smollm2-135m-instruct")

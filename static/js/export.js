@@ -101,8 +101,8 @@ function tokenBox(svg, node, origin, id) {
     const o = (parseFloat(cs.outlineOffset) || 0) + (parseFloat(cs.outlineWidth) || 0) / 2;
     if (cs.boxShadow && cs.boxShadow !== "none") {  // the chip's soft halo: 4px of the focus colour at 25%
       const halo = {};
-      paint(halo, "fill", cs.boxShadow.match(/^(rgba?\([^)]*\)|color\([^)]*\)|#\w+)/)?.[1]);
-      g.append(svgEl("rect", { x: round(x - 4), y: round(y - 4), width: round(w + 8), height: round(h + 8), rx: rx + 4, ...halo }));
+      if (paint(halo, "fill", cs.boxShadow.match(/^(rgba?\([^)]*\)|color\([^)]*\)|#\w+)/)?.[1]))
+        g.append(svgEl("rect", { x: round(x - 4), y: round(y - 4), width: round(w + 8), height: round(h + 8), rx: rx + 4, ...halo }));
     }
     if (paint(ring, "stroke", cs.outlineColor))
       g.append(svgEl("rect", { x: round(x - o), y: round(y - o), width: round(w + 2 * o), height: round(h + 2 * o), rx: rx + o,
@@ -237,6 +237,7 @@ export function gridSVG(el, grid, { title = "attnscope: every layer × head", de
 
 // The heatmap through plotly's own image export, on the panel's colour (the page's is transparent).
 export function heatmapImage(el, format, filename) {
+  if (!el._fullLayout) return Promise.resolve();  // not drawn yet
   const layout = { ...el.layout, paper_bgcolor: solid(cssVar("--panel", "#fff")).fill };
   const { width, height } = el._fullLayout;
   return window.Plotly.downloadImage({ data: el.data, layout }, { format, filename, width, height,

@@ -303,13 +303,14 @@ async function exportImage(view, format) {
 function wireExports() {
   for (const b of document.querySelectorAll("button[data-export]")) {
     b.addEventListener("click", async () => {
-      b.disabled = true;
+      if (b.getAttribute("aria-disabled") === "true") return;  // busy (not `disabled`: that would drop the keyboard focus)
+      b.setAttribute("aria-disabled", "true");
       try {
         await exportImage(b.dataset.export, b.dataset.format);
       } catch (e) {
         showError(new Error(`the ${b.dataset.format.toUpperCase()} could not be made (${e.message})`));
       } finally {
-        b.disabled = false;
+        b.removeAttribute("aria-disabled");
       }
     });
   }

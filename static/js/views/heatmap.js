@@ -39,7 +39,8 @@ export function drawHeatmap(el, { tokens, pattern, scores, causal, layer, head, 
     yaxis: { ...axis("query (reads)"), autorange: "reversed" },
     font: { family: css("--font") || "system-ui" },
   };
-  const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d", "zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d"],
+  const config = { responsive: true, displaylogo: false, showSendToCloud: false,  // no "Share chart..." (Plotly Cloud upload)
+    modeBarButtonsToRemove: ["select2d", "lasso2d", "zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d"],
     toImageButtonOptions: { filename: `attnscope-heatmap-L${layer}-H${head}` } };
   return window.Plotly.react(el, [trace], layout, config).then(() => {
     if (el.dataset.bound) return;

@@ -130,6 +130,7 @@ def test_html_is_self_contained(client, view):
     assert all("src=" not in tag for tag in scripts(html)), scripts(html)  # plotly.js inline, no CDN
     assert "cdn.plot.ly" not in "".join(scripts(html))
     assert len(html) > 3_000_000 and "Plotly.newPlot" in html  # plotly.js itself (~4.8 MB) is in the file
+    assert "<title>attnscope · " in html
     assert not re.search(r"<link\b[^>]*href=[\"']?https?:", html, re.I)
     assert '"showSendToCloud": false' in html  # no "Share chart..." button uploading the data to Plotly Cloud
     # opened from this server's URL, its inline scripts must not run on our origin

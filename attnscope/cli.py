@@ -10,8 +10,6 @@ silences it); an error is one line on stderr and a non-zero exit.
 """
 
 import argparse
-import csv
-import json
 import os
 import sys
 from pathlib import Path
@@ -84,16 +82,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def figure(result, args):
-    if args.view == "heatmap":
-        return result.heatmap(args.layer, args.head)
-    if args.view == "grid":
-        return result.grid()
-    if args.view == "arrows":
-        return result.arrows(args.layer, args.head, args.token)
-    return result.embeddings()
-
-
 def export(args) -> str:
     out = Path(args.output)
     fmt = out.suffix.lower()
@@ -119,29 +107,18 @@ def export(args) -> str:
 
 
 def write(result, args, out: Path, fmt: str) -> str:
-    how = ""
-    if fmt == ".json":
-        out.write_text(json.dumps(data_mod.json_data(result, args.view, args.layer, args.head, args.token),
-                                  ensure_ascii=False), encoding="utf-8")
-    elif fmt == ".csv":
-        header, rows = data_mod.csv_rows(result, args.view, args.layer, args.head, args.token)
-        with out.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
-    else:
-        fig = figure(result, args)
-        if fmt == ".html":
-            fig.write_html(out, include_plotlyjs=True, full_html=True)
-        else:
-            from .images import NoRenderer, render
-            try:
-                blob, how = render(fig, fmt[1:])
-            except NoRenderer as err:
-                raise CliError(str(err)) from None
-            out.write_bytes(blob)
-            how = f" ({how})"
-    return how
+    """The file itself: the same bytes as the app's /export download for .html/.json/.csv."""
+    from . import exports
+    if fmt in (".png", ".svg"):
+        from .images import NoRenderer, render
+        try:
+            blob, how = render(exports.figure(result, args.view, args.layer, args.head, args.token), fmt[1:])
+        except NoRenderer as err:
+            raise CliError(str(err)) from None
+        out.write_bytes(blob)
+        return f" ({how})"
+    out.write_bytes(exports.export(result, args.view, fmt[1:], args.layer, args.head, args.token)[0])
+    return ""
 
 
 def lesson_pack(args) -> str:

@@ -29,12 +29,12 @@ def heatmap(result, layer: int, head: int) -> go.Figure:
     n = len(labels)
     z = masked_pattern(result, layer, head)
     scores = analysis.head_detail(result.cached, layer, head)["scores"].astype(np.float64)
-    custom = [[[labels[q], labels[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k])]
+    custom = [[[labels[q], labels[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k]), q, k]
                for k in range(n)] for q in range(n)]
     fig = Figure(go.Heatmap(
         z=z, x=list(range(n)), y=list(range(n)), customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE,
         hoverongaps=False, xgap=1, ygap=1, colorbar=dict(title=dict(text="weight")),
-        hovertemplate=("query %{y} %{customdata[0]}<br>key %{x} %{customdata[1]}<br>"
+        hovertemplate=("query %{customdata[3]} %{customdata[0]}<br>key %{customdata[4]} %{customdata[1]}<br>"
                        "weight %{z:.4f}<br>score (pre-softmax) %{customdata[2]:.3f}<extra></extra>"),
         name=f"L{layer} H{head}"))
     side = min(900, 220 + 28 * n)

@@ -23,9 +23,9 @@ import plotly.graph_objects as go
 
 from . import figures
 from .progress import Progress
+from .style import visible as token_label
 
 N_CHARTS = 7  # adjectives arrows + heatmap, mole, two towers, head finder, ablation
-VISIBLE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍", "\0": "␀"}
 
 
 class PackError(ValueError):
@@ -33,24 +33,6 @@ class PackError(ValueError):
 
 
 # --- text, as the /lesson page writes it (static/js/tokens.js and lesson.js) ------------------------
-
-def token_label(text: str) -> str:
-    """tokens.js's label(): a leading space as a dot, control and direction characters made visible."""
-    if text == "":
-        return "∅"
-    out = ""
-    for ch in text:
-        code = ord(ch)
-        if ch in VISIBLE and not (ch == " " and out):
-            out += VISIBLE[ch]
-        elif code < 32 or 0x7F <= code < 0xA0:
-            out += f"\\x{code:02x}"
-        elif 0x200B <= code <= 0x200F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-            out += f"<U+{code:04X}>"
-        else:
-            out += ch
-    return out
-
 
 def quoted(text: str) -> str:
     return f"‘{token_label(text.strip()) if text.strip() else token_label(text)}’"

@@ -24,10 +24,27 @@ def viridis(x: float) -> str:
     return "#" + "".join(f"{round(p + (q - p) * f):02x}" for p, q in zip(a, b))
 
 
+VISIBLE = {" ": "\u00b7", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d", "\0": "\u2400"}
+
+
 def visible(text: str) -> str:
-    """A token's text with invisible characters made visible (a lone space would show as nothing)."""
-    t = text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
-    return t if t.strip() else t.replace(" ", "\u2423") or "\u2205"
+    """A token as the app shows it (static/js/tokens.js label()): a leading space as '·', newlines, tabs
+    and NUL as symbols, other control characters as \\xNN, invisible and direction marks named (<U+200F>),
+    never applied; the empty token as '∅'."""
+    if text == "":
+        return "\u2205"
+    out = ""
+    for ch in text:
+        code = ord(ch)
+        if ch in VISIBLE and not (ch == " " and out):
+            out += VISIBLE[ch]
+        elif code < 32 or 0x7F <= code < 0xA0:
+            out += f"\\x{code:02x}"
+        elif 0x200B <= code <= 0x200F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            out += f"<U+{code:04X}>"
+        else:
+            out += ch
+    return out
 
 
 def label(text: str) -> str:

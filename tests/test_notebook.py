@@ -13,6 +13,7 @@ from nbclient import NotebookClient
 
 import attnscope
 import attnscope.display
+from attnscope.style import visible
 from app import analysis
 
 TEXT = "a fluffy blue creature"
@@ -52,8 +53,9 @@ def test_heatmap_holds_the_heads_pattern_and_scores(smol, result):
         for q in range(n):
             for k in range(q + 1):
                 assert abs(hm.customdata[q][k][2] - float(scores[q, k])) < 1e-5
-        assert list(hm.customdata[3][1][:2]) == [" creature", " fluffy"]  # hover: query and key texts
-        assert list(fig.layout.yaxis.ticktext) == [t.text for t in result.tokens]
+        assert list(hm.customdata[3][1][:2]) == ["·creature", "·fluffy"]  # hover: query and key, as the app labels them
+        assert list(hm.customdata[3][1][3:]) == [3, 1]  # and their positions
+        assert list(fig.layout.yaxis.ticktext) == [visible(t.text) for t in result.tokens]
         assert "%{z" in hm.hovertemplate and "customdata[2]" in hm.hovertemplate
 
 

@@ -11,7 +11,7 @@ const state = { ...initial.state };
 window.attnscope = { state };
 
 const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-const config = { displaylogo: false, responsive: true };
+const config = { displaylogo: false, responsive: true, showSendToCloud: false };
 
 function showLens(r) {
   $("lens-note").textContent = drawLens($("lens"), r).note;

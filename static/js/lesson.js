@@ -68,7 +68,7 @@ function moleSection() {
     height: 300, margin: { l: 45, r: 10, t: 10, b: 60 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: css("--fg"), size: 11 }, xaxis: { type: "category", title: { text: "layer" } }, yaxis: { title: { text: "cosine similarity" }, range: [0, 1.02] },
     legend: { orientation: "h", y: -0.3 },
-  }, { displaylogo: false, responsive: true });
+  }, { displaylogo: false, responsive: true, showSendToCloud: false });
   const last = c.similarity[c.similarity.length - 1];
   let low = 1;
   for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) low = Math.min(low, last[a][b]);
@@ -121,7 +121,7 @@ function ablationSection() {
   ], {
     barmode: "group", height: 300, margin: { l: 45, r: 10, t: 10, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: css("--fg"), size: 11 }, yaxis: { title: { text: "probability of the next token" }, tickformat: ".0%" }, legend: { orientation: "h", y: 1.15 },
-  }, { displaylogo: false, responsive: true });
+  }, { displaylogo: false, responsive: true, showSendToCloud: false });
   const heads = f.heads_to_france.map((h) => `L${h.layer}H${h.head}`).join(", ");
   para("france-text", `“${f.text}” → the model answers ${quoted(orig[0].text)} (${pct(orig[0].prob)}). The heads through which the last token reads ${quoted("France")} most are ${heads}. Switch those ${f.heads_to_france.length} heads off (their output set to zero) and run the model again: its top answer becomes ${quoted(now[0].text)} (${pct(now[0].prob)}), and ${quoted(orig[0].text)} falls to ${pct(prob(now, orig[0].id))}. The country still reaches the last token by other paths, but much less of it: a head is a route for information.`);
   link("france-text", `/?${new URLSearchParams({ text: f.text, token: i, locked: 1, off: f.heads_to_france.map((h) => `${h.layer}.${h.head}`).join(",") })}`, "Try switching heads off yourself →");

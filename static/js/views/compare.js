@@ -11,7 +11,7 @@ export const baseLayout = (title) => ({
   font: { color: css("--fg"), family: css("--font") }, margin: { l: 50, r: 10, t: 40, b: 50 }, height: 380,
   legend: { orientation: "h", y: -0.2 },
 });
-export const config = { displaylogo: false, responsive: true };
+export const config = { displaylogo: false, responsive: true, showSendToCloud: false };
 
 // narrow frames (a phone, a 320 px embed): short titles, room for the rotated layer labels
 const narrow = (el) => (el.clientWidth || 600) < 480;

@@ -121,7 +121,7 @@ function heat(title, z, names) {
     font: { color: getComputedStyle(document.documentElement).getPropertyValue("--fg") },
     xaxis: { tickmode: "array", tickvals: names.map((_, i) => i), ticktext: names, tickangle: -45 },
     yaxis: { tickmode: "array", tickvals: names.map((_, i) => i), ticktext: names, autorange: "reversed" },
-  }, { displaylogo: false, responsive: true }));
+  }, { displaylogo: false, responsive: true, showSendToCloud: false }));
   return div;
 }
 

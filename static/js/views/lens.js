@@ -5,7 +5,7 @@ import { plotlyScale } from "../colors.js";
 import { label, plotlySafe } from "../tokens.js";
 
 const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-const config = { displaylogo: false, responsive: true };
+const config = { displaylogo: false, responsive: true, showSendToCloud: false };
 
 // drawLens(el, r) -> {drawn: plotly's promise, note: the last position's answer in words}
 export function drawLens(el, r) {

@@ -241,10 +241,18 @@ def test_layouts_from_phone_to_projector(browser, server, width, scheme):
     p.on("pageerror", lambda e: errors.append(str(e)))
     p.goto(server + "/?token=3&locked=1")
     p.wait_for_selector("body[data-ready='1']")
+    p.wait_for_function("() => window.attnscope.rendered && window.attnscope.rendered.grid")
     overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"page is {overflow}px wider than a {width}px screen"
+    for bar in p.query_selector_all(".export-bar"):  # the export toolbars stay inside their panels
+        panel = bar.evaluate("b => { const r = b.getBoundingClientRect(), p = b.closest('.panel').getBoundingClientRect();"
+                             " return [r.left - p.left, p.right - r.right, r.height]; }")
+        assert panel[0] >= 0 and panel[1] >= 0, panel
+    for btn in p.query_selector_all(".export-btn"):
+        assert btn.bounding_box()["height"] >= 24  # a touch target
     page_shot = page_artifact(f"explorer-{width}-{scheme}")
     p.screenshot(path=str(page_shot), full_page=True)
+    p.locator(".arrows-panel").screenshot(path=str(page_artifact(f"export-arrows-panel-{width}-{scheme}")))
     assert not errors
     ctx.close()
 

@@ -194,27 +194,3 @@ def test_images_take_the_screens_colours(browser, server, tmp_path, scheme, pane
             page_artifact(f"export-{view}-dark").write_bytes(png)
     assert not page.errors, page.errors
     ctx.close()
-
-
-@pytest.mark.parametrize("width,scheme", [(390, "dark"), (1400, "light")])
-def test_toolbars_fit_from_phone_to_desktop(browser, server, width, scheme):
-    ctx = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
-    p = ctx.new_page()
-    errors = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    p.goto(server + "/?token=3&locked=1")
-    p.wait_for_selector("body[data-ready='1']")
-    p.wait_for_function("() => window.attnscope.rendered && window.attnscope.rendered.grid")
-    overflow = p.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1, f"page is {overflow}px wider than a {width}px screen"
-    for bar in p.query_selector_all(".export-bar"):
-        panel = bar.evaluate("b => { const r = b.getBoundingClientRect(), p = b.closest('.panel').getBoundingClientRect();"
-                             " return [r.left - p.left, p.right - r.right, r.height]; }")
-        assert panel[0] >= 0 and panel[1] >= 0, panel  # inside its panel
-    for btn in p.query_selector_all(".export-btn"):
-        box = btn.bounding_box()
-        assert box["height"] >= 24, box  # a touch target
-    p.screenshot(path=str(page_artifact(f"export-toolbars-{width}-{scheme}")), full_page=True)
-    p.locator(".arrows-panel").screenshot(path=str(page_artifact(f"export-arrows-panel-{width}-{scheme}")))
-    assert not errors, errors
-    ctx.close()

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real models are required, never skipped: a missing one fails with the fix."""
+"""Shared fixtures. Real models and the browser are required, never skipped: a missing one fails
+with the fix."""
 
 import os
 
@@ -9,6 +10,8 @@ from fastapi.testclient import TestClient
 from app.engine import Registry
 from app.main import create_app
 from app.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,19 @@ def client(registry, smol, minilm):
     """The app in-process (FastAPI's TestClient), on the session's models, lifespan run."""
     with TestClient(create_app(Settings(preload="default"), registry=registry)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium, one for the whole run: Playwright's sync API allows one instance per
+    thread, so every test that needs a browser (tests/e2e, the lesson pack) shares this one."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"browser tests need Chromium at {CHROMIUM}: apt-get install chromium", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync", "--disable-quic"])
+        yield b
+        b.close()

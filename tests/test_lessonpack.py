@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from attnscope import cli, lessonpack
-from tests.e2e.conftest import ARTIFACTS, Page, browser  # noqa: F401  (the browser tests' Chromium, same flags)
+from tests.e2e.conftest import ARTIFACTS, Page
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "attnscope"
 STEP_LINE = re.compile(r"^attnscope: \[ *(\d+)/(\d+)\] (.+) \(\d+\.\d s\)$")
@@ -220,7 +220,7 @@ def test_help_documents_the_pack(capsys):
         assert words in text, words
 
 
-def open_offline(browser, url: str) -> tuple[Page, list[str]]:  # noqa: F811
+def open_offline(browser, url: str) -> tuple[Page, list[str]]:
     """A page whose every non-file request is aborted (and recorded)."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     tried = []
@@ -239,7 +239,7 @@ def open_offline(browser, url: str) -> tuple[Page, list[str]]:  # noqa: F811
     return page, tried
 
 
-def test_opens_offline_in_chromium(pack, server_lesson, browser):  # noqa: F811
+def test_opens_offline_in_chromium(pack, server_lesson, browser):
     out, _, _ = pack
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, tried = open_offline(browser, (out / "index.html").as_uri())

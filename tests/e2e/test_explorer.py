@@ -275,7 +275,7 @@ def test_switching_a_head_off_moves_the_probabilities(page, server):
     assert shown == [[p["id"], p["prob"]] for p in api["predictions"][-1]]
     assert [p[1] for p in shown] != before
     assert page.state()["layer"] == 2  # switching off does not select
-    assert "off=20.1%2C25.3" in page.url or "off=20.1,25.3" in page.url
+    page.wait_for_function("() => /off=20\\.1(%2C|,)25\\.3/.test(location.search)")  # the URL follows 150 ms after a change
     page.locator(".predictions-panel").screenshot(path=str(page_artifact("predictions-heads-off")))
     page.click("#off-clear")
     page.wait_for_function(f"() => Number(document.querySelector('.pred-list li').dataset.prob) === {before[0]}")

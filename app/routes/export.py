@@ -6,7 +6,6 @@ file://) | json | csv (attnscope/data.py's docstring is the schema). The file is
 attnscope.exports from the server's cached run, in the compute pool, like every API response."""
 
 import gzip
-import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -20,7 +19,6 @@ from ..http import GZIP_MIN_BYTES, Api, ApiError, accepts_gzip, gzip_level
 from ..schemas import LESSON_SENTENCE
 from .api import check_head, check_layer
 
-log = logging.getLogger("attnscope.export")
 # Not in the OpenAPI schema, like the pages and embeds (tests/test_fuzz.py checks that the schema is the
 # JSON API exactly); the endpoint is documented in the README.
 router = APIRouter(include_in_schema=False)

@@ -250,3 +250,28 @@ def test_lesson_sections_and_lesson_pages_have_embed_buttons(page, server):
         page.wait_for_function(f"() => document.getElementById('share-html').value.includes('/embed/{view}')")
         assert not page.is_visible("#share-views")
     assert page.errors == []
+
+
+HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script> \u202eevil\u202c \"'><svg onload=alert(3)> x"
+
+
+@pytest.mark.parametrize("view", list(PARAMS))
+def test_hostile_text_in_every_embed_is_text_and_runs_nothing(page, server, view):
+    params = {"compare": {"word": "x", "sentences": [HOSTILE, "<b>bold</b> x"]}}.get(view, {"text": HOSTILE, "token": 2})
+    page.open(f"{server}/embed/{view}?" + urlencode(params, doseq=True))
+    if view in ("heatmap", "compare", "lens"):
+        page.wait_for_selector("#view .main-svg")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => document.getElementById('error').hidden"), page.text_content("#error")
+    assert not page.dialogs and not page.errors, (page.dialogs, page.errors)
+    assert page.evaluate("() => document.querySelectorAll('img[src=x], svg[onload], script:not([src]):not([type])').length") == 0
+    if view == "compare":  # the sentences reach the legend as text
+        assert "<img src=x" in page.evaluate("() => document.getElementById('trajectory').textContent")
+    elif view == "arrows":
+        assert "<img" in "".join(page.eval_on_selector_all(".chip", "cs => cs.map(c => c.textContent)"))
+    elif view in ("heatmap", "lens"):  # plotly gets entities, so its tag parser sees none
+        ticks = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.xaxis.ticktext"
+                              " || document.querySelector('.js-plotly-plot').data[0].x")
+        assert ticks and "<" not in "".join(map(str, ticks))
+    if view in ("arrows", "heatmap", "explain"):
+        assert "where ‘" in page.text_content("#caption")  # token 2, as text

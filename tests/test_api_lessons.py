@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.client import post_ok as post
 
 
 EXAMPLES = {
@@ -10,12 +11,6 @@ EXAMPLES = {
     "bank": ["we sat on the river bank", "she deposited cash at the bank"],
 }
 FRANCE = "The capital of France is"
-
-
-def post(client, path, **body):
-    r = client.post(path, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 @pytest.mark.parametrize("model", ["smollm2-135m-instruct", "all-minilm-l6-v2"])

@@ -6,6 +6,7 @@ import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from tests.client import post_ok as api
 
 
 TEXT = "the cat sat on the mat because it was tired"
@@ -22,12 +23,6 @@ def initial_data(html: str) -> dict:
 
 def embed(client, view, **params):
     return client.get(f"/embed/{view}?{urlencode(params)}")
-
-
-def api(client, path, **body):
-    r = client.post(path, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_heatmap_embed_carries_the_apis_pattern_and_scores(client):

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from attnscope import data as data_mod
+from tests.client import post_ok as api
 
 TEXT = "the cat sat on the mat because it was tired"
 VIEWS = ["heatmap", "grid", "arrows", "embeddings"]
@@ -19,12 +20,6 @@ HOSTILE = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
 
 def export(client, name, **params):
     return client.get(f"/export/{name}?{urlencode(params)}")
-
-
-def api(client, path, **body):
-    r = client.post(path, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def close(a, b):

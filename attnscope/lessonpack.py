@@ -340,17 +340,16 @@ def converted(registry, model_id: str) -> bool:
 
 def build(out, model_id: str | None = None, cache_dir=None, images: str | None = None, quiet: bool = False) -> dict:
     """Write the pack into out; returns {"dir", "files", "model", "renderer"}. images: None, "png" or "svg"."""
-    from app.engine import DEFAULT_MODEL, Registry
+    from app.engine import DEFAULT_MODEL
     from app.http import Api, dumps
     from app.routes.pages import lesson_data, plotly_path
     from app.settings import Settings
 
+    from .result import registry as shared_registry
+
     out = writable_dir(Path(out))
-    registry = Registry.from_env(  # lesson_data runs the registry's default model: the one asked for
-        cache_dir=cache_dir or os.environ.get("ATTNSCOPE_CACHE_DIR") or None,
-        default=model_id or os.environ.get("ATTNSCOPE_DEFAULT_MODEL", DEFAULT_MODEL),
-        max_tokens=int(os.environ.get("ATTNSCOPE_MAX_TOKENS", "512")))
-    model_id = registry.resolve(model_id or registry.default)  # an unknown id fails here, before the bar
+    registry = shared_registry(cache_dir)  # the notebook API's and `attnscope export`'s registry
+    model_id = registry.resolve(model_id)  # an unknown id fails here, before the bar
     total = 4 + N_CHARTS * (2 if images else 1)
     files: list[str] = []
     with Progress(total, quiet=quiet) as p:
@@ -362,7 +361,7 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
                             f"lesson predicts next tokens and switches heads off; use a causal model such as {DEFAULT_MODEL}")
         p.next(f"computing the lesson's examples with {model_id}")
         api = Api(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
-        L = lesson_data(api)
+        L = lesson_data(api, model_id)
         charts = build_charts(api, model, L)
         sections = lesson_sections(L, charts)
         chart_list = [c for s in sections for kind, c in s.blocks if kind == "chart"]

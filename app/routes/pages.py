@@ -146,9 +146,9 @@ def _find(tokens, word: str) -> int:
     return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
 
 
-def lesson_data(api: Api) -> dict:
-    """The lesson's live examples, computed with the default model (runs are cached)."""
-    model = api.model(None)
+def lesson_data(api: Api, model_id: str | None = None) -> dict:
+    """The lesson's live examples, computed with the model (default: the default model; runs are cached)."""
+    model = api.model(model_id)
     fluffy = api.run(model, LESSON_SENTENCE)
     toks = fluffy.run.tokens
     creature = _find(toks, "creature")

@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from starlette.datastructures import QueryParams
 from pydantic import ValidationError
 
 from ..engine import EngineError, Model
@@ -54,10 +55,9 @@ def embed_query(view: str, pairs: list[tuple[str, str]]) -> str:
     return urlencode([(k, v) for name in PARAMS[view] for k, v in pairs if k == name])
 
 
-def embed_state(view: str, request: Request, api: Api) -> dict:
-    """The state from the URL. Unlike the full pages, a bad value is an error shown in the frame, not
-    a silent default: the embed's author should see what went wrong."""
-    q = request.query_params
+def embed_state(view: str, q: QueryParams, api: Api) -> dict:
+    """The state from the URL's parameters (none: the defaults). Unlike the full pages, a bad value is
+    an error shown in the frame, not a silent default: the embed's author should see what went wrong."""
     theme = q.get("theme") or "auto"
     state = {"model": q.get("model") or api.registry.default, "theme": theme if theme in THEMES else "auto",
              "static": q.get("static") == "1"}
@@ -156,17 +156,6 @@ def render_embed(request: Request, view: str | None, initial: dict, status: int 
     return TEMPLATES.TemplateResponse(request, "embed.html", context, status_code=status)
 
 
-def default_state(view: str, api: Api) -> dict:
-    """What the embed shows around an error when its URL could not even be read."""
-    state = {"model": api.registry.default, "theme": "auto", "static": False}
-    if view == "compare":
-        return state | {"word": COMPARE_DEFAULT[0], "sentences": COMPARE_DEFAULT[1]}
-    if view == "lens":
-        return state | {"text": LENS_SENTENCE}
-    return state | {"text": LESSON_SENTENCE, "layer": 2, "head": 3, "token": -1} | (
-        {"token": 3, "step": 1, "all": False} if view == "explain" else {})
-
-
 @router.get("/embed/{view:path}", response_class=HTMLResponse)
 def embed(view: str, request: Request):
     api: Api = request.app.state.api
@@ -175,7 +164,7 @@ def embed(view: str, request: Request):
         return render_embed(request, None, {"view": None, "state": None, "data": None, "error": error}, 404)
     state, data, error = None, None, None
     try:
-        state = embed_state(view, request, api)
+        state = embed_state(view, request.query_params, api)
         data = view_data(api, view, state)
     except BadParam as e:
         error = {"error": "bad_parameter", "detail": str(e)}
@@ -183,7 +172,7 @@ def embed(view: str, request: Request):
         error = error_body(e)
     if error:
         data = None
-    state = state or default_state(view, api)
+    state = state or embed_state(view, QueryParams(), api)  # the URL could not be read: show the defaults
     models = {m["id"]: m for m in models_public(api)}
     initial = {"view": view, "state": state, "model": models.get(state["model"]), "data": data, "error": error}
     return render_embed(request, view, initial, 422 if error else 200)

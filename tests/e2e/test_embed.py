@@ -114,9 +114,12 @@ def test_embed_in_another_origin_renders_and_resizes_its_iframe(page, server, ot
     # the host got both messages (Embedly and AMP) with the embed's real height, and resized the iframe
     page.wait_for_function("""() => window.received.some(m => m.data.context === 'iframe.resize')
                                  && window.received.some(m => m.data.sentinel === 'amp' && m.data.type === 'embed-size')""")
+    content = frame.evaluate("() => Math.ceil(document.documentElement.getBoundingClientRect().height)")
+    # a step or a redraw just changed the height: its message is posted when the ResizeObserver fires
+    page.wait_for_function(f"""() => {{ const r = window.received.filter(m => m.data.context === 'iframe.resize');
+                                        return r.length > 0 && r[r.length - 1].data.height === {content}; }}""")
     msgs = page.evaluate("() => window.received")
     assert {m["origin"] for m in msgs} == {server}
-    content = frame.evaluate("() => Math.ceil(document.documentElement.getBoundingClientRect().height)")
     last = [m["data"]["height"] for m in msgs if m["data"].get("context") == "iframe.resize"][-1]
     assert last == content and content > 150
     page.wait_for_function(f"() => document.getElementById('f').getBoundingClientRect().height === {content}")

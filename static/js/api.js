@@ -1,5 +1,6 @@
 // Talking to the HTTP API: JSON in, JSON out, errors as thrown ApiError with the server's message.
-// Each channel keeps only its newest request: an older response never overwrites a newer one.
+// request() is one call; post() gives pages with a single need a channel that keeps only its newest
+// request. The explorer's data layer (explorer/data.js) keys its requests by state instead.
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -18,27 +19,33 @@ function setBusy(delta) {
   busy.dispatchEvent(new CustomEvent("change", { detail: inflight > 0 }));
 }
 
+// request(path, body, signal) -> the JSON answer; ApiError for an error answer, AbortError if aborted
+export async function request(path, body, signal) {
+  setBusy(+1);
+  try {
+    const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal });
+    const data = await r.json().catch(() => null);
+    if (!r.ok) throw new ApiError(r.status, data);
+    return data;
+  } finally {
+    setBusy(-1);
+  }
+}
+
 // post(channel, path, body): aborts the previous request on the same channel; resolves to null
 // when this request was itself superseded (the caller then does nothing).
 export async function post(channel, path, body) {
   controllers.get(channel)?.abort();
   const ctrl = new AbortController();
   controllers.set(channel, ctrl);
-  setBusy(+1);
   try {
-    const r = await fetch(path, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal: ctrl.signal,
-    });
-    const data = await r.json().catch(() => null);
-    if (controllers.get(channel) !== ctrl) return null;
-    if (!r.ok) throw new ApiError(r.status, data);
-    return data;
+    const data = await request(path, body, ctrl.signal);
+    return controllers.get(channel) === ctrl ? data : null;
   } catch (e) {
-    if (e.name === "AbortError") return null;
+    if (e.name === "AbortError" || controllers.get(channel) !== ctrl) return null;
     throw e;
   } finally {
     if (controllers.get(channel) === ctrl) controllers.delete(channel);
-    setBusy(-1);
   }
 }
 

@@ -3,22 +3,27 @@
 // No page chrome, no API calls: the URL decides everything. The page reports its height to the
 // parent (Embedly's and AMP's messages) whenever it changes, so the host can size the iframe.
 
-import { decodePattern } from "./api.js";
+import { $, el as make, initialData } from "./dom.js";
+import { decodeGrid } from "./explorer/data.js";
+import { noFocus, tokenFocus } from "./focus.js";
 import { plotlyReady } from "./plotly.js";
-import { buildChips, drawArrows } from "./views/arrows.js";
+import { Store } from "./store.js";
+import { drawArrows } from "./views/arrows.js";
 import { drawGrid } from "./views/grid.js";
-import { drawHeatmap, highlight } from "./views/heatmap.js";
+import { drawHeatmap } from "./views/heatmap.js";
 import { compareNotes, drawSimilarity, drawWordPath } from "./views/compare.js";
-import { el as make, explainStep } from "./views/explain.js";
+import { explainStep } from "./views/explain.js";
 import { drawLens } from "./views/lens.js";
 import { label } from "./tokens.js";
 
-const $ = (id) => document.getElementById(id);
-const initial = JSON.parse($("initial").textContent);
-const state = { ...(initial.state || {}), locked: false };
+const initial = initialData();
+// the embed's state: what the URL said, then what the reader does (the focused token, a picked head)
+const store = new Store({ ...(initial.state || {}), locked: false });
+const state = store.state;
 const view = initial.view;
 const el = $("view");
-window.attnscope = { embed: { view, state } };  // for tests and the curious
+window.attnscope = { embed: { view, state, store } };  // for tests and the curious
+const focus = state.static ? noFocus : tokenFocus(store);
 
 // ---- height to the parent -------------------------------------------------------------------------
 
@@ -70,21 +75,9 @@ function caption() {
 
 function arrowsView(d) {
   tokens = d.attention.tokens;
-  const pattern = d.attention.attention[String(state.layer)];
-  const redraw = () => drawArrows(el, chips, pattern, { heads: [state.head], token: state.token, dir: "out" });
-  const set = (token, locked = state.locked) => { Object.assign(state, { token, locked }); redraw(); caption(); };
-  const handlers = state.static ? { onHover() {}, onLeave() {}, onClick() {}, onKey() {} } : {
-    onHover: (i) => !state.locked && set(i),
-    onLeave: () => !state.locked && set(-1),
-    onClick: (i) => (state.locked && state.token === i ? set(i, false) : set(i, true)),
-    onKey: (e, i) => {
-      const to = { ArrowRight: i + 1, ArrowLeft: i - 1 }[e.key];
-      if (to !== undefined && chips[to]) { e.preventDefault(); chips[to].focus(); }
-      else if (e.key === "Escape") set(-1, false);
-    },
-  };
-  const chips = buildChips(el, tokens, handlers);
-  if (state.static) for (const c of chips) c.tabIndex = -1;
+  const data = { tokens, pattern: d.attention.attention[String(state.layer)] };
+  const redraw = () => drawArrows(el, data, { heads: [state.head], token: state.token, dir: "out", focus, still: state.static });
+  store.on(["token", "locked"], () => { redraw(); caption(); });
   redraw();
   let width = el.clientWidth;
   new ResizeObserver(() => { if (el.clientWidth !== width) { width = el.clientWidth; redraw(); } }).observe(el);
@@ -92,34 +85,22 @@ function arrowsView(d) {
 
 async function heatmapView(d) {
   tokens = d.attention.tokens;
-  const pattern = d.attention.attention[String(state.layer)][state.head];
-  const n = tokens.length;
+  const data = { tokens, pattern: d.attention.attention[String(state.layer)][state.head], scores: d.head.scores, causal: d.attention.causal };
   await plotlyReady();
-  const onCell = (q) => {
-    if (state.static) return;
-    state.token = state.token === q ? -1 : q;
-    highlight(el, n, state.token, "out");
-    caption();
-  };
-  await drawHeatmap(el, { tokens, pattern, scores: d.head.scores, causal: d.attention.causal, layer: state.layer, head: state.head }, onCell);
-  highlight(el, n, state.token, "out");
-  el.on?.("plotly_afterplot", () => highlight(el, n, state.token, "out"));
+  const redraw = () => drawHeatmap(el, data, { layer: state.layer, head: state.head, token: state.token, dir: "out",
+    onCellClick: (q) => focus.toggle(q) });
+  store.on(["token", "locked"], () => { redraw(); caption(); });
+  await redraw();
+  el.on?.("plotly_afterplot", redraw);  // a resize re-lays the chart out: the highlight follows
 }
 
 function gridView(d) {
-  const g = d.grid;
-  tokens = g.tokens;
-  const data = {};
-  for (const [L, a] of Object.entries(g.attention)) data[L] = decodePattern(a);
-  const redraw = () => drawGrid(el, { data, n: tokens.length, nLayers: g.n_layers, nHeads: g.n_heads, causal: g.causal,
-    layer: state.layer, head: state.head }, (L, H) => {
-    if (state.static) return;
-    Object.assign(state, { layer: L, head: H });
-    redraw();
-    caption();
-  });
+  const grid = decodeGrid(d.grid);
+  tokens = grid.tokens;
+  const pick = (L, H) => { if (!state.static) store.set({ layer: L, head: H }); };
+  const redraw = () => (window.attnscope.embed.geometry = drawGrid(el, grid, { layer: state.layer, head: state.head, onPick: pick, still: state.static }));
+  store.on(["layer", "head"], () => { redraw(); caption(); });
   redraw();
-  if (state.static) el.querySelector("canvas").tabIndex = -1;
   let width = el.clientWidth;
   new ResizeObserver(() => { if (el.clientWidth !== width) { width = el.clientWidth; redraw(); } }).observe(el);
 }

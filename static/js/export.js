@@ -6,7 +6,9 @@
 // XMLSerializer escapes it. The heatmap is plotly's: its own image export, on a solid background.
 
 import { headColor } from "./colors.js";
-import { lineSegments, ROW } from "./views/lines.js";
+import { css } from "./dom.js";
+import { plotArea } from "./plotly.js";
+import { ROW } from "./views/lines.js";
 import { paintThumbnails } from "./views/grid.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -28,7 +30,6 @@ function svgEl(name, attrs = {}, text) {
 }
 
 const round = (x) => Math.round(x * 100) / 100;
-const cssVar = (name, fallback) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
 let probe = null;
 // Any CSS colour (var()-resolved, color-mix(), color(srgb ...)) as plain rgb + opacity, which every
@@ -76,11 +77,11 @@ function sheet(width, height, { title, desc, caption, font }) {
   svg.append(svgEl("title", {}, title));
   if (desc) svg.append(svgEl("desc", {}, desc));
   const bg = {};
-  paint(bg, "fill", cssVar("--panel", "#fff"));
+  paint(bg, "fill", css("--panel", "#fff"));
   svg.append(svgEl("rect", { x: -PAD, y: -PAD, width: W, height: H, ...bg }));
   if (lines.length) {
     const a = { class: "caption", "font-family": font, "font-size": CAPTION.size };
-    paint(a, "fill", cssVar("--muted", "#666"));
+    paint(a, "fill", css("--muted", "#666"));
     const g = svgEl("g", a);
     lines.forEach((line, i) => g.append(svgEl("text", { x: 0, y: round(height + 6 + CAPTION.line * (i + 0.75)) }, line)));
     svg.append(g);
@@ -160,9 +161,9 @@ export function arrowsSVG(el, { title = "attnscope: arrows between tokens", desc
   return svg;
 }
 
-// lines: what views/lines.js buildLines returned; pattern [head][query][key]; state {heads, token, dir}
-export function linesSVG(el, lines, pattern, state, { title = "attnscope: query → key lines", desc, caption: cap } = {}) {
-  const { wrap, cols } = lines;
+// lines: what views/lines.js drawLines returned (its columns, width and the segments it drew)
+export function linesSVG(el, lines, { title = "attnscope: query → key lines", desc, caption: cap } = {}) {
+  const { wrap, cols, segments } = lines;
   const n = cols[0].children.length;
   const head = el.querySelector(".lines-heads");
   const top = head.getBoundingClientRect(), w = wrap.getBoundingClientRect();
@@ -180,7 +181,7 @@ export function linesSVG(el, lines, pattern, state, { title = "attnscope: query 
   }
   const g = svgEl("g", { transform: `translate(0 ${round(offset)})`, "stroke-linecap": "round" });
   const byHead = new Map();
-  for (const s of lineSegments(pattern, n, state, width)) {
+  for (const s of segments) {
     if (!byHead.has(s.h)) {
       byHead.set(s.h, svgEl("g", { class: `head-${s.h}`, stroke: headColor(s.h) }));
       g.append(byHead.get(s.h));
@@ -194,11 +195,10 @@ export function linesSVG(el, lines, pattern, state, { title = "attnscope: query 
   return svg;
 }
 
-// el: the grid view (#grid with the canvas of views/grid.js); grid: the data drawGrid drew, plus off
-export function gridSVG(el, grid, { title = "attnscope: every layer × head", desc, caption: cap } = {}) {
-  const canvas = el.querySelector("canvas");
-  const g = canvas._geom;
-  const width = parseFloat(canvas.style.width), height = parseFloat(canvas.style.height);
+// el: the grid view (#grid); grid: the data drawGrid drew; g: the geometry it returned; headsOff: the
+// crossed-out heads ["L.H", ...]
+export function gridSVG(el, grid, g, headsOff, { title = "attnscope: every layer × head", desc, caption: cap } = {}) {
+  const { width, height } = g;
   const font = getComputedStyle(el).fontFamily;
   const svg = sheet(width, height, { title, desc, caption: cap, font });
   // the thumbnails, as pixels at PNG_SCALE (a PNG data: image: no external reference)
@@ -211,7 +211,7 @@ export function gridSVG(el, grid, { title = "attnscope: every layer × head", de
   svg.append(svgEl("image", { x: 0, y: 0, width: round(width), height: round(height), href: tiles.toDataURL("image/png"),
     preserveAspectRatio: "none", style: "image-rendering: pixelated" }));
   const muted = { "font-family": "system-ui, sans-serif", "font-size": 10 };
-  paint(muted, "fill", cssVar("--muted", "#888"));
+  paint(muted, "fill", css("--muted", "#888"));
   const labels = svgEl("g", muted);
   for (let L = 0; L < g.nLayers; L += g.labelEvery)
     labels.append(svgEl("text", { x: round(g.left + L * g.pitch + g.cell / 2), y: 11, "text-anchor": "middle" }, String(L)));
@@ -220,12 +220,12 @@ export function gridSVG(el, grid, { title = "attnscope: every layer × head", de
   svg.append(labels);
   const sel = { class: "selected", x: g.left + g.layer * g.pitch - 1.5, y: g.top + g.head * g.pitch - 1.5, width: g.cell + 3,
     height: g.cell + 3, fill: "none", "stroke-width": 2 };
-  paint(sel, "stroke", cssVar("--accent", "#f60"));
+  paint(sel, "stroke", css("--accent", "#f60"));
   svg.append(svgEl("rect", sel));
-  if (grid.off?.length) {
+  if (headsOff.length) {
     const cross = { class: "off", fill: "none", "stroke-width": 2.5 };
-    paint(cross, "stroke", cssVar("--error", "#c00"));
-    const d = grid.off.map((key) => {
+    paint(cross, "stroke", css("--error", "#c00"));
+    const d = headsOff.map((key) => {
       const [L, H] = key.split(".").map(Number);
       const x = g.left + L * g.pitch, y = g.top + H * g.pitch, c = g.cell;
       return `M${x + 2},${y + 2}L${x + c - 2},${y + c - 2}M${x + c - 2},${y + 2}L${x + 2},${y + c - 2}`;
@@ -237,9 +237,10 @@ export function gridSVG(el, grid, { title = "attnscope: every layer × head", de
 
 // The heatmap through plotly's own image export, on the panel's colour (the page's is transparent).
 export function heatmapImage(el, format, filename) {
-  if (!el._fullLayout) return Promise.resolve();  // not drawn yet
-  const layout = { ...el.layout, paper_bgcolor: solid(cssVar("--panel", "#fff")).fill };
-  const { width, height } = el._fullLayout;
+  const area = plotArea(el);
+  if (!area) return Promise.resolve();  // not drawn yet
+  const layout = { ...el.layout, paper_bgcolor: solid(css("--panel", "#fff")).fill };
+  const { width, height } = area;
   return window.Plotly.downloadImage({ data: el.data, layout }, { format, filename, width, height,
     scale: format === "png" ? PNG_SCALE : 1 });
 }

@@ -5,7 +5,8 @@ import { headColor } from "./colors.js";
 import { plotlyReady } from "./plotly.js";
 import { label, plotlySafe, quoted } from "./tokens.js";
 import { openEmbed } from "./share.js";
-import { buildChips, drawArrows } from "./views/arrows.js";
+import { drawArrows } from "./views/arrows.js";
+import { noFocus } from "./focus.js";
 
 const $ = (id) => document.getElementById(id);
 const initial = JSON.parse($("initial").textContent);
@@ -32,8 +33,7 @@ const explorer = (text, layer, head, token) => `/?${new URLSearchParams({ text, 
 function arrowsFor(el, tokens, headInfo, query) {
   const n = tokens.length;
   const pattern = { [headInfo.head]: Array.from({ length: n }, (_, q) => (q === query ? headInfo.row : new Array(n).fill(0))) };
-  const chips = buildChips(el, tokens, { onHover() {}, onLeave() {}, onClick() {}, onKey() {} });
-  const draw = () => drawArrows(el, chips, pattern, { heads: [headInfo.head], token: query, dir: "out" });
+  const draw = () => drawArrows(el, { tokens, pattern }, { heads: [headInfo.head], token: query, dir: "out", focus: noFocus, still: true });
   requestAnimationFrame(draw);
   window.addEventListener("resize", draw);
 }

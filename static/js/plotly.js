@@ -1,5 +1,8 @@
 // plotly.js is a classic script loaded with `async` (it is 4.8 MB to evaluate): views that do not
-// need it draw first, and charts wait for this promise.
+// need it draw first, and charts wait for plotlyReady(). Every chart takes its config and base
+// layout from here, and plotArea() is the one place that reads plotly's private layout fields.
+
+import { css } from "./dom.js";
 
 export function plotlyReady() {
   if (window.Plotly) return Promise.resolve(window.Plotly);
@@ -8,4 +11,23 @@ export function plotlyReady() {
     tag.addEventListener("load", () => resolve(window.Plotly), { once: true });
     tag.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")), { once: true });
   });
+}
+
+// No "Share chart..." (a Plotly Cloud upload) on any chart; no plotly logo.
+export const config = (extra = {}) => ({ displaylogo: false, responsive: true, showSendToCloud: false, ...extra });
+
+// Transparent chart on the page's colours, a left-aligned title; spread overrides on top.
+export const baseLayout = (title, extra = {}) => ({
+  title: { text: title, font: { size: 13, color: css("--fg") }, x: 0.02 }, paper_bgcolor: "rgba(0,0,0,0)",
+  plot_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), family: css("--font", "system-ui") },
+  margin: { l: 50, r: 10, t: 40, b: 50 }, ...extra,
+});
+
+// The plot area of a drawn chart in CSS px ({l, t, w, h} inside the chart, and the chart's width and
+// height), or null before plotly has drawn it.
+export function plotArea(el) {
+  const full = el._fullLayout;
+  if (!full?._size) return null;
+  const { l, t, w, h } = full._size;
+  return { l, t, w, h, width: full.width, height: full.height };
 }

@@ -189,7 +189,7 @@ def test_static_embeds_do_not_react_and_interactive_ones_do(page, server):
     page.mouse.click(*center(page, ".chip[data-index='7']"))
     assert page.evaluate("() => window.attnscope.embed.state.token") == -1
     page.open(f"{server}/embed/grid?text=hi&static=1")
-    g = page.evaluate("() => document.querySelector('#view canvas')._geom")
+    g = page.evaluate("() => window.attnscope.embed.geometry")
     page.mouse.click(*center(page, "#view canvas", g["left"] + 3 * g["pitch"] + 4, g["top"] + 2 * g["pitch"] + 4))
     assert page.evaluate("() => [window.attnscope.embed.state.layer, window.attnscope.embed.state.head]") == [2, 3]
     page.open(f"{server}/embed/grid?text=hi")

@@ -138,7 +138,7 @@ def test_switch_model_layer_and_head_then_reload_the_permalink(page, server, bro
 def test_grid_click_selects_a_head(page, server):
     page.open(server + "/")
     page.wait_for_function("() => window.attnscope.rendered.grid")
-    g = page.evaluate("() => document.querySelector('#grid canvas')._geom")
+    g = page.evaluate("() => window.attnscope.geometry('grid')")
     page.locator("#grid canvas").click(position={"x": g["left"] + 5 * g["pitch"] + 4, "y": g["top"] + 6 * g["pitch"] + 4})
     wait_rendered(page, LESSON, layer=5, head=6)
     assert page.eval_on_selector("#head", "e => e.value") == "6"
@@ -262,10 +262,10 @@ def test_switching_a_head_off_moves_the_probabilities(page, server):
     page.open(server + "/?text=" + text.replace(" ", "%20"))
     page.wait_for_function("() => window.attnscope.rendered.grid")
     before = page.eval_on_selector_all(".pred-list li", "ls => ls.map(l => Number(l.dataset.prob))")
-    g = page.evaluate("() => document.querySelector('#grid canvas')._geom")
+    g = page.evaluate("() => window.attnscope.geometry('grid')")
     at = lambda L, H: {"x": g["left"] + L * g["pitch"] + 4, "y": g["top"] + H * g["pitch"] + 4}  # noqa: E731
     page.locator("#grid canvas").click(position=at(20, 1), modifiers=["Shift"])
-    page.wait_for_function("() => window.attnscope.store.state.off.join() === '20.1'")
+    page.wait_for_function("() => window.attnscope.store.state.headsOff.join() === '20.1'")
     page.check("#switch-mode")  # the touch-friendly toggle: a plain click switches off
     page.locator("#grid canvas").click(position=at(25, 3))
     page.wait_for_function("() => document.querySelectorAll('.off-chip').length === 2")

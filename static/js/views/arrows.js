@@ -2,40 +2,47 @@
 // that reads it. Stroke width and opacity follow the weight; each head has its colour.
 
 import { headColor } from "../colors.js";
+import { noFocus } from "../focus.js";
 import { label } from "../tokens.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_ARROWS = 400;  // beyond this many, only the strongest are drawn (the page must not choke)
 
-// tokenChips(el, tokens, handlers): (re)build the chips; returns the chip elements
-export function buildChips(el, tokens, { onHover, onLeave, onClick, onKey }) {
+// The chips of a token list, built once per list and element (a redraw with the same tokens keeps
+// them, and with them the keyboard focus); handlers: a focus.js tokenFocus (or noFocus).
+const built = new WeakMap();  // element -> {tokens, chips}
+
+function chipsFor(el, tokens, focus, still) {
+  const b = built.get(el);
+  if (b && b.tokens === tokens) return b.chips;
   el.replaceChildren();
   const row = document.createElement("div");
   row.className = "chips";
   row.setAttribute("role", "listbox");
   row.setAttribute("aria-label", "Tokens: hover or focus one to see where it looks; Enter locks it");
   const chips = tokens.map((t, i) => {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "chip";
-    b.dataset.index = String(i);
-    b.setAttribute("role", "option");
-    b.setAttribute("aria-selected", "false");
-    b.tabIndex = i === 0 ? 0 : -1;
-    b.textContent = label(t.text);
-    b.title = `token ${i}: id ${t.id}, characters ${t.start}–${t.end}`;
-    b.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && onHover(i));
-    b.addEventListener("focus", () => onHover(i));
-    b.addEventListener("click", () => onClick(i));
-    b.addEventListener("keydown", (e) => onKey(e, i));
-    row.append(b);
-    return b;
+    const c = document.createElement("button");
+    c.type = "button";
+    c.className = "chip";
+    c.dataset.index = String(i);
+    c.setAttribute("role", "option");
+    c.setAttribute("aria-selected", "false");
+    c.tabIndex = still ? -1 : i === 0 ? 0 : -1;
+    c.textContent = label(t.text);
+    c.title = `token ${i}: id ${t.id}, characters ${t.start}–${t.end}`;
+    c.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && focus.hover(i));
+    c.addEventListener("focus", () => focus.hover(i));
+    c.addEventListener("click", () => focus.toggle(i));
+    c.addEventListener("keydown", (e) => focus.key(e, i, chips));
+    row.append(c);
+    return c;
   });
-  row.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && onLeave());
+  row.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && focus.leave());
   const svg = document.createElementNS(SVG, "svg");
   svg.classList.add("arrow-layer");
   svg.setAttribute("aria-hidden", "true");
   el.append(svg, row);
+  built.set(el, { tokens, chips });
   return chips;
 }
 
@@ -60,8 +67,10 @@ export function links(pattern, heads, token, dir, n) {
   return out.slice(0, MAX_ARROWS);
 }
 
-// Draw the arrows for the current state over the chips.
-export function drawArrows(el, chips, pattern, { heads, token, dir }) {
+// The view: the chips of data.tokens with the arrows of data.pattern ([head][query][key]) for the
+// focus state over them. Idempotent; returns what an export needs: {chips, links}.
+export function drawArrows(el, { tokens, pattern }, { heads, token, dir, focus = noFocus, still = false }) {
+  const chips = chipsFor(el, tokens, focus, still);
   const svg = el.querySelector("svg.arrow-layer");
   const box = el.getBoundingClientRect();
   svg.setAttribute("width", String(box.width));
@@ -89,14 +98,14 @@ export function drawArrows(el, chips, pattern, { heads, token, dir }) {
   const spread = heads.length > 1 ? 4 : 0;
   for (const { h, q, k, w } of ls.reverse()) {  // strongest drawn last, on top
     const a = centres[k], b = centres[q];
-    const off = (heads.indexOf(h) - (heads.length - 1) / 2) * spread;
+    const shift = (heads.indexOf(h) - (heads.length - 1) / 2) * spread;
     const path = document.createElementNS(SVG, "path");
     let d;
     if (q === k) {  // attention to itself: a small loop above the chip
-      const x = a.x + off, y = a.y;
+      const x = a.x + shift, y = a.y;
       d = `M${x - 6},${y} C${x - 14},${y - 22} ${x + 14},${y - 22} ${x + 6},${y}`;
     } else {
-      const x1 = a.x + off, x2 = b.x + off, y1 = a.y, y2 = b.y;
+      const x1 = a.x + shift, x2 = b.x + shift, y1 = a.y, y2 = b.y;
       const lift = Math.min(90, 14 + Math.abs(x2 - x1) * 0.25 + Math.abs(y2 - y1) * 0.1);
       d = `M${x1},${y1} C${x1},${Math.min(y1, y2) - lift} ${x2},${Math.min(y1, y2) - lift} ${x2},${y2 - 2}`;
     }
@@ -121,5 +130,5 @@ export function drawArrows(el, chips, pattern, { heads, token, dir }) {
     c.setAttribute("aria-selected", String(i === token));
     c.style.setProperty("--w", token < 0 ? "0" : w.toFixed(3));
   });
-  return ls;
+  return { chips, links: ls };
 }

@@ -3,33 +3,44 @@
 // Brightness follows √weight so that weak but structured patterns stay visible (the heatmap is linear).
 
 import { LUT } from "../colors.js";
+import { css } from "../dom.js";
 
 const MAX_PIXELS = 64;  // a thumbnail samples at most 64x64 cells of its pattern
 
-export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, off = [], scale = "viridis" }, onPick) {
+const drawn = new WeakMap();  // canvas -> {geometry, onPick} of its last drawing, for its event handlers
+
+function canvasOf(el) {
   let canvas = el.querySelector("canvas");
-  if (!canvas) {
-    canvas = document.createElement("canvas");
-    canvas.tabIndex = 0;
-    canvas.setAttribute("role", "grid");
-    el.append(canvas);
-    canvas.addEventListener("click", (e) => {
-      const g = canvas._geom;
-      const r = canvas.getBoundingClientRect();
-      const L = Math.floor((e.clientX - r.left - g.left) / g.pitch), H = Math.floor((e.clientY - r.top - g.top) / g.pitch);
-      if (L >= 0 && L < g.nLayers && H >= 0 && H < g.nHeads) onPick(L, H, e);
-    });
-    canvas.addEventListener("keydown", (e) => {
-      const g = canvas._geom;
-      const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-      if (moves[e.key]) {
-        e.preventDefault();
-        const L = Math.min(g.nLayers - 1, Math.max(0, g.layer + moves[e.key][0]));
-        const H = Math.min(g.nHeads - 1, Math.max(0, g.head + moves[e.key][1]));
-        onPick(L, H, e);
-      }
-    });
-  }
+  if (canvas) return canvas;
+  canvas = document.createElement("canvas");
+  canvas.tabIndex = 0;
+  canvas.setAttribute("role", "grid");
+  el.append(canvas);
+  canvas.addEventListener("click", (e) => {
+    const { geometry: g, onPick } = drawn.get(canvas);
+    const r = canvas.getBoundingClientRect();
+    const L = Math.floor((e.clientX - r.left - g.left) / g.pitch), H = Math.floor((e.clientY - r.top - g.top) / g.pitch);
+    if (L >= 0 && L < g.nLayers && H >= 0 && H < g.nHeads) onPick(L, H, e);
+  });
+  canvas.addEventListener("keydown", (e) => {
+    const { geometry: g, onPick } = drawn.get(canvas);
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (moves[e.key]) {
+      e.preventDefault();
+      const L = Math.min(g.nLayers - 1, Math.max(0, g.layer + moves[e.key][0]));
+      const H = Math.min(g.nHeads - 1, Math.max(0, g.head + moves[e.key][1]));
+      onPick(L, H, e);
+    }
+  });
+  return canvas;
+}
+
+// The view: data = {data: {layer: Float32Array [H*n*n]}, n, nLayers, nHeads, causal}; options = the
+// selected {layer, head}, headsOff ["L.H", ...] crossed out, onPick(L, H, event). Returns the
+// geometry (CSS px): {left, top, pitch, cell, labelEvery, nLayers, nHeads, layer, head, width, height}.
+export function drawGrid(el, { data, n, nLayers, nHeads, causal }, { layer, head, headsOff = [], onPick = () => {}, scale = "viridis", still = false }) {
+  const canvas = canvasOf(el);
+  if (still) canvas.tabIndex = -1;
   const width = el.clientWidth || 600;
   const left = 28, top = 18;
   const pitch = Math.max(18, Math.min(72, Math.floor((width - left - 4) / nLayers)));
@@ -41,26 +52,25 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, of
   canvas.style.width = `${cssW}px`;
   canvas.style.height = `${cssH}px`;
   const labelEvery = pitch < 24 ? 5 : 1;
-  canvas._geom = { left, top, pitch, cell, labelEvery, nLayers, nHeads, layer, head };
+  const geometry = { left, top, pitch, cell, labelEvery, nLayers, nHeads, layer, head, width: cssW, height: cssH };
+  drawn.set(canvas, { geometry, onPick });
   canvas.setAttribute("aria-label", `All ${nLayers * nHeads} heads: layer ${layer}, head ${head} selected. Arrow keys move, the selection follows.`);
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
-  const fg = getComputedStyle(document.documentElement).getPropertyValue("--muted").trim() || "#888";
-  ctx.fillStyle = fg;
+  ctx.fillStyle = css("--muted", "#888");
   ctx.font = "10px system-ui, sans-serif";
   ctx.textAlign = "center";
   for (let L = 0; L < nLayers; L += labelEvery) ctx.fillText(String(L), left + L * pitch + cell / 2, 11);
   ctx.textAlign = "right";
   for (let H = 0; H < nHeads; H++) ctx.fillText(String(H), left - 6, top + H * pitch + cell / 2 + 3);
-  paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale }, canvas._geom);
-  const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#f60";
-  ctx.strokeStyle = accent;
+  paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale }, geometry);
+  ctx.strokeStyle = css("--accent", "#f60");
   ctx.lineWidth = 2;
   ctx.strokeRect(left + layer * pitch - 1.5, top + head * pitch - 1.5, cell + 3, cell + 3);
   // switched-off heads: a cross over the thumbnail
-  ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--error").trim() || "#c00";
+  ctx.strokeStyle = css("--error", "#c00");
   ctx.lineWidth = 2.5;
-  for (const key of off) {
+  for (const key of headsOff) {
     const [L, H] = key.split(".").map(Number);
     const x = left + L * pitch, y = top + H * pitch;
     ctx.beginPath();
@@ -68,6 +78,7 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal, layer, head, of
     ctx.moveTo(x + cell - 2, y + 2); ctx.lineTo(x + 2, y + cell - 2);
     ctx.stroke();
   }
+  return geometry;
 }
 
 // The thumbnails alone (no labels, no selection) at the grid's geometry: the canvas and the SVG

@@ -4,13 +4,29 @@
 // hovering a token costs a style change, not a redraw.
 
 import { plotlyScale } from "../colors.js";
+import { css } from "../dom.js";
+import { config, plotArea } from "../plotly.js";
 import { label, plotlySafe } from "../tokens.js";
 
-function css(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+const drawn = new WeakMap();  // element -> {inputs of its last chart, onCellClick}
+
+// The view: data = {tokens, pattern: one head's [query][key], scores (pre-softmax, or null), causal};
+// options = {layer, head, token, dir, onCellClick(query, key)}. Plotly redraws only when the chart's
+// inputs changed (a new focus only moves the highlight). Resolves to the plot area (plotArea).
+export async function drawHeatmap(el, { tokens, pattern, scores, causal }, { layer, head, token = -1, dir = "out", onCellClick = () => {}, scale = "viridis" }) {
+  const last = drawn.get(el);
+  const inputs = [tokens, pattern, scores, causal, layer, head, scale];
+  drawn.set(el, { inputs, onCellClick });
+  if (!last || inputs.some((x, i) => x !== last.inputs[i])) await chart(el, { tokens, pattern, scores, causal, layer, head, scale });
+  if (!last) el.on("plotly_click", (ev) => {  // a click on a cell locks its query token
+    const p = ev.points?.[0];
+    if (p) drawn.get(el).onCellClick(p.y, p.x);
+  });
+  highlight(el, tokens.length, token, dir);
+  return plotArea(el);
 }
 
-export function drawHeatmap(el, { tokens, pattern, scores, causal, layer, head, scale = "viridis" }, onCellClick) {
+function chart(el, { tokens, pattern, scores, causal, layer, head, scale }) {
   const n = tokens.length;
   const names = tokens.map((t, i) => plotlySafe(label(t.text)));
   const z = pattern.map((row, i) => row.map((w, j) => (causal && j > i ? null : w)));
@@ -39,23 +55,15 @@ export function drawHeatmap(el, { tokens, pattern, scores, causal, layer, head, 
     yaxis: { ...axis("query (reads)"), autorange: "reversed" },
     font: { family: css("--font") || "system-ui" },
   };
-  const config = { responsive: true, displaylogo: false, showSendToCloud: false,  // no "Share chart..." (Plotly Cloud upload)
+  return window.Plotly.react(el, [trace], layout, config({
     modeBarButtonsToRemove: ["select2d", "lasso2d", "zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d"],
-    toImageButtonOptions: { filename: `attnscope-heatmap-L${layer}-H${head}` } };
-  return window.Plotly.react(el, [trace], layout, config).then(() => {
-    if (el.dataset.bound) return;
-    el.dataset.bound = "1";
-    el.on("plotly_click", (ev) => {  // a click on a cell locks its query token
-      const p = ev.points?.[0];
-      if (p) onCellClick(p.y, p.x);
-    });
-  });
+    toImageButtonOptions: { filename: `attnscope-heatmap-L${layer}-H${head}` } }));
 }
 
 // Highlight a row (dir "out": where token i looks) or a column (dir "in": who looks at token i).
 export function highlight(el, n, token, dir) {
   let box = el.querySelector(".hm-highlight");
-  const size = el._fullLayout?._size;
+  const size = plotArea(el);
   if (!size || token < 0 || token >= n) {
     if (box) box.hidden = true;
     return;

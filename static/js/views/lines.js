@@ -3,11 +3,16 @@
 // smooth), labels as focusable DOM elements.
 
 import { headColor } from "../colors.js";
+import { noFocus } from "../focus.js";
 import { label } from "../tokens.js";
 
 export const ROW = 22;
 
-export function buildLines(el, tokens, { onHover, onLeave, onClick }) {
+const built = new WeakMap();  // element -> the built view for its token list
+
+function build(el, tokens, focus) {
+  const b = built.get(el);
+  if (b && b.tokens === tokens) return b;
   el.replaceChildren();
   const wrap = document.createElement("div");
   wrap.className = "lines-wrap";
@@ -24,20 +29,22 @@ export function buildLines(el, tokens, { onHover, onLeave, onClick }) {
       s.dataset.side = side;
       s.textContent = label(t.text);
       s.style.top = `${i * ROW + 4}px`;
-      s.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && onHover(i, side));
-      s.addEventListener("click", () => onClick(i, side));
+      s.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && focus.hover(i));
+      s.addEventListener("click", () => focus.toggle(i));
       col.append(s);
     });
     return col;
   });
-  wrap.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && onLeave());
+  wrap.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && focus.leave());
   const heads = document.createElement("div");
   heads.className = "lines-heads";
   heads.append(Object.assign(document.createElement("span"), { textContent: "query (reads)" }),
     Object.assign(document.createElement("span"), { textContent: "key (is read)" }));
   wrap.append(canvas, ...cols);
   el.append(heads, wrap);
-  return { wrap, canvas, cols, width: 0 };
+  const view = { tokens, wrap, canvas, cols, width: 0 };
+  built.set(el, view);
+  return view;
 }
 
 // The lines drawn for a state, with their geometry and style: the canvas draws them, the SVG export
@@ -64,7 +71,11 @@ export function lineSegments(pattern, n, { heads, token, dir }, width) {
   return out;
 }
 
-export function drawLines(view, pattern, { heads, token, dir }, remeasure = false) {
+// The view: data.tokens on both sides, a line per weight of data.pattern ([head][query][key]) for the
+// focus state. Idempotent; remeasure after a resize. Returns what an export needs: the columns, the
+// width and the segments drawn.
+export function drawLines(el, { tokens, pattern }, { heads, token, dir, focus = noFocus, remeasure = false }) {
+  const view = build(el, tokens, focus);
   const { wrap, canvas, cols } = view;
   const n = cols[0].children.length;
   if (!view.width || remeasure) view.width = wrap.clientWidth;  // reading it on every hover forced a layout
@@ -78,7 +89,8 @@ export function drawLines(view, pattern, { heads, token, dir }, remeasure = fals
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.lineCap = "round";
-  for (const s of lineSegments(pattern, n, { heads, token, dir }, width)) {
+  const segments = lineSegments(pattern, n, { heads, token, dir }, width);
+  for (const s of segments) {
     ctx.strokeStyle = headColor(s.h);
     ctx.globalAlpha = s.alpha;
     ctx.lineWidth = s.lineWidth;
@@ -102,4 +114,5 @@ export function drawLines(view, pattern, { heads, token, dir }, remeasure = fals
       }
       s.style.setProperty("--w", w.toFixed(3));
     }
+  return { wrap, cols, width, segments };
 }

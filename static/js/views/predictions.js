@@ -1,51 +1,41 @@
 // Next-token predictions at one position: what the model, trained to continue text, expects next.
 
+import { el } from "../dom.js";
 import { label, quoted } from "../tokens.js";
 
-export function drawPredictions(el, { tokens, predictions, original = null, off = [], position, temperature }) {
-  el.replaceChildren();
+// A probability as people read it: 0.1% steps, "<0.1%" below that, never exponent notation.
+export const percent = (p) => (p < 0.0005 ? "<0.1%" : `${(p * 100).toFixed(1)}%`);
+// A change in percentage points, in the same steps.
+const points = (d) => (Math.abs(d) < 0.0005 ? "±<0.1" : `${d > 0 ? "+" : "−"}${(Math.abs(d) * 100).toFixed(1)}`);
+
+// The view: data = {tokens, predictions: [position][top-k {id, text, prob}] (null for an encoder),
+// original: the same with every head on (or null)}; options = {position, headsOff, temperature}.
+export function drawPredictions(box, { tokens, predictions, original = null }, { position, headsOff = [], temperature }) {
   if (!predictions) {
-    const p = document.createElement("p");
-    p.className = "muted";
-    p.textContent = "This model is an encoder: it reads the whole sentence at once and does not predict a next token.";
-    el.append(p);
-    return;
+    box.replaceChildren(el("p", { className: "muted",
+      textContent: "This model is an encoder: it reads the whole sentence at once and does not predict a next token." }));
+    return {};
   }
   const i = position >= 0 && position < predictions.length ? position : predictions.length - 1;
-  const head = document.createElement("p");
-  head.className = "pred-title";
-  head.textContent = `After ${quoted(tokens[i].text)} (token ${i}) the model expects:`;
-  const list = document.createElement("ol");
-  list.className = "pred-list";
   const before = original ? new Map(original[i].map((p) => [p.id, p.prob])) : null;
-  for (const p of predictions[i]) {
-    const li = document.createElement("li");
-    const tok = document.createElement("span");
-    tok.className = "pred-token";
-    tok.textContent = label(p.text);
-    const bar = document.createElement("span");
-    bar.className = "pred-bar";
-    bar.style.setProperty("--p", String(p.prob));
-    const pct = document.createElement("span");
-    pct.className = "pred-prob";
-    pct.textContent = p.prob >= 0.001 ? `${(p.prob * 100).toFixed(1)}%` : `${(p.prob * 100).toExponential(1)}%`;
-    li.dataset.id = String(p.id);
-    li.dataset.prob = String(p.prob);
+  const rows = predictions[i].map((p) => {
+    const bar = el("span", { className: "pred-bar", style: { "--p": String(p.prob) } });
+    const pct = el("span", { className: "pred-prob", textContent: percent(p.prob) });
+    const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, el("span", { className: "pred-token", textContent: label(p.text) }), bar, pct);
     if (before) {
       const was = before.get(p.id);
       li.dataset.original = was === undefined ? "" : String(was);
       if (was !== undefined) bar.style.setProperty("--was", String(was));
       bar.classList.add("vs-original");
-      pct.title = was === undefined ? "not in the original top 10" : `with every head on: ${(was * 100).toFixed(1)}%`;
-      pct.textContent += was === undefined ? " (new)" : ` (${p.prob >= was ? "+" : "−"}${(Math.abs(p.prob - was) * 100).toFixed(1)})`;
+      pct.title = was === undefined ? "not in the original top 10" : `with every head on: ${percent(was)}`;
+      pct.textContent += was === undefined ? " (new)" : ` (${points(p.prob - was)})`;
     }
-    li.append(tok, bar, pct);
-    list.append(li);
-  }
-  const note = document.createElement("p");
-  note.className = "muted small";
-  note.textContent = off.length
-    ? `With ${off.length} head${off.length > 1 ? "s" : ""} switched off (${off.map((k) => `L${k.replace(".", "H")}`).join(", ")}); the thin mark on each bar and the change in points are against every head on.`
+    return li;
+  });
+  const note = headsOff.length
+    ? `With ${headsOff.length} head${headsOff.length > 1 ? "s" : ""} switched off (${headsOff.map((k) => `L${k.replace(".", "H")}`).join(", ")}); the thin mark on each bar and the change in points are against every head on.`
     : `softmax(logits / ${temperature}); hover or lock a token to see its prediction.`;
-  el.append(head, list, note);
+  box.replaceChildren(el("p", { className: "pred-title", textContent: `After ${quoted(tokens[i].text)} (token ${i}) the model expects:` }),
+    el("ol", { className: "pred-list" }, ...rows), el("p", { className: "muted small", textContent: note }));
+  return { position: i };
 }

@@ -1,0 +1,21 @@
+// The DOM helpers every page uses: one way to make an element, one way to read a CSS variable.
+// User text goes in as textContent (a prop or a child string), never as HTML.
+
+export const $ = (id) => document.getElementById(id);
+
+// el("button", {type: "button", className: "chip", dataset: {index: "3"}, attrs: {"aria-label": "x"}}, child, "text")
+export function el(tag, props = {}, ...children) {
+  const { dataset, attrs, style, ...rest } = props;
+  const e = Object.assign(document.createElement(tag), rest);
+  if (dataset) Object.assign(e.dataset, dataset);
+  if (style) for (const [k, v] of Object.entries(style)) e.style.setProperty(k, v);
+  if (attrs) for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  e.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return e;
+}
+
+// A CSS custom property of the page (theme colours, fonts), resolved now.
+export const css = (name, fallback = "") => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+
+// The page's inline data (<script type="application/json" id="initial">, rendered with |tojson).
+export const initialData = () => JSON.parse($("initial").textContent);

@@ -1,0 +1,111 @@
+// The explorer's data layer: what the views need from the server, each need keyed by the part of the
+// state it depends on (keyOf is the one key function), a cache of answers by key, and the rules of
+// staleness:
+// - a view draws only data whose key equals the key of the current state (views.js checks);
+// - want(keys) starts a fetch for every wanted key the cache lacks, and aborts an in-flight fetch
+//   only when no current view wants its key any more: a newer need never cancels another view's;
+// - an answer that arrives for a key nobody wants any more is kept (a step back is then instant),
+//   within a per-need limit (least recently used out first).
+
+import { ApiError, decodePattern, request } from "../api.js";
+
+const attentionOne = (s) => ({ text: s.text, model: s.model, layers: [s.layer] });
+
+// need -> {fields: the state it depends on, limit: answers kept, ask(state) -> [path, body],
+//          accept(answer, state) -> what the views get}
+export const NEEDS = {
+  attention: { fields: ["model", "text", "layer"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
+    accept: (r, s) => ({ tokens: r.tokens, pattern: r.attention[String(s.layer)], causal: r.causal }) },
+  head: { fields: ["model", "text", "layer", "head"], limit: 32,
+    ask: (s) => ["/api/head", { text: s.text, model: s.model, layer: s.layer, head: s.head }], accept: (r) => r },
+  // every layer's pattern as uint8 (one byte a weight), decoded once: [layer] -> Float32Array [H*n*n]
+  grid: { fields: ["model", "text"], limit: 2, ask: (s) => ["/api/attention", { text: s.text, model: s.model, encoding: "uint8" }],
+    accept: decodeGrid },
+  predictions: { fields: ["model", "text", "temperature", "headsOff", "offMode"], limit: 32,
+    ask: (s) => ["/api/predictions", { text: s.text, model: s.model, top_k: 10, temperature: s.temperature,
+      ablate: s.headsOff.map((k) => k.split(".").map(Number)), ablate_mode: s.offMode }], accept: (r) => r },
+};
+
+export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => s[f])]);
+
+export function decodeGrid(r) {
+  const data = {};
+  for (const [L, a] of Object.entries(r.attention)) data[L] = decodePattern(a);
+  return { tokens: r.tokens, data, n: r.tokens.length, nLayers: r.n_layers, nHeads: r.n_heads, causal: r.causal };
+}
+
+// An answer that says the input itself is wrong (4xx) stays wrong for that key; any other failure
+// (overload, network) is tried again on the next change of state.
+const final = (e) => e instanceof ApiError && e.status >= 400 && e.status < 500;
+
+// entries: key -> {need, status: "pending" | "ready" | "error", value, error, ctrl}
+export class DataCache extends EventTarget {
+  constructor() {
+    super();
+    this.entries = new Map();
+  }
+
+  // the entry of key, or undefined
+  get(key) {
+    return this.entries.get(key);
+  }
+
+  // data that arrived with the page (the server's inline first view), as if fetched for state s
+  put(need, s, answer) {
+    this.settle(keyOf(need, s), { need, status: "ready", value: NEEDS[need].accept(answer, s) });
+  }
+
+  // wanted: Map key -> {need, state}. Fetch what is missing, abort what nobody wants any more.
+  want(wanted) {
+    for (const [key, e] of this.entries)
+      if (e.status === "pending" && !wanted.has(key)) {
+        e.ctrl.abort();
+        this.entries.delete(key);
+      }
+    for (const [key, { need, state }] of wanted) {
+      const e = this.entries.get(key);
+      if (!e || (e.status === "error" && !final(e.error))) this.fetch(key, need, state);
+      else this.touch(key);
+    }
+  }
+
+  get pending() {
+    let n = 0;
+    for (const e of this.entries.values()) n += e.status === "pending";
+    return n;
+  }
+
+  async fetch(key, need, state) {
+    const ctrl = new AbortController();
+    const entry = { need, status: "pending", ctrl };
+    this.entries.set(key, entry);
+    const [path, body] = NEEDS[need].ask(state);
+    let done;
+    try {
+      done = { need, status: "ready", value: NEEDS[need].accept(await request(path, body, ctrl.signal), state) };
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      done = { need, status: "error", error };
+    }
+    if (this.entries.get(key) !== entry) return;  // aborted and dropped meanwhile
+    this.settle(key, done);
+  }
+
+  settle(key, entry) {
+    this.entries.delete(key);
+    this.entries.set(key, entry);  // newest last
+    this.trim(entry.need);
+    this.dispatchEvent(new CustomEvent("data", { detail: key }));
+  }
+
+  touch(key) {
+    const e = this.entries.get(key);
+    this.entries.delete(key);
+    this.entries.set(key, e);
+  }
+
+  trim(need) {
+    const done = [...this.entries].filter(([, e]) => e.need === need && e.status !== "pending");
+    for (const [key] of done.slice(0, Math.max(0, done.length - NEEDS[need].limit))) this.entries.delete(key);
+  }
+}

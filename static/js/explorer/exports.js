@@ -1,0 +1,69 @@
+// The explorer's export toolbars. PNG and SVG are made in the browser from what a view drew, once
+// that view shows the current state (an export asked for while a view is updating waits for it, so
+// the file is exactly the state the page claims). HTML, JSON and CSV are the server's files
+// (/export/...) for the same state: their links follow the store.
+
+import { $ } from "../dom.js";
+import { plotlyReady } from "../plotly.js";
+import { keyOf } from "./data.js";
+import { arrowsSVG, exportURL, gridSVG, heatmapImage, linesSVG, save } from "../export.js";
+
+const LINK_KEYS = ["text", "model", "layer", "head", "token"];
+
+function exportName(view, s) {
+  if (view === "grid") return "attnscope-grid";
+  const heads = view === "heatmap" ? [s.head] : s.heads;
+  return `attnscope-${view}-L${s.layer}-H${heads.join("+")}${view !== "heatmap" && s.token >= 0 ? `-T${s.token}` : ""}`;
+}
+
+function about(view, s, m, chips) {
+  const heads = view === "heatmap" || view === "grid" ? [s.head] : s.heads;
+  const token = s.token >= 0 && chips?.[s.token] ? `, query token ${s.token} ${chips[s.token].textContent}` : "";
+  return { desc: s.text, caption: view === "grid"
+    ? `${m.id} · every layer × head (brightness √weight) · selected: layer ${s.layer}, head ${s.head}`
+    : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}` };
+}
+
+async function exportImage(view, format, { store, models, views, cache }) {
+  const geometry = await views.whenFresh(view === "heatmap" ? "heatmap" : view);
+  const s = store.state;
+  const what = about(view, s, models[s.model], views.geometry("arrows")?.chips);
+  const name = exportName(view, s);
+  if (view === "heatmap") {
+    await plotlyReady();
+    return heatmapImage($("heatmap"), format, name);
+  }
+  let svg;
+  if (view === "arrows") svg = arrowsSVG($("arrows"), { title: "attnscope: arrows between tokens", ...what });
+  else if (view === "lines") svg = linesSVG($("lines"), geometry, { title: "attnscope: query → key lines", ...what });
+  else if (view === "grid") {
+    const grid = cache.get(keyOf("grid", s)).value;
+    svg = gridSVG($("grid"), grid, geometry, models[s.model].causal ? s.headsOff : [], { title: "attnscope: every layer × head", ...what });
+  }
+  await save(svg, format, name);
+}
+
+export function wireExports(ctx) {
+  const { store, showError } = ctx;
+  for (const b of document.querySelectorAll("button[data-export]")) {
+    b.addEventListener("click", async () => {
+      if (b.getAttribute("aria-disabled") === "true") return;  // busy (not `disabled`: that would drop the keyboard focus)
+      b.setAttribute("aria-disabled", "true");
+      try {
+        await exportImage(b.dataset.export, b.dataset.format, ctx);
+      } catch (e) {
+        showError(new Error(`the ${b.dataset.format.toUpperCase()} could not be made (${e.message})`));
+      } finally {
+        b.removeAttribute("aria-disabled");
+      }
+    });
+  }
+  const links = () => {
+    for (const a of document.querySelectorAll("a[data-export-link]")) {
+      const [view, fmt] = a.dataset.exportLink.split(".");
+      a.href = exportURL(view, fmt, store.state);
+    }
+  };
+  links();
+  store.on(LINK_KEYS, links);
+}

@@ -1,0 +1,163 @@
+// The explorer's views, bound to the state and the data layer. Each view says which data it needs
+// (needs: drawn only when all are ready for the current state's keys; uses: drawn when ready, never
+// waited for) and which other parts of the state it shows (on). render() draws every view whose
+// data is ready for the current keys, and marks the others "updating" (dimmed, with a note) until
+// theirs arrive: a view never shows another state's numbers. Each draw returns what its export
+// needs (geometry), kept here for exports.js.
+
+import { $, el } from "../dom.js";
+import { plotlyReady } from "../plotly.js";
+import { drawArrows } from "../views/arrows.js";
+import { describe } from "../views/describe.js";
+import { drawGrid } from "../views/grid.js";
+import { drawHeatmap } from "../views/heatmap.js";
+import { drawLines } from "../views/lines.js";
+import { drawPredictions } from "../views/predictions.js";
+import { keyOf } from "./data.js";
+
+// spec: {panel, needs, uses?, on: state keys it shows, draw(data, state) -> geometry (or a promise)}
+function specs({ models, focus, pickHead }) {
+  const causal = (s) => models[s.model].causal;
+  return {
+    arrows: { panel: "arrows-panel", needs: ["attention"], on: ["heads", "token", "dir", "locked"], draw: ({ attention: a }, s) => {
+      const g = drawArrows($("arrows"), a, { heads: s.heads, token: s.token, dir: s.dir, focus });
+      $("lock").hidden = !(s.locked && s.token >= 0);
+      if (!$("lock").hidden) $("lock-token").textContent = g.chips[s.token]?.textContent ?? "";
+      return g;
+    } },
+    describe: { panel: "arrows-panel", needs: ["attention"], on: ["head", "token", "dir"], draw: ({ attention: a }, s) => {
+      $("describe").textContent = describe({ tokens: a.tokens, pattern: a.pattern, layer: s.layer, head: s.head, token: s.token,
+        dir: s.dir, causal: a.causal });
+    } },
+    heatmap: { panel: "heatmap-panel", needs: ["attention"], uses: ["head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
+      await plotlyReady();
+      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: a.pattern[s.head], scores: head?.scores ?? null, causal: a.causal },
+        { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q) });
+    } },
+    lines: { panel: "lines-panel", needs: ["attention"], on: ["heads", "token", "dir"], draw: ({ attention: a }, s, resized) =>
+      drawLines($("lines"), a, { heads: s.heads, token: s.token, dir: s.dir, focus, remeasure: resized }) },
+    grid: { panel: "grid-panel", needs: ["grid"], on: ["layer", "head", "headsOff"], draw: ({ grid }, s) =>
+      drawGrid($("grid"), grid, { layer: s.layer, head: s.head, headsOff: causal(s) ? s.headsOff : [], onPick: pickHead }) },
+    predictions: { panel: "predictions-panel", needs: (s) => (causal(s) ? ["attention", "predictions"] : ["attention"]), on: ["token", "temperature", "headsOff"],
+      draw: ({ attention: a, predictions: p }, s) => drawPredictions($("predictions"), { tokens: a.tokens, predictions: p?.predictions ?? null,
+        original: p?.original ?? null }, { position: s.token, headsOff: s.headsOff, temperature: s.temperature }) },
+  };
+}
+
+const needsOf = (spec, s) => (typeof spec.needs === "function" ? spec.needs(s) : spec.needs);
+
+// The needs of every view for state s: Map key -> {need, state} (nothing for an empty text).
+export function wanted(s, models) {
+  const out = new Map();
+  if (s.text === "") return out;
+  const needs = ["attention", "head", "grid", ...(models[s.model].causal ? ["predictions"] : [])];
+  for (const need of needs) out.set(keyOf(need, s), { need, state: { ...s } });
+  return out;
+}
+
+export function explorerViews({ store, cache, models, focus, pickHead, onError }) {
+  const all = specs({ models, focus, pickHead });
+  // name -> {stamp: the keys of the data last drawn, geometry, drawing: a promise while a draw runs}
+  const shown = Object.fromEntries(Object.keys(all).map((name) => [name, { stamp: null, geometry: null, drawing: null, again: false }]));
+
+  const keysFor = (spec, s) => ({ need: needsOf(spec, s).map((n) => keyOf(n, s)), use: (spec.uses ?? []).map((n) => keyOf(n, s)) });
+  const stampOf = (keys) => JSON.stringify([...keys.need, ...keys.use.map((k) => (cache.get(k)?.status === "ready" ? k : ""))]);
+
+  // the data of a view for s if all it needs is ready, else null
+  function dataFor(spec, s) {
+    const keys = keysFor(spec, s);
+    const data = {};
+    for (const k of keys.need) {
+      const e = cache.get(k);
+      if (e?.status !== "ready") return null;
+      data[e.need] = e.value;
+    }
+    for (const k of keys.use) {
+      const e = cache.get(k);
+      if (e?.status === "ready") data[e.need] = e.value;
+    }
+    return { data, stamp: stampOf(keys) };
+  }
+
+  // Draw view name from the current state (serialised: an async draw finishes before the next starts).
+  function draw(name, resized = false) {
+    const v = shown[name];
+    if (v.drawing) {
+      v.again = true;
+      v.resized ||= resized;
+      return v.drawing;
+    }
+    v.drawing = (async () => {
+      do {
+        v.again = false;
+        const s = store.state;
+        const ready = dataFor(all[name], s);
+        if (!ready) break;
+        try {
+          v.geometry = await all[name].draw(ready.data, s, resized || v.resized);
+          v.resized = false;
+          v.stamp = ready.stamp;
+          v.state = s;
+        } catch (e) {
+          onError(e);
+          break;
+        }
+      } while (v.again);
+      v.drawing = null;
+      paintStatus();
+    })();
+    return v.drawing;
+  }
+
+  const fresh = (name) => {
+    const v = shown[name];
+    const s = store.state;
+    return !v.drawing && s.text !== "" && v.stamp === stampOf(keysFor(all[name], s));
+  };
+
+  // Dim every panel with a view that is not drawn from the current state's data, and say so.
+  function paintStatus() {
+    const s = store.state;
+    const panels = new Map();
+    for (const [name, spec] of Object.entries(all)) panels.set(spec.panel, (panels.get(spec.panel) ?? true) && (s.text === "" || fresh(name)));
+    for (const [id, ok] of panels) {
+      const panel = $(id);
+      panel.classList.toggle("updating", !ok);
+      panel.classList.toggle("empty", s.text === "");
+      let note = panel.querySelector(":scope > .updating-note");
+      if (!ok && !note) panel.append(note = el("p", { className: "updating-note", textContent: "updating…", attrs: { "aria-live": "polite" } }));
+      if (ok && note) note.remove();
+    }
+    $("empty").hidden = s.text !== "";
+    window.attnscope.rendered = { text: s.text, model: s.model, layer: s.layer, head: s.head,
+      views: fresh("arrows") && fresh("heatmap") && fresh("predictions"), grid: fresh("grid") };
+    if (!window.attnscope.rendered.views) window.attnscope.rendered.text = null;  // not yet: tests wait on this marker
+  }
+
+  // After a change of state (changed: its keys) or the arrival of data, or a resize.
+  function render(changed = new Set(), { resized = false } = {}) {
+    const s = store.state;
+    for (const [name, spec] of Object.entries(all)) {
+      const ready = dataFor(spec, s);
+      const v = shown[name];
+      if (ready && (ready.stamp !== v.stamp || resized || spec.on.some((k) => changed.has(k)))) draw(name, resized);
+    }
+    paintStatus();
+  }
+
+  return {
+    render,
+    fresh,
+    geometry: (name) => shown[name].geometry,
+    // resolves once view name shows the current state (a draw in flight or the data still on its way)
+    async whenFresh(name) {
+      while (!fresh(name)) {
+        if (store.state.text === "") throw new Error("there is no text to export");
+        await (shown[name].drawing ?? new Promise((r) => setTimeout(r, 40)));
+      }
+      return shown[name].geometry;
+    },
+    drawing: () => Object.values(shown).some((v) => v.drawing),
+    allFresh: () => store.state.text === "" || Object.keys(all).every(fresh),
+  };
+}

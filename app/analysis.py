@@ -172,7 +172,8 @@ def residual_geometry(cr: CachedRun, normalize: bool = False) -> dict:
 class WordNotFound(ValueError):
     def __init__(self, sentence: int, word: str):
         self.sentence, self.word = sentence, word
-        super().__init__(f"sentence {sentence} does not contain the word {word!r}")
+        # counted from 1 in words, as the pages' legends count (the field `sentence` stays a 0-based index)
+        super().__init__(f"sentence {sentence + 1} does not contain the word {word!r}")
 
 
 def word_token(tokens: list, text: str, word: str, sentence: int = 0, first: bool = False) -> int:

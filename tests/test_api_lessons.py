@@ -54,7 +54,9 @@ def test_compare_errors(client, body, code):
     r = client.post("/api/compare", json=body)
     assert r.status_code == 422 and r.json()["error"] == code, r.text
     if code == "word_not_found":
+        # the field is the index into sentences; the words count from 1, as the page's legend does
         assert r.json()["sentence"] == 1 and repr(body["sentences"][1]) in r.json()["detail"]
+        assert r.json()["detail"].startswith("sentence 2 does not contain")
 
 
 def test_lens_last_layer_equals_predictions(client, smol):

@@ -3,28 +3,35 @@
 // trajectories of one sentence's tokens through the layers (PCA of the residual stream).
 
 import { ApiError, busy, post } from "./api.js";
-import { plotlyReady } from "./plotly.js";
 import { headColor } from "./colors.js";
+import { $, el, initialData } from "./dom.js";
 import { EXAMPLES } from "./examples.js";
+import { config, plotlyReady } from "./plotly.js";
 import { label, plotlySafe } from "./tokens.js";
-import { baseLayout, compareNotes, config, drawSimilarity, drawWordPath } from "./views/compare.js";
+import { compareLayout, compareNotes, drawSimilarity, drawWordPath } from "./views/compare.js";
 
-const $ = (id) => document.getElementById(id);
-const initial = JSON.parse($("initial").textContent);
+const initial = initialData();
 const state = { ...initial.state };
 window.attnscope = { state };
 
 
+// The sentence boxes follow state.sentences. A box is made once and kept (only a new count adds or
+// removes boxes): rebuilding them on every change threw away the box a click had just focused.
 function sentenceInputs() {
   const box = $("sentences");
-  box.replaceChildren(...state.sentences.map((s, k) => {
-    const input = Object.assign(document.createElement("input"), { type: "text", value: s, className: "sentence" });
-    input.setAttribute("aria-label", `sentence ${k + 1}`);
-    input.style.borderLeftColor = headColor(k);
-    input.addEventListener("change", () => { state.sentences[k] = input.value; refresh(); });
-    return input;
-  }));
-  $("word").value = state.word;
+  const boxes = [...box.children];
+  for (const input of boxes.slice(state.sentences.length)) input.remove();
+  state.sentences.forEach((s, k) => {
+    let input = boxes[k];
+    if (!input) {
+      input = el("input", { type: "text", className: "sentence", attrs: { "aria-label": `sentence ${k + 1}` } });
+      input.style.borderLeftColor = headColor(k);
+      input.addEventListener("change", () => { state.sentences[k] = input.value; refresh(); });
+      box.append(input);
+    }
+    if (input.value !== s) input.value = s;
+  });
+  if ($("word").value !== state.word) $("word").value = state.word;
   $("add").disabled = state.sentences.length >= 4;
   $("remove").disabled = state.sentences.length <= 2;
 }
@@ -32,7 +39,7 @@ function sentenceInputs() {
 function drawCompare(c) {
   drawSimilarity($("similarity"), c);
   drawWordPath($("trajectory"), c, state.sentences);
-  $("compare-notes").replaceChildren(...compareNotes(c).map((t) => Object.assign(document.createElement("p"), { textContent: t })));
+  $("compare-notes").replaceChildren(...compareNotes(c).map((t) => el("p", { textContent: t })));
 }
 
 function drawResidual(r) {
@@ -50,9 +57,9 @@ function drawResidual(r) {
   });
   const ev = three ? r.explained_variance_3d : r.explained_variance_2d;
   const share = (100 * ev.reduce((a, b) => a + b, 0)).toFixed(0);
-  window.Plotly.react($("residual"), traces, { ...baseLayout(`each token's vector, layer by layer (PCA of unit vectors, ${share}% of variance; markers grow with depth; click a legend entry to hide a token)`),
+  window.Plotly.react($("residual"), traces, { ...compareLayout(`each token's vector, layer by layer (PCA of unit vectors, ${share}% of variance; markers grow with depth; click a legend entry to hide a token)`),
     xaxis: { title: { text: "PC 1" }, zeroline: false }, yaxis: { title: { text: "PC 2" }, zeroline: false }, height: 460,
-    ...(three ? { scene: { xaxis: { title: { text: "PC 1" } }, yaxis: { title: { text: "PC 2" } }, zaxis: { title: { text: "PC 3" } } } } : {}) }, config);
+    ...(three ? { scene: { xaxis: { title: { text: "PC 1" } }, yaxis: { title: { text: "PC 2" } }, zaxis: { title: { text: "PC 3" } } } } : {}) }, config());
 }
 
 let lastResidual = null;
@@ -81,8 +88,7 @@ async function refresh() {
 
 function wire() {
   $("examples").replaceChildren(...Object.keys(EXAMPLES).map((w) => {
-    const b = Object.assign(document.createElement("button"), { type: "button", textContent: w, className: "example" });
-    b.dataset.word = w;
+    const b = el("button", { type: "button", textContent: w, className: "example", dataset: { word: w } });
     b.addEventListener("click", () => { state.word = w; state.sentences = [...EXAMPLES[w]]; refresh(); });
     return b;
   }));

@@ -2,11 +2,11 @@
 // layer, one head and one query token (or all of them). Numbers come from /api/head?detail.
 
 import { ApiError, busy, post } from "./api.js";
+import { $, el, initialData } from "./dom.js";
 import { label } from "./tokens.js";
-import { el, explainStep, explainSteps } from "./views/explain.js";
+import { explainStep, explainSteps } from "./views/explain.js";
 
-const $ = (id) => document.getElementById(id);
-const initial = JSON.parse($("initial").textContent);
+const initial = initialData();
 const models = Object.fromEntries(initial.models.map((m) => [m.id, m]));
 const state = { ...initial.state };
 let d = initial.data;  // the /api/head detail payload

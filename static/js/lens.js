@@ -1,17 +1,14 @@
 // The logit lens and the head finder: what each layer would predict, and what each head does.
 
 import { ApiError, busy, post } from "./api.js";
-import { plotlyReady } from "./plotly.js";
 import { plotlyScale } from "./colors.js";
+import { $, css, el, initialData } from "./dom.js";
+import { config, plotlyReady } from "./plotly.js";
 import { drawLens } from "./views/lens.js";
 
-const $ = (id) => document.getElementById(id);
-const initial = JSON.parse($("initial").textContent);
+const initial = initialData();
 const state = { ...initial.state };
 window.attnscope = { state };
-
-const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-const config = { displaylogo: false, responsive: true, showSendToCloud: false };
 
 function showLens(r) {
   $("lens-note").textContent = drawLens($("lens"), r).note;
@@ -21,30 +18,17 @@ function drawHeads(h) {
   const box = $("heads-out");
   box.replaceChildren();
   for (const [name, formula] of Object.entries(h.formulas)) {
-    const sec = document.createElement("section");
-    sec.className = "finder";
-    const title = Object.assign(document.createElement("h3"), { textContent: name });
-    const f = Object.assign(document.createElement("p"), { className: "formula", textContent: formula });
-    const chart = document.createElement("div");
-    chart.className = "finder-chart";
-    const list = document.createElement("ol");
-    list.className = "finder-top";
-    for (const t of h.top[name]) {
-      const a = document.createElement("a");
-      a.href = `/?${new URLSearchParams({ text: state.text, model: state.model, layer: t.layer, head: t.head })}`;
-      a.textContent = `layer ${t.layer}, head ${t.head}: ${t.score.toFixed(3)}`;
-      const li = document.createElement("li");
-      li.append(a);
-      list.append(li);
-    }
-    sec.append(title, f, chart, list);
-    box.append(sec);
+    const chart = el("div", { className: "finder-chart" });
+    const list = el("ol", { className: "finder-top" }, ...h.top[name].map((t) => el("li", {}, el("a", {
+      href: `/?${new URLSearchParams({ text: state.text, model: state.model, layer: t.layer, head: t.head })}`,
+      textContent: `layer ${t.layer}, head ${t.head}: ${t.score.toFixed(3)}` }))));
+    box.append(el("section", { className: "finder" }, el("h3", { textContent: name }), el("p", { className: "formula", textContent: formula }), chart, list));
     const s = h.scores[name];
     window.Plotly.react(chart, [{ type: "heatmap", z: s[0].map((_, H) => s.map((row) => row[H])), colorscale: plotlyScale("viridis"), zmin: 0, zmax: 1,
       hovertemplate: "layer %{x}, head %{y}: %{z:.3f}<extra></extra>", showscale: false }], {
       height: 170, margin: { l: 30, r: 5, t: 5, b: 30 }, paper_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), size: 10 },
       xaxis: { title: { text: "layer" } }, yaxis: { title: { text: "head" } },
-    }, { ...config, displayModeBar: false });
+    }, config({ displayModeBar: false }));
     chart.on?.("plotly_click", (ev) => { const p = ev.points?.[0]; if (p) location.href = `/?${new URLSearchParams({ text: state.text, model: state.model, layer: p.x, head: p.y })}`; });
   }
 }

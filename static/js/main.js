@@ -40,13 +40,28 @@ function currentError() {
   return null;
 }
 
-// ---- a model switch keeps the locked token where the new tokenization has the same characters ------
+// ---- a model switch keeps the focused token on the same characters --------------------------------
 
 let remapFrom = null;  // the tokens on screen when the model changed, until the new ones arrive
 
 function remap() {
-  const s = store.state;
-  remapFrom = cache.get(keyOf("attention", s))?.value?.tokens ?? remapFrom;
+  remapFrom = cache.get(keyOf("attention", store.state))?.value?.tokens ?? remapFrom;
+}
+
+// A token's characters without the spaces around them (one tokenizer keeps " cat", another "cat").
+function core(t, text) {
+  const piece = text.slice(t.start, t.end);
+  return [t.start + piece.length - piece.trimStart().length, t.end - piece.length + piece.trimEnd().length];
+}
+
+// The new token with the same characters; else the last one overlapping them (the piece that has
+// read the whole word); -1 if none (a special token such as [CLS] has no characters).
+function sameCharacters(was, tokens, text) {
+  const [a, b] = core(was, text);
+  if (b <= a) return -1;
+  const exact = tokens.findIndex((t) => { const [c, d] = core(t, text); return c === a && d === b; });
+  if (exact >= 0) return exact;
+  return tokens.findLastIndex((t) => { const [c, d] = core(t, text); return d > c && c < b && d > a; });
 }
 
 // The focused token must exist in the tokens of the current state (a shorter text, another model).
@@ -59,7 +74,7 @@ function keepTokenInRange() {
     const was = remapFrom[s.token];
     remapFrom = null;
     if (was) {
-      const j = tokens.findIndex((t) => t.start === was.start && t.end === was.end);
+      const j = sameCharacters(was, tokens, s.text);
       store.set(j >= 0 ? { token: j } : { token: -1, locked: false });
       return;
     }
@@ -81,6 +96,7 @@ function update(changed) {
 }
 
 store.addEventListener("change", (e) => {
+  if (e.detail.has("text")) remapFrom = null;  // its characters were of another text
   for (const c of controls) c.show(store.state);
   update(e.detail);
 });

@@ -35,7 +35,7 @@ def test_a_missing_word_is_explained(page, server):
     page.fill("#sentences input >> nth=1", "nothing to see here")
     page.dispatch_event("#sentences input >> nth=1", "change")
     page.wait_for_selector("#error:not([hidden])")
-    assert "sentence 1" in page.text_content("#error") and "nothing to see here" in page.text_content("#error")
+    assert "sentence 2 " in page.text_content("#error") and "nothing to see here" in page.text_content("#error")  # as the legend counts
 
 
 def test_trajectories_in_3d(page, server):
@@ -47,3 +47,19 @@ def test_trajectories_in_3d(page, server):
     z = page.evaluate("() => document.getElementById('residual').data[0].z")
     assert z == [b[0][2] for b in r["pca_3d"]]
     assert not page.errors
+
+
+def test_editing_a_sentence_then_clicking_another_keeps_the_focus(page, server):
+    page.open(server + "/compare")
+    first, second = page.locator("#sentences input").nth(0), page.locator("#sentences input").nth(1)
+    first.click()
+    page.keyboard.press("End")
+    page.keyboard.type(" again")
+    second.click()  # the first box's change event redraws the page: the click must still land
+    page.keyboard.press("End")
+    page.keyboard.type(" xyz")
+    assert page.evaluate("() => document.activeElement === document.querySelectorAll('#sentences input')[1]")
+    assert second.input_value().endswith(" xyz")
+    assert first.input_value().endswith(" again")
+    page.wait_for_function("(t) => document.body.dataset.rendered.includes(t)", arg=" again")
+    assert not page.errors, page.errors

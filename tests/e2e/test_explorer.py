@@ -280,3 +280,56 @@ def test_switching_a_head_off_moves_the_probabilities(page, server):
     page.click("#off-clear")
     page.wait_for_function(f"() => Number(document.querySelector('.pred-list li').dataset.prob) === {before[0]}")
     assert not page.errors
+
+
+def test_an_empty_text_box_shows_the_empty_state(page, server):
+    page.open(server + "/")
+    page.fill("#text", "")
+    page.wait_for_selector("#empty:not([hidden])")
+    page.wait_for_function("() => document.getElementById('arrows-panel').classList.contains('empty')")
+    assert page.is_hidden("#error")
+    assert page.evaluate("() => window.attnscope.settled().then(() => true)")
+    type_text(page, "back again")
+    wait_rendered(page, "back again")
+    assert page.is_hidden("#empty")
+    assert not page.errors, page.errors
+
+
+def test_switching_model_keeps_the_lock_on_the_same_characters(page, server):
+    page.open(server + "/")
+    smol = api(server, "/api/attention", text=LESSON, layers=[0])["tokens"]
+    bert = api(server, "/api/attention", text=LESSON, model="all-minilm-l6-v2", layers=[0])["tokens"]
+    i = next(k for k, t in enumerate(smol) if t["text"] == " creature")
+    page.click(f".chip[data-index='{i}']")
+    page.select_option("#model", "all-minilm-l6-v2")
+    wait_rendered(page, LESSON, model="all-minilm-l6-v2")
+    j = next(k for k, t in enumerate(bert) if t["text"] == "creature")
+    s = page.state()
+    assert (s["token"], s["locked"]) == (j, True)
+    assert page.text_content("#lock-token") == "creature"
+    assert page.eval_on_selector(".chip.focus", "c => c.dataset.index") == str(j)
+    # a word the new model splits: the lock goes to its last piece, the one that has read it all
+    v = next(k for k, t in enumerate(bert) if t["text"] == "t" and t["start"] == 40)
+    page.click(f".chip[data-index='{v}']")
+    page.select_option("#model", "smollm2-135m-instruct")
+    wait_rendered(page, LESSON, model="smollm2-135m-instruct")
+    assert page.state()["token"] == next(k for k, t in enumerate(smol) if t["text"] == "ant") and page.state()["locked"]
+    assert page.is_hidden("#temperature-row") is False
+    assert not page.errors, page.errors
+
+
+def test_probabilities_read_as_people_read_them(page, server):
+    page.open(server + "/")
+    shown = page.evaluate("""async () => { const { percent } = await import('/static/js/views/predictions.js');
+        return [0, 1e-9, 0.0004, 0.0005, 0.0123, 0.5, 1].map(percent); }""")
+    assert shown == ["<0.1%", "<0.1%", "<0.1%", "0.1%", "1.2%", "50.0%", "100.0%"]
+    texts = page.eval_on_selector_all(".pred-prob", "ps => ps.map(p => p.textContent)")
+    assert texts and not any("e" in t for t in texts), texts
+    widths = page.eval_on_selector_all(".pred-bar", "bs => bs.map(b => Math.round(b.getBoundingClientRect().width))")
+    assert len(set(widths)) == 1, widths  # every bar track equally long
+    # with heads off the change in points is written too: the tracks stay equal
+    page.evaluate("() => window.attnscope.store.set({headsOff: ['20.1']})")
+    page.wait_for_function("() => document.querySelector('.pred-prob').textContent.includes('(')")
+    page.evaluate("() => window.attnscope.settled()")
+    widths = page.eval_on_selector_all(".pred-bar", "bs => bs.map(b => Math.round(b.getBoundingClientRect().width))")
+    assert len(set(widths)) == 1, widths

@@ -3,15 +3,11 @@
 // Used by /compare and by its embed (/embed/compare).
 
 import { headColor } from "../colors.js";
+import { baseLayout, config } from "../plotly.js";
 import { label, plotlySafe } from "../tokens.js";
 
-const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-export const baseLayout = (title) => ({
-  title: { text: title, font: { size: 13, color: css("--fg") }, x: 0.02 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-  font: { color: css("--fg"), family: css("--font") }, margin: { l: 50, r: 10, t: 40, b: 50 }, height: 380,
-  legend: { orientation: "h", y: -0.2 },
-});
-export const config = { displaylogo: false, responsive: true, showSendToCloud: false };
+// the compare charts' layout: the base one, a legend below
+export const compareLayout = (title) => baseLayout(title, { height: 380, legend: { orientation: "h", y: -0.2 } });
 
 // narrow frames (a phone, a 320 px embed): short titles, room for the rotated layer labels
 const narrow = (el) => (el.clientWidth || 600) < 480;
@@ -24,10 +20,10 @@ export function drawSimilarity(el, c) {
     line: { color: headColor(a), dash: b - a > 1 ? "dot" : "solid" }, hovertemplate: "layer %{x}: cos %{y:.4f}<extra></extra>",
   }));
   const small = narrow(el);
-  return window.Plotly.react(el, traces, { ...baseLayout(small ? `cosine of “${plotlySafe(c.word)}”` : `cosine similarity of “${plotlySafe(c.word)}” across sentences`),
+  return window.Plotly.react(el, traces, { ...compareLayout(small ? `cosine of “${plotlySafe(c.word)}”` : `cosine similarity of “${plotlySafe(c.word)}” across sentences`),
     ...(small ? { margin: { l: 45, r: 8, t: 40, b: 90 } } : {}),
     xaxis: { title: { text: small ? "layer" : "layer boundary (embed = token embedding)" }, type: "category" },
-    yaxis: { title: { text: "cosine" }, range: [Math.min(0, ...c.similarity.flat(2)) - 0.02, 1.02] } }, config);
+    yaxis: { title: { text: "cosine" }, range: [Math.min(0, ...c.similarity.flat(2)) - 0.02, 1.02] } }, config());
 }
 
 // The word's vector in each sentence as a path through the layers (2-D PCA fitted on all of them).
@@ -41,8 +37,8 @@ export function drawWordPath(el, c, sentences) {
   }));
   const share = (100 * (c.explained_variance_2d[0] + c.explained_variance_2d[1])).toFixed(0);
   const title = narrow(el) ? `“${plotlySafe(c.word)}” by layer (PCA, ${share}%)` : `“${plotlySafe(c.word)}” moving through the layers (2-D PCA, ${share}% of variance)`;
-  return window.Plotly.react(el, pts, { ...baseLayout(title),
-    xaxis: { title: { text: "PC 1" }, zeroline: false }, yaxis: { title: { text: "PC 2" }, zeroline: false } }, config);
+  return window.Plotly.react(el, pts, { ...compareLayout(title),
+    xaxis: { title: { text: "PC 1" }, zeroline: false }, yaxis: { title: { text: "PC 2" }, zeroline: false } }, config());
 }
 
 // What the numbers say, in sentences (plain text).

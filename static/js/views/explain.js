@@ -3,17 +3,13 @@
 // its embed (/embed/explain).
 
 import { plotlyScale } from "../colors.js";
-import { plotlyReady } from "../plotly.js";
+import { css, el } from "../dom.js";
+import { baseLayout, config, plotlyReady } from "../plotly.js";
 import { label, plotlySafe, quoted } from "../tokens.js";
 
 const fmt = (x) => (x === null || x === undefined ? "−∞" : Math.abs(x) >= 1000 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2) : x.toFixed(4));
 const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
 const norm = (a) => Math.sqrt(dot(a, a));
-export const el = (tag, props = {}, ...children) => {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...children);
-  return e;
-};
 
 // ---- steps -------------------------------------------------------------------------------------------
 
@@ -56,7 +52,7 @@ function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, 
   ctx.font = "11px system-ui, sans-serif";
   ctx.textBaseline = "middle";
   rows.forEach((row, i) => {
-    ctx.fillStyle = i === highlight ? getComputedStyle(document.documentElement).getPropertyValue("--accent") : getComputedStyle(document.documentElement).getPropertyValue("--fg");
+    ctx.fillStyle = css(i === highlight ? "--accent" : "--fg");
     ctx.textAlign = "right";
     ctx.fillText(`${rowLabels[i]}${weights ? ` ×${weights[i].toFixed(2)}` : ""}`.slice(0, 22), left - 6, i * height + height / 2);
     row.forEach((v, j) => {
@@ -65,7 +61,7 @@ function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, 
       ctx.fillRect(left + j * cw, i * height + 1, Math.ceil(cw), height - 2);
     });
     if (i === highlight) {
-      ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--accent");
+      ctx.strokeStyle = css("--accent");
       ctx.lineWidth = 2;
       ctx.strokeRect(left - 1, i * height, width + 2, height);
     }
@@ -115,13 +111,11 @@ function heat(title, z, names) {
   plotlyReady().then(() => window.Plotly.react(div, [{
     type: "heatmap", z, x: names.map((_, i) => i), y: names.map((_, i) => i), colorscale: plotlyScale("viridis"), hoverongaps: false,
     hovertemplate: "query %{y} → key %{x}<br>%{z:.4f}<extra></extra>",
-  }], {
-    title: { text: title, font: { size: 13 } }, height: 360, margin: { l: 80, r: 10, t: 30, b: 80 },
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(128,128,140,0.18)",
-    font: { color: getComputedStyle(document.documentElement).getPropertyValue("--fg") },
+  }], baseLayout(title, {
+    height: 360, margin: { l: 80, r: 10, t: 30, b: 80 }, plot_bgcolor: "rgba(128,128,140,0.18)",
     xaxis: { tickmode: "array", tickvals: names.map((_, i) => i), ticktext: names, tickangle: -45 },
     yaxis: { tickmode: "array", tickvals: names.map((_, i) => i), ticktext: names, autorange: "reversed" },
-  }, { displaylogo: false, responsive: true, showSendToCloud: false }));
+  }), config()));
   return div;
 }
 

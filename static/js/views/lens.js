@@ -2,10 +2,8 @@
 // boundary at every position, as a heatmap (colour = its probability). Used by /lens and /embed/lens.
 
 import { plotlyScale } from "../colors.js";
+import { baseLayout, config } from "../plotly.js";
 import { label, plotlySafe } from "../tokens.js";
-
-const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-const config = { displaylogo: false, responsive: true, showSendToCloud: false };
 
 // drawLens(el, r) -> {drawn: plotly's promise, note: the last position's answer in words}
 export function drawLens(el, r) {
@@ -20,13 +18,11 @@ export function drawLens(el, r) {
     type: "heatmap", z, x: names, y: r.layers, text, customdata: hover, texttemplate: n <= 24 ? "%{text}" : "", textfont: { size: 10 },
     colorscale: plotlyScale("cividis"), zmin: 0, zmax: 1, colorbar: { title: { text: "top-1 prob" }, thickness: 12 },
     hovertemplate: "after %{x}, layer %{y}:<br>%{customdata}<extra></extra>",
-  }], {
-    title: { text: "top next-token guess from each layer's residual (final norm + unembedding)", font: { size: 13, color: css("--fg") }, x: 0.02 },
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), family: css("--font") },
+  }], baseLayout("top next-token guess from each layer's residual (final norm + unembedding)", {
     height: Math.max(420, 18 * B + 140), margin: { l: 60, r: 10, t: 40, b: 110 },
     xaxis: { type: "category", tickangle: -45, title: { text: "position (the token after which the model predicts)" } },
     yaxis: { type: "category", title: { text: "layer boundary" } },
-  }, config);
+  }), config());
   el.dataset.same = JSON.stringify(sameAsFinal);
   const first = finalTop.map((id, i) => r.lens.findIndex((row, b) => row[i][0].id === id && r.lens.slice(b).every((rr) => rr[i][0].id === id)));
   const i = n - 1;

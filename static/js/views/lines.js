@@ -3,6 +3,7 @@
 // smooth), labels as focusable DOM elements.
 
 import { headColor } from "../colors.js";
+import { el } from "../dom.js";
 import { noFocus } from "../focus.js";
 import { label } from "../tokens.js";
 
@@ -10,10 +11,10 @@ export const ROW = 22;
 
 const built = new WeakMap();  // element -> the built view for its token list
 
-function build(el, tokens, focus) {
-  const b = built.get(el);
+function build(root, tokens, focus) {
+  const b = built.get(root);
   if (b && b.tokens === tokens) return b;
-  el.replaceChildren();
+  root.replaceChildren();
   const wrap = document.createElement("div");
   wrap.className = "lines-wrap";
   wrap.style.height = `${tokens.length * ROW + 8}px`;
@@ -38,12 +39,11 @@ function build(el, tokens, focus) {
   wrap.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && focus.leave());
   const heads = document.createElement("div");
   heads.className = "lines-heads";
-  heads.append(Object.assign(document.createElement("span"), { textContent: "query (reads)" }),
-    Object.assign(document.createElement("span"), { textContent: "key (is read)" }));
+  heads.append(el("span", { textContent: "query (reads)" }), el("span", { textContent: "key (is read)" }));
   wrap.append(canvas, ...cols);
-  el.append(heads, wrap);
+  root.append(heads, wrap);
   const view = { tokens, wrap, canvas, cols, width: 0 };
-  built.set(el, view);
+  built.set(root, view);
   return view;
 }
 
@@ -74,8 +74,8 @@ export function lineSegments(pattern, n, { heads, token, dir }, width) {
 // The view: data.tokens on both sides, a line per weight of data.pattern ([head][query][key]) for the
 // focus state. Idempotent; remeasure after a resize. Returns what an export needs: the columns, the
 // width and the segments drawn.
-export function drawLines(el, { tokens, pattern }, { heads, token, dir, focus = noFocus, remeasure = false }) {
-  const view = build(el, tokens, focus);
+export function drawLines(root, { tokens, pattern }, { heads, token, dir, focus = noFocus, remeasure = false }) {
+  const view = build(root, tokens, focus);
   const { wrap, canvas, cols } = view;
   const n = cols[0].children.length;
   if (!view.width || remeasure) view.width = wrap.clientWidth;  // reading it on every hover forced a layout

@@ -56,7 +56,7 @@ from tests.live_server import Server as LiveServer  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
-DEBOUNCE_MS = 220  # onTextInput in static/js/main.js
+DEBOUNCE_MS = 220  # TYPING_MS in static/js/explorer/controls.js
 VIEWPORT = {"width": 1400, "height": 1000}
 WORDS = ("the fluffy blue creature roamed the verdant forest while the river bank flooded and the money bank "
          "stayed dry; every token starts as a context-free embedding, then a head forms queries, keys and "

@@ -333,3 +333,15 @@ def test_probabilities_read_as_people_read_them(page, server):
     page.evaluate("() => window.attnscope.settled()")
     widths = page.eval_on_selector_all(".pred-bar", "bs => bs.map(b => Math.round(b.getBoundingClientRect().width))")
     assert len(set(widths)) == 1, widths
+
+
+def test_the_first_view_is_drawn_from_the_page_alone(page, server):
+    """The server's inline data is the first view's: no API request until the state changes."""
+    asked = []
+    page.on("request", lambda r: "/api/" in r.url and asked.append(r.url))
+    page.open(server + "/?" + "text=two%20words&layer=4&head=1&t=1.5&off=3.2")
+    page.evaluate("() => window.attnscope.settled()")
+    assert asked == [] and page.evaluate("() => window.attnscope.rendered.grid")
+    page.eval_on_selector("#layer", "e => { e.value = '5'; e.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.evaluate("() => window.attnscope.settled()")
+    assert [u.rsplit("/", 1)[1] for u in asked] == ["attention", "head"]  # the layer's two needs, nothing else

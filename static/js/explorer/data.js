@@ -50,9 +50,10 @@ export class DataCache extends EventTarget {
     return this.entries.get(key);
   }
 
-  // data that arrived with the page (the server's inline first view), as if fetched for state s
+  // data that arrived with the page (the server's inline first view), as if fetched for state s; no
+  // event (the page draws once it has put them all)
   put(need, s, answer) {
-    this.settle(keyOf(need, s), { need, status: "ready", value: NEEDS[need].accept(answer, s) });
+    this.entries.set(keyOf(need, s), { need, status: "ready", value: NEEDS[need].accept(answer, s) });
   }
 
   // wanted: Map key -> {need, state}. Fetch what is missing, abort what nobody wants any more.

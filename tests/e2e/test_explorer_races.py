@@ -200,3 +200,38 @@ def test_every_number_belongs_to_the_state_it_claims(browser, server, seed):
         done.append("| settled and checked")
     assert not errors, errors
     ctx.close()
+
+
+def test_the_issues_case_and_its_export(browser, server, tmp_path):
+    """The reported case: a new sentence, the layer slider to 18, head 6 picked before layer 18's
+    answer arrives, with every answer 1.5 s late; an SVG export asked for at once. The page and the
+    file show layer 18, head 6, and the file's arrows are that head's."""
+    import xml.etree.ElementTree as ET
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = ctx.new_page()
+    page.add_init_script(script=f"({DELAY_FETCH.replace('rand() * maxMs', 'maxMs')})([1, 1500])")
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    text = "the tower stood over the little town"
+    page.fill("#text", text)
+    page.wait_for_timeout(300)  # past the typing debounce: the new text's requests are on their way
+    page.eval_on_selector("#layer", "e => { e.value = '18'; e.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.select_option("#head", "6")
+    assert page.evaluate("() => document.getElementById('arrows-panel').classList.contains('updating')")
+    with page.expect_download(timeout=30000) as info:
+        page.click("button[data-export='arrows'][data-format='svg']")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert info.value.suggested_filename == "attnscope-arrows-L18-H6.svg"
+    page.wait_for_function(SETTLED, timeout=45000, polling=100)
+    check_page_shows(page, server)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    svg = ET.parse(path).getroot()
+    assert "layer 18 · head 6" in "".join(t.text or "" for t in svg.iterfind(".//s:g[@class='caption']/s:text", ns))
+    P = api(server, "/api/attention", text=text, layers=[18])["attention"]["18"][6]
+    n = len(P)
+    floor = max(0.1, 2 / n)  # views/arrows.js links(): with no token focused, every weight >= floor
+    expected = min(400, sum(w >= floor for row in P for w in row))
+    assert len(svg.findall(".//s:g[@class='arrows']/s:path", ns)) == expected
+    ctx.close()

@@ -3,12 +3,13 @@ predictions, residual-stream geometry. Plain functions of (model, run) returning
 shared by the HTTP API, notebooks and the CLI. Every number comes from the run's captures.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .engine import Model, Run
-from .engine.forward import causal_mask
+from .engine.forward import causal_mask, forward
 
 F32 = np.float32
 
@@ -178,8 +179,6 @@ class WordNotFound(ValueError):
 
 def word_token(tokens: list, text: str, word: str, sentence: int = 0, first: bool = False) -> int:
     """Index of the last (or first) token of the first whole-word occurrence of word (case-insensitive)."""
-    import re
-
     m = re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, re.IGNORECASE)
     if not word.strip() or m is None:
         raise WordNotFound(sentence, word)
@@ -296,8 +295,6 @@ def induction_ids(model: Model, k: int = 24, seed: int = 0) -> list[int]:
 
 
 def induction_scores(model: Model, k: int = 24) -> np.ndarray:  # [layer, head]
-    from .engine import forward
-
     ids = induction_ids(model, k)
     names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
     _, cache = forward(model.cfg, model.weights, ids, names=names, logits=None)

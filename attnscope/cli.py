@@ -14,9 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import data as data_mod
-from .lessonpack import converted
+from app import exports, viewdata
+from app.engine import DEFAULT_MODEL, EngineError
+
+from .images import NoRenderer, render
+from .lessonpack import build, converted
 from .progress import Progress
+from .result import registry, run
 
 FORMATS = (".html", ".json", ".csv", ".png", ".svg")
 
@@ -39,8 +43,8 @@ def parser() -> argparse.ArgumentParser:
                     "  .html  the interactive plotly figure, plotly.js inline (opens offline from file://)\n"
                     "  .png   static image (kaleido if installed, else Chromium via Playwright)\n"
                     "  .svg   static vector image (same renderers)\n"
-                    "  .json / .csv  the data behind the view:\n\n" + data_mod.__doc__.split("\n", 2)[2])
-    e.add_argument("--view", choices=data_mod.VIEWS, default="heatmap")
+                    "  .json / .csv  the data behind the view:\n\n" + viewdata.__doc__.split("\n", 2)[2])
+    e.add_argument("--view", choices=viewdata.VIEWS, default="heatmap")
     e.add_argument("--text", required=True, help="the text to run through the model")
     e.add_argument("--model", default=None, help="model id (default: smollm2-135m-instruct)")
     e.add_argument("--layer", type=int, default=2)
@@ -87,9 +91,6 @@ def export(args) -> str:
     fmt = out.suffix.lower()
     if fmt not in FORMATS:
         raise CliError(f"cannot tell the format from {out.name!r}: use one of {', '.join(FORMATS)}")
-    from app.engine import DEFAULT_MODEL
-
-    from .result import registry, run
     if args.token is not None and args.token.lstrip("-").isdigit():
         args.token = int(args.token)
     reg = registry(args.cache_dir)
@@ -108,9 +109,7 @@ def export(args) -> str:
 
 def write(result, args, out: Path, fmt: str) -> str:
     """The file itself: the same bytes as the app's /export download for .html/.json/.csv."""
-    from . import exports
     if fmt in (".png", ".svg"):
-        from .images import NoRenderer, render
         try:
             blob, how = render(exports.figure(result, args.view, args.layer, args.head, args.token), fmt[1:])
         except NoRenderer as err:
@@ -122,7 +121,6 @@ def write(result, args, out: Path, fmt: str) -> str:
 
 
 def lesson_pack(args) -> str:
-    from .lessonpack import build
     r = build(args.output, args.model, args.cache_dir, args.images, quiet=args.quiet)
     pages = [f for f in r["files"] if f.endswith(".html")]
     images = [f for f in r["files"] if f.endswith((".png", ".svg"))]
@@ -141,7 +139,6 @@ def main(argv=None) -> int:
     if args.command == "serve":
         serve(args)
         return 0
-    from app.engine import EngineError
     try:
         print(export(args) if args.command == "export" else lesson_pack(args))
     except (CliError, EngineError, ValueError, OSError) as e:

@@ -1,7 +1,7 @@
 """`attnscope lesson-pack -o DIR`: the /lesson page's examples as a folder of static HTML.
 
 The numbers come from the server's own function (app.routes.pages.lesson_data, on an Api made here
-without a server), the charts from attnscope.figures. The folder:
+without a server), the charts from app.figures. The folder:
 
     index.html        the lesson: its text with the model's numbers, every chart inline
     <chart>.html      one page per chart, linked to the lesson and to each other
@@ -21,9 +21,17 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from . import figures
+from app import figures
+from app.engine import DEFAULT_MODEL, loaders
+from app.engine.model import default_cache_dir
+from app.http import Api, dumps
+from app.routes.pages import lesson_data, plotly_path
+from app.settings import Settings
+from app.style import visible as token_label
+
+from .images import NoRenderer, render
 from .progress import Progress
-from .style import visible as token_label
+from .result import Result, registry as shared_registry
 
 N_CHARTS = 7  # adjectives arrows + heatmap, mole, two towers, head finder, ablation
 
@@ -67,8 +75,6 @@ class Section:
 
 def build_charts(api, model, L: dict) -> dict[str, Chart]:
     """One plotly figure per chart, from the lesson's numbers and its (cached) runs."""
-    from .result import Result
-
     f, best = L["fluffy"], L["fluffy"]["heads"][0]
     fluffy = Result(api.run(model, f["text"]), f["text"], best["layer"], best["head"])
     charts = [
@@ -328,9 +334,6 @@ def writable_dir(out: Path) -> Path:
 
 def converted(registry, model_id: str) -> bool:
     """Whether the model's float32 weights are already stored (else its first load converts them: seconds)."""
-    from app.engine import loaders
-    from app.engine.model import default_cache_dir
-
     src = registry.sources[model_id]
     if src.path is None or not src.path.exists():
         return True  # the load fails at once, with its own message
@@ -340,13 +343,6 @@ def converted(registry, model_id: str) -> bool:
 
 def build(out, model_id: str | None = None, cache_dir=None, images: str | None = None, quiet: bool = False) -> dict:
     """Write the pack into out; returns {"dir", "files", "model", "renderer"}. images: None, "png" or "svg"."""
-    from app.engine import DEFAULT_MODEL
-    from app.http import Api, dumps
-    from app.routes.pages import lesson_data, plotly_path
-    from app.settings import Settings
-
-    from .result import registry as shared_registry
-
     out = writable_dir(Path(out))
     registry = shared_registry(cache_dir)  # the notebook API's and `attnscope export`'s registry
     model_id = registry.resolve(model_id)  # an unknown id fails here, before the bar
@@ -374,7 +370,6 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
 
         renderer = None
         if images:
-            from .images import NoRenderer, render
             for c in chart_list:
                 p.next(f"rendering {c.name}.{images}")
                 try:

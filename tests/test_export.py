@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from attnscope import data as data_mod
+from app import viewdata
 from tests.client import post_ok as api
 
 TEXT = "the cat sat on the mat because it was tired"
@@ -93,11 +93,11 @@ def test_csv_has_the_documented_header_and_row_count(client):
     causal_pairs = n * (n + 1) // 2  # the causal mask hides every key after its query
     for view, expected in [("heatmap", causal_pairs), ("grid", L * H * causal_pairs), ("arrows", 5)]:
         header, rows = read_csv(export(client, f"{view}.csv", text=TEXT, layer=2, head=3, token=4))
-        assert header == data_mod.ATTENTION_COLUMNS
+        assert header == viewdata.ATTENTION_COLUMNS
         assert header == ["layer", "head", "query_index", "query_token", "key_index", "key_token", "weight", "score"]
         assert len(rows) == expected, view
     # the documentation says so, where users read it
-    assert "layer,head,query_index,query_token,key_index,key_token,weight,score" in data_mod.__doc__
+    assert "layer,head,query_index,query_token,key_index,key_token,weight,score" in viewdata.__doc__
     header, rows = read_csv(export(client, "heatmap.csv", text=TEXT, layer=2, head=3))
     P = att["attention"]["2"][3]
     for row in rows:
@@ -105,7 +105,7 @@ def test_csv_has_the_documented_header_and_row_count(client):
         assert (int(row[0]), int(row[1])) == (2, 3) and row[3] == att["tokens"][q]["text"] and row[5] == att["tokens"][k]["text"]
         assert close(float(row[6]), P[q][k])
     header, rows = read_csv(export(client, "embeddings.csv", text=TEXT))
-    assert header == data_mod.EMBEDDING_COLUMNS == ["boundary", "token_index", "token", "pc1", "pc2"]
+    assert header == viewdata.EMBEDDING_COLUMNS == ["boundary", "token_index", "token", "pc1", "pc2"]
     assert len(rows) == (L + 1) * n
     # an encoder masks nothing: every pair
     header, rows = read_csv(export(client, "heatmap.csv", text=TEXT, model="all-minilm-l6-v2"))

@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 import attnscope
 import attnscope.display
-from attnscope.style import visible
+from app.style import visible
 from app import analysis
 
 TEXT = "a fluffy blue creature"

@@ -2,20 +2,19 @@
 URL parameters (text, model, layer, head, token).
 
 view: heatmap | grid | arrows | embeddings; fmt: html (plotly.js inline, works offline from
-file://) | json | csv (attnscope/data.py's docstring is the schema). The file is made by
-attnscope.exports from the server's cached run, in the compute pool, like every API response."""
+file://) | json | csv (app/viewdata.py's docstring is the schema). The file is made by
+app/exports.py from the server's cached run, in the compute pool, like every API response."""
 
 import gzip
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from attnscope import exports
-from attnscope.result import Result
-
+from .. import exports
 from ..deps import ApiDep
 from ..engine import EngineError
 from ..http import GZIP_MIN_BYTES, Api, ApiError, accepts_gzip, gzip_level
+from ..runview import RunView
 from ..schemas import LESSON_SENTENCE
 from .api import check_head, check_layer
 
@@ -40,7 +39,7 @@ def _export(api: Api, view: str, fmt: str, text: str, model_id: str | None, laye
     if token is not None and not -1 <= token < n:
         raise ApiError(422, "out_of_range", f"token {token} is out of range: this text has tokens 0-{n - 1} (-1 for none)",
                        n_tokens=n)
-    result = Result(cached, text, layer, head)
+    result = RunView(cached, text, layer, head)
     query = None if token in (None, -1) else token  # arrows with no focused token: the last one
     try:
         body, media = exports.export(result, view, fmt, layer, head, query)

@@ -1,8 +1,8 @@
-"""One view of one Result as a file: (bytes, media type), and the file's name. Shared by the web
-app's /export/{view}.{fmt} and (later) the CLI, so a download and `attnscope export` are the same file.
+"""One view of one RunView as a file: (bytes, media type), and the file's name. Shared by the web
+app's /export/{view}.{fmt} and the CLI, so a download and `attnscope export` are the same file.
 
     html  the plotly figure with plotly.js inline: opens from file:// with no network, hover works
-    json  the data behind the view (attnscope/data.py's docstring is the schema)
+    json  the data behind the view (app/viewdata.py's docstring is the schema)
     csv   the same data, one row per value (same docstring)
 """
 
@@ -10,10 +10,10 @@ import csv
 import io
 import json
 
-from . import data, figures
+from . import figures, viewdata
 from .style import label
 
-VIEWS = data.VIEWS
+VIEWS = viewdata.VIEWS
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
 FORMATS = tuple(MEDIA_TYPES)
 # every layer x head x query x key of a long text is too much for one file (512 tokens of SmolLM2 would be
@@ -69,7 +69,7 @@ def _html(result, view: str, layer: int, head: int, token) -> bytes:
 
 
 def _csv(result, view: str, layer: int, head: int, token) -> bytes:
-    header, rows = data.csv_rows(result, view, layer, head, token)
+    header, rows = viewdata.csv_rows(result, view, layer, head, token)
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(header)
@@ -86,7 +86,7 @@ def export(result, view: str, fmt: str, layer: int, head: int, token=None) -> tu
     if fmt == "html":
         body = _html(result, view, layer, head, token)
     elif fmt == "json":
-        body = json.dumps(data.json_data(result, view, layer, head, token), ensure_ascii=False,
+        body = json.dumps(viewdata.json_data(result, view, layer, head, token), ensure_ascii=False,
                           separators=(",", ":"), allow_nan=False).encode("utf-8")
     elif fmt == "csv":
         body = _csv(result, view, layer, head, token)

@@ -1,12 +1,10 @@
-"""The views as plotly figures, built from one Result, and the lesson's charts, built from the API's payloads
+"""The views as plotly figures, built from one RunView (app/runview.py), and the lesson's charts, built from the API's payloads
 (every number is one the model produced)."""
 
 import numpy as np
 import plotly.graph_objects as go
 
-from app import analysis
-
-from .display import Figure
+from . import analysis
 from .style import MASKED, VIRIDIS_SCALE, head_color, label
 
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12)
@@ -31,7 +29,7 @@ def heatmap(result, layer: int, head: int) -> go.Figure:
     scores = analysis.head_detail(result.cached, layer, head)["scores"].astype(np.float64)
     custom = [[[labels[q], labels[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k]), q, k]
                for k in range(n)] for q in range(n)]
-    fig = Figure(go.Heatmap(
+    fig = result.figure_type(go.Heatmap(
         z=z, x=list(range(n)), y=list(range(n)), customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE,
         hoverongaps=False, xgap=1, ygap=1, colorbar=dict(title=dict(text="weight")),
         hovertemplate=("query %{customdata[3]} %{customdata[0]}<br>key %{customdata[4]} %{customdata[1]}<br>"
@@ -70,7 +68,7 @@ def grid(result) -> go.Figure:
             h, k = divmod(c, step)
             if q < n and k < n:
                 custom[r][c] = [L, h, labels[q], labels[k]]
-    fig = Figure(go.Heatmap(
+    fig = result.figure_type(go.Heatmap(
         z=z, customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE, hoverongaps=False,
         colorbar=dict(title=dict(text="weight")),
         hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>query %{customdata[2]}<br>"
@@ -121,7 +119,7 @@ def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0) -
     w = result.pattern(layer, head)[q].astype(np.float64)
     colour = head_color(head)
     query = label(result.tokens[q].text.strip() or result.tokens[q].text)  # for the title: no leading space
-    fig = Figure()
+    fig = result.figure_type()
     keys = range(q + 1) if result.model.cfg.causal else range(n)
     for k in sorted(keys, key=lambda k: w[k]):  # strongest drawn last, on top
         if w[k] < min_weight:
@@ -152,7 +150,7 @@ def embeddings(result, normalize: bool = False) -> go.Figure:
     g = result.geometry(normalize)
     xy, layers, var = g["pca_2d"], g["layers"], g["explained_variance_2d"]
     labels = [label(t.text) for t in result.tokens]
-    fig = Figure()
+    fig = result.figure_type()
     for i, lab in enumerate(labels):
         c = head_color(i)
         fig.add_trace(go.Scatter(
@@ -177,7 +175,7 @@ def similarity_by_layer(compare: dict, sentences: list[str]) -> go.Figure:
     layers, occ = compare["layers"], compare["occurrences"]
     sim = np.asarray(compare["similarity"], dtype=np.float64)  # [boundary, occurrence, occurrence]
     n = len(occ)
-    fig = Figure()
+    fig = go.Figure()
     for a in range(n):
         for b in range(a + 1, n):
             pair = f"“{label(sentences[a])}” vs “{label(sentences[b])}”"
@@ -211,7 +209,7 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
         names = [f"{nm} ({i})" for nm, i in zip(names, ids)]
     off = predictions["ablate"]
     heads = ", ".join(f"L{L}H{h}" for L, h in off)
-    fig = Figure()
+    fig = go.Figure()
     for run, name, colour in ((orig, "every head on", "#60656f"), (now, f"{heads} off", "#d4572a")):
         probs = {p["id"]: p["prob"] for p in run}
         fig.add_trace(go.Bar(
@@ -235,7 +233,7 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
 
 def specialists(heads: dict, model_id: str) -> go.Figure:
     """heads: /api/heads' "top" and "formulas". Horizontal bars: the top heads of each pattern and their score."""
-    fig = Figure()
+    fig = go.Figure()
     names = list(heads["top"])
     for i, name in enumerate(names):
         top = heads["top"][name]

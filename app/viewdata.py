@@ -16,9 +16,7 @@ JSON: {"model", "text", "view", "tokens": [{"id", "text", "start", "end"}], ...}
 
 import numpy as np
 
-from app import analysis
-
-from . import figures
+from . import analysis, figures
 
 ATTENTION_COLUMNS = ["layer", "head", "query_index", "query_token", "key_index", "key_token", "weight", "score"]
 EMBEDDING_COLUMNS = ["boundary", "token_index", "token", "pc1", "pc2"]

@@ -1,6 +1,6 @@
 """`attnscope lesson-pack -o DIR`: the /lesson page's examples as a folder of static HTML.
 
-The numbers come from the server's own function (app.routes.pages.lesson_data, on an Api made here
+The numbers come from the server's own function (app.payloads.lesson_data, on an Api made here
 without a server), the charts from app.figures. The folder:
 
     index.html        the lesson: its text with the model's numbers, every chart inline
@@ -25,9 +25,10 @@ from app import figures
 from app.engine import DEFAULT_MODEL, loaders
 from app.engine.model import default_cache_dir
 from app.http import Api, dumps
-from app.routes.pages import lesson_data, plotly_path
+from app.payloads import lesson_data
 from app.settings import Settings
 from app.style import visible as token_label
+from app.vendor import plotly_path
 
 from .images import NoRenderer, render
 from .progress import Progress

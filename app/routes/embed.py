@@ -9,11 +9,13 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import QueryParams
 from pydantic import ValidationError
 
+from .. import payloads
 from ..engine import EngineError, Model
 from ..http import Api, ApiError, error_body, error_response
+from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE
 from ..schemas import LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, LensRequest
-from . import api as api_routes
-from .pages import COMPARE_DEFAULT, EMBED_OF_PAGE, LENS_SENTENCE, TEMPLATES, models_public, plotly_url
+from ..templating import EMBED_OF_PAGE, TEMPLATES
+from ..vendor import plotly_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,27 +98,27 @@ def view_data(api: Api, view: str, state: dict) -> dict:
             req = CompareRequest(model=model.id, sentences=state["sentences"], word=state["word"])
         except ValidationError as e:
             raise BadParam("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())) from None
-        return {"compare": api_routes.compare_payload(api, req)}
+        return {"compare": payloads.compare_payload(api, req)}
     common = {"text": state["text"], "model": model.id}
     if view == "lens":
-        return {"lens": api_routes.lens_payload(api, LensRequest(**common, top_k=5))}
+        return {"lens": payloads.lens_payload(api, LensRequest(**common, top_k=5))}
     if view == "explain":
-        data = {"head": api_routes.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"], detail=True))}
+        data = {"head": payloads.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"], detail=True))}
         tokens = data["head"]["tokens"]
         if state["token"] == -1:
             state["token"] = len(tokens) - 1
         if not 1 <= state["step"] <= n_explain_steps(model):
             raise BadParam(f"step {state['step']} is out of range: this model's explanation has steps 1-{n_explain_steps(model)}")
     elif view == "grid":
-        data = {"grid": api_routes.attention_payload(api, AttentionRequest(**common, encoding="uint8"))}
-        api_routes.check_layer(model, state["layer"])
-        api_routes.check_head(model, state["head"])
+        data = {"grid": payloads.attention_payload(api, AttentionRequest(**common, encoding="uint8"))}
+        payloads.check_layer(model, state["layer"])
+        payloads.check_head(model, state["head"])
         tokens = data["grid"]["tokens"]
     else:
-        data = {"attention": api_routes.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]]))}
-        api_routes.check_head(model, state["head"])
+        data = {"attention": payloads.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]]))}
+        payloads.check_head(model, state["head"])
         if view == "heatmap":
-            data["head"] = api_routes.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"]))
+            data["head"] = payloads.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"]))
         tokens = data["attention"]["tokens"]
     lowest = 0 if view == "explain" else -1
     if not lowest <= state["token"] < len(tokens):
@@ -173,7 +175,7 @@ def embed(view: str, request: Request):
     if error:
         data = None
     state = state or embed_state(view, QueryParams(), api)  # the URL could not be read: show the defaults
-    models = {m["id"]: m for m in models_public(api)}
+    models = {m["id"]: m for m in payloads.models_public(api)}
     initial = {"view": view, "state": state, "model": models.get(state["model"]), "data": data, "error": error}
     return render_embed(request, view, initial, 422 if error else 200)
 

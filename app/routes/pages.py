@@ -1,33 +1,20 @@
 """HTML pages. Jinja renders the shell; the first view's data travels inline as JSON in a
 <script type="application/json"> (|tojson), so the page draws before any API round trip."""
 
-import gzip
-import hashlib
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 
+from .. import payloads
 from ..engine import EngineError
-from ..http import Api, ApiError, accepts_gzip, dumps, error_body
-from .. import analysis
-from ..schemas import LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, PredictionsRequest
-from . import api as api_routes
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = Jinja2Templates(directory=ROOT / "templates")
-# |tojson with orjson (numpy arrays, speed); jinja still escapes <, >, & and ' for the HTML context
-TEMPLATES.env.policies["json.dumps_function"] = lambda obj, **_: dumps(obj).decode()
+from ..http import Api, ApiError, accepts_gzip, error_body
+from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE
+from ..schemas import LESSON_SENTENCE, AttentionRequest, HeadRequest, PredictionsRequest
+from ..templating import EMBED_OF_PAGE, TEMPLATES
+from ..vendor import plotly_bundle, plotly_url
 
 router = APIRouter(include_in_schema=False)
-
-
-# the full pages that have an embed (/embed/{view}), for oEmbed discovery and the Embed button
-EMBED_OF_PAGE = {"/": "heatmap", "/explain": "explain", "/compare": "compare", "/lens": "lens"}
-LENS_SENTENCE = "The capital of France is Paris, and the capital of Italy is"
 
 
 def render(request: Request, page: str, initial: dict):
@@ -48,11 +35,7 @@ def with_data(api: Api, state: dict, build) -> dict:
         data = build()
     except (EngineError, ApiError) as e:
         error = error_body(e)
-    return {"models": models_public(api), "state": state, "data": data, "error": error}
-
-
-def models_public(api: Api) -> list[dict]:
-    return api_routes.list_models(api)["models"]
+    return {"models": payloads.models_public(api), "state": state, "data": data, "error": error}
 
 
 def _int(value: str | None, default: int) -> int:
@@ -90,16 +73,16 @@ def first_view(api: Api, state: dict) -> dict:
     state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
     common = {"text": state["text"], "model": model.id}
     data = {
-        "attention": api_routes.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]])),
-        "head": api_routes.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"])),
-        "grid": api_routes.attention_payload(api, AttentionRequest(**common, encoding="uint8")),
+        "attention": payloads.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]])),
+        "head": payloads.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"])),
+        "grid": payloads.attention_payload(api, AttentionRequest(**common, encoding="uint8")),
     }
     if model.cfg.causal:
         try:
             temperature = min(max(float(state["temperature"]), 0.1), 100)
         except ValueError:
             temperature = 1.0
-        data["predictions"] = api_routes.predictions_payload(api, PredictionsRequest(
+        data["predictions"] = payloads.predictions_payload(api, PredictionsRequest(
             **common, top_k=10, temperature=temperature, ablate=parse_off(state["off"]), ablate_mode=state["offmode"]))
     return data
 
@@ -124,7 +107,7 @@ def explain(request: Request):
         model = api.model(state["model"])
         state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
         state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
-        data = api_routes.head_payload(api, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
+        data = payloads.head_payload(api, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
                                                         head=state["head"], detail=True))
         state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
         return data
@@ -138,54 +121,17 @@ def lens_page(request: Request):
     api: Api = request.app.state.api
     q = request.query_params
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
-    initial = {"models": models_public(api), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
+    initial = {"models": payloads.models_public(api), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
     return render(request, "lens", initial)
-
-
-def _find(tokens, word: str) -> int:
-    return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
-
-
-def lesson_data(api: Api, model_id: str | None = None) -> dict:
-    """The lesson's live examples, computed with the model (default: the default model; runs are cached)."""
-    model = api.model(model_id)
-    fluffy = api.run(model, LESSON_SENTENCE)
-    toks = fluffy.run.tokens
-    creature = _find(toks, "creature")
-    adjectives = [_find(toks, "fluffy"), _find(toks, "blue")]
-    tower_texts = ["the Eiffel tower", "a miniature tower"]
-    towers = []
-    for text in tower_texts:
-        cr = api.run(model, text)
-        t = _find(cr.run.tokens, "tower")
-        towers.append({"text": text, "tokens": analysis.tokens_public(cr.run), "query": t,
-                       "heads": analysis.heads_linking(cr, t, [t - 1], 3)})
-    france = "The capital of France is"
-    cr = api.run(model, france)
-    ft = cr.run.tokens
-    to_france = analysis.heads_linking(cr, len(ft) - 1, [_find(ft, "france")], 5)
-    off = [(h["layer"], h["head"]) for h in to_france]
-    ablation = api_routes.predictions_payload(api, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
-    heads = api_routes.heads_payload(api, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
-    mole = api_routes.compare_payload(api, CompareRequest(model=model.id, word="mole", sentences=COMPARE_DEFAULT[1]))
-    return {
-        "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
-        "fluffy": {"text": LESSON_SENTENCE, "tokens": analysis.tokens_public(fluffy.run), "query": creature, "keys": adjectives,
-                   "heads": analysis.heads_linking(fluffy, creature, adjectives, 5)},
-        "towers": towers, "mole": mole, "mole_sentences": COMPARE_DEFAULT[1], "head_finder": {"top": heads["top"], "formulas": heads["formulas"]},
-        "france": {"text": france, "tokens": analysis.tokens_public(cr.run), "ablated": ablation, "heads_to_france": to_france},
-    }
 
 
 @router.get("/lesson", response_class=HTMLResponse)
 def lesson(request: Request):
     """A guided lesson through the classic examples, with the live model and honest numbers."""
     api: Api = request.app.state.api
-    initial = {"models": models_public(api), "lesson": lesson_data(api)}
+    initial = {"models": payloads.models_public(api), "lesson": payloads.lesson_data(api)}
     return render(request, "lesson", initial)
 
-
-COMPARE_DEFAULT = ("mole", ["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"])
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -198,26 +144,8 @@ def compare(request: Request):
     if len(sentences) < 2:
         word, sentences = (word, COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] or not q.get("word") else (word, sentences + [""] * (2 - len(sentences)))
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
-    initial = {"models": models_public(api), "state": {"word": word, "sentences": sentences, "model": model}}
+    initial = {"models": payloads.models_public(api), "state": {"word": word, "sentences": sentences, "model": model}}
     return render(request, "compare", initial)
-
-
-# --- plotly.js, from the plotly Python package, served by us (no CDN: the app works offline) -------
-
-def plotly_path() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-@lru_cache(maxsize=1)
-def plotly_bundle() -> tuple[str, bytes, bytes]:
-    raw = plotly_path().read_bytes()
-    return hashlib.sha256(raw).hexdigest()[:12], raw, gzip.compress(raw, 6, mtime=0)
-
-
-def plotly_url() -> str:
-    return f"/vendor/plotly-{plotly_bundle()[0]}.min.js"
 
 
 @router.get("/vendor/plotly-{digest}.min.js")

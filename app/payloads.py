@@ -1,0 +1,205 @@
+"""The payloads behind every endpoint, page and embed, and their checks: plain functions of (api,
+request) that return plain data (numpy arrays allowed: orjson encodes them). Routers import this
+module and nothing else of each other, so a page's numbers are the API's by construction."""
+
+import base64
+import logging
+
+import numpy as np
+
+from . import analysis
+from .engine import Model, ModelLoadError
+from .http import Api, ApiError
+from .lesson import FRANCE_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
+from .schemas import (LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest, PredictionsRequest,
+                      ResidualRequest)
+
+log = logging.getLogger("attnscope.api")
+
+
+def models_public(api: Api) -> list[dict]:
+    """The models this server can run; a model that fails to load is logged and left out."""
+    out = []
+    for src in api.registry.available():
+        try:
+            m = api.model(src.id)
+        except ModelLoadError as e:  # a broken user model must not hide the working ones
+            log.warning("model %s is listed but cannot load: %s", src.id, e)
+            continue
+        info = m.info()
+        out.append({k: info[k] for k in ("id", "architecture", "causal", "n_layers", "n_heads", "n_kv_heads",
+                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == api.registry.default})
+    return out
+
+def check_layer(model: Model, layer: int) -> None:
+    if not 0 <= layer < model.cfg.n_layers:
+        raise ApiError(422, "out_of_range", f"layer {layer} is out of range: {model.id} has layers 0-{model.cfg.n_layers - 1}",
+                       n_layers=model.cfg.n_layers)
+
+
+def check_head(model: Model, head: int) -> None:
+    if not 0 <= head < model.cfg.n_heads:
+        raise ApiError(422, "out_of_range", f"head {head} is out of range: {model.id} has heads 0-{model.cfg.n_heads - 1}",
+                       n_heads=model.cfg.n_heads)
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
+
+
+def binary_array(p: np.ndarray, encoding: str, causal: bool) -> dict:
+    """[head, query, key] weights as base64 bytes; a causal pattern sends only its lower triangle
+    (row i holds keys 0..i), since the rest is 0 by construction."""
+    if causal:
+        rows, cols = np.tril_indices(p.shape[-1])
+        p = p[:, rows, cols]
+    data = analysis.quantize_uint8(p) if encoding == "uint8" else p.astype("<f2")
+    return {"dtype": encoding, "shape": [int(p.shape[0]), *([int(len(rows) and rows[-1] + 1)] * 2 if causal else p.shape[1:])],
+            "packing": "tril" if causal else "full", "scale": 1 / 255 if encoding == "uint8" else 1.0, "data": _b64(data)}
+
+
+def attention_payload(api: Api, req: AttentionRequest) -> dict:
+    model = api.model(req.model)
+    layers = list(range(model.cfg.n_layers)) if req.layers is None else list(dict.fromkeys(req.layers))
+    for L in layers:
+        check_layer(model, L)
+    cr = api.run(model, req.text)
+    pats = analysis.patterns(cr, layers)
+    if req.encoding == "json":
+        attn = {L: np.round(p, 4) for L, p in pats.items()}
+    else:
+        attn = {L: binary_array(p, req.encoding, model.cfg.causal) for L, p in pats.items()}
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "n_layers": model.cfg.n_layers,
+            "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "attention": attn}
+
+
+def head_payload(api: Api, req: HeadRequest) -> dict:
+    model = api.model(req.model)
+    check_layer(model, req.layer)
+    check_head(model, req.head)
+    cr = api.run(model, req.text)
+    h = analysis.head_detail(cr, req.layer, req.head)
+    r = lambda a: np.round(a, 5)  # noqa: E731
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layer": req.layer, "head": req.head,
+            "kv_head": h["kv_head"], "d_head": model.cfg.d_head, "scale": h["scale"],
+            "q": r(h["q"]), "k": r(h["k"]), "v": r(h["v"]), "scores": analysis.scores_public(h["scores"]),
+            "pattern": np.round(h["pattern"], 6), "z": r(h["z"]),
+            **({k: r(v) for k, v in analysis.head_inputs_outputs(cr, req.layer, req.head).items()} if req.detail else {})}
+
+
+def require_causal(model: Model) -> None:
+    if not model.cfg.causal:
+        raise ApiError(422, "not_causal", f"{model.id} is an encoder ({model.cfg.architecture}): it does not predict next tokens")
+
+
+def ablated(api: Api, model: Model, req) -> analysis.CachedRun | None:
+    """The run with req.ablate's heads switched off (cached), or None when nothing is switched off."""
+    heads = sorted(set(map(tuple, req.ablate)))
+    for L, h in heads:
+        check_layer(model, L)
+        check_head(model, h)
+    if not heads:
+        return None
+    key = (model.id, req.text, tuple(heads), req.ablate_mode)
+    return api.runs.get_or_compute(key, lambda: analysis.ablated_run(model, req.text, heads, req.ablate_mode))
+
+
+def ablation_fields(req, changed, original) -> dict:
+    if changed is None:
+        return {"ablate": [], "ablate_mode": req.ablate_mode}
+    return {"ablate": sorted(set(map(tuple, req.ablate))), "ablate_mode": req.ablate_mode, "original": original}
+
+
+def predictions_payload(api: Api, req: PredictionsRequest) -> dict:
+    model = api.model(req.model)
+    require_causal(model)
+    cr = api.run(model, req.text)
+    off = ablated(api, model, req)
+    original = analysis.top_k(model, cr.logits(), req.top_k, req.temperature)
+    changed = None if off is None else analysis.top_k(model, off.logits(), req.top_k, req.temperature)
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "temperature": req.temperature,
+            "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
+
+
+def residual_payload(api: Api, req: ResidualRequest) -> dict:
+    model = api.model(req.model)
+    cr = api.run(model, req.text)
+    g = analysis.residual_geometry(cr, req.normalize)
+    cos = [[None] * len(cr.run.tokens)] + np.round(g["cosine_to_previous"], 6).tolist()
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": g["layers"], "normalize": req.normalize,
+            "pca_2d": np.round(g["pca_2d"], 5), "pca_3d": np.round(g["pca_3d"], 5),
+            "explained_variance_2d": np.round(g["explained_variance_2d"], 6),
+            "explained_variance_3d": np.round(g["explained_variance_3d"], 6),
+            "norms": np.round(g["norms"], 4), "cosine_to_previous": cos}
+
+
+def lens_payload(api: Api, req: LensRequest) -> dict:
+    model = api.model(req.model)
+    require_causal(model)
+    cr = api.run(model, req.text)
+    off = ablated(api, model, req)
+    original = analysis.lens(cr, req.top_k)
+    changed = None if off is None else analysis.lens(off, req.top_k)
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": analysis.boundaries(model),
+            "lens": original if changed is None else changed, **ablation_fields(req, changed, original)}
+
+
+def compare_payload(api: Api, req: CompareRequest) -> dict:
+    model = api.model(req.model)
+    runs = [api.run(model, text) for text in req.sentences]
+    try:
+        c = analysis.compare(runs, req.sentences, req.word)
+    except analysis.WordNotFound as e:
+        raise ApiError(422, "word_not_found", f"{e}: {req.sentences[e.sentence]!r}", sentence=e.sentence) from None
+    return {"model": model.id, "word": req.word, "layers": c["layers"], "occurrences": c["occurrences"],
+            "similarity": np.round(c["similarity"], 6), "pca_2d": np.round(c["pca_2d"], 5),
+            "explained_variance_2d": np.round(c["explained_variance_2d"], 6)}
+
+
+def heads_payload(api: Api, req: HeadsRequest) -> dict:
+    model = api.model(req.model)
+    cr = api.run(model, req.text)
+    induction = api.runs.get_or_compute((model.id, "induction-probe"), lambda: analysis.induction_scores(model))
+    scores = analysis.head_scores(cr, induction)
+    top = {}
+    for name, s in scores.items():
+        order = np.argsort(-s, axis=None, kind="stable")[: req.top]
+        top[name] = [{"layer": int(i // s.shape[1]), "head": int(i % s.shape[1]), "score": round(float(s.flat[i]), 4)} for i in order]
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "formulas": analysis.HEAD_SCORES,
+            "scores": {k: np.round(v, 4) for k, v in scores.items()}, "top": top}
+
+
+# --- the lesson ----------------------------------------------------------------------------------
+
+def _find(tokens, word: str) -> int:
+    return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
+
+
+def lesson_data(api: Api, model_id: str | None = None) -> dict:
+    """The lesson's live examples, computed with the model (default: the default model; runs are cached)."""
+    model = api.model(model_id)
+    fluffy = api.run(model, LESSON_SENTENCE)
+    toks = fluffy.run.tokens
+    creature = _find(toks, "creature")
+    adjectives = [_find(toks, "fluffy"), _find(toks, "blue")]
+    towers = []
+    for text in TOWER_SENTENCES:
+        cr = api.run(model, text)
+        t = _find(cr.run.tokens, "tower")
+        towers.append({"text": text, "tokens": analysis.tokens_public(cr.run), "query": t,
+                       "heads": analysis.heads_linking(cr, t, [t - 1], 3)})
+    france = FRANCE_SENTENCE
+    cr = api.run(model, france)
+    ft = cr.run.tokens
+    to_france = analysis.heads_linking(cr, len(ft) - 1, [_find(ft, "france")], 5)
+    off = [(h["layer"], h["head"]) for h in to_france]
+    ablation = predictions_payload(api, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
+    heads = heads_payload(api, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
+    mole = compare_payload(api, CompareRequest(model=model.id, word="mole", sentences=MOLE_SENTENCES))
+    return {
+        "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
+        "fluffy": {"text": LESSON_SENTENCE, "tokens": analysis.tokens_public(fluffy.run), "query": creature, "keys": adjectives,
+                   "heads": analysis.heads_linking(fluffy, creature, adjectives, 5)},
+        "towers": towers, "mole": mole, "mole_sentences": MOLE_SENTENCES, "head_finder": {"top": heads["top"], "formulas": heads["formulas"]},
+        "france": {"text": france, "tokens": analysis.tokens_public(cr.run), "ablated": ablation, "heads_to_france": to_france},
+    }

@@ -7,11 +7,11 @@ import logging
 
 import numpy as np
 
-from . import analysis
+from . import analysis, lesson
 from .engine import Model, ModelLoadError
 from .http import Api, ApiError
-from .lesson import FRANCE_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
-from .schemas import (LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest, PredictionsRequest,
+from .lesson import COMPARE_DEFAULT, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
+from .schemas import (AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest, PredictionsRequest,
                       ResidualRequest)
 
 log = logging.getLogger("attnscope.api")
@@ -176,7 +176,8 @@ def _find(tokens, word: str) -> int:
 
 
 def lesson_data(api: Api, model_id: str | None = None) -> dict:
-    """The lesson's live examples, computed with the model (default: the default model; runs are cached)."""
+    """The lesson's live examples, computed with the model (default: the default model; runs are cached),
+    and its text with their numbers ("sections", app/lesson.py's)."""
     model = api.model(model_id)
     fluffy = api.run(model, LESSON_SENTENCE)
     toks = fluffy.run.tokens
@@ -195,11 +196,12 @@ def lesson_data(api: Api, model_id: str | None = None) -> dict:
     off = [(h["layer"], h["head"]) for h in to_france]
     ablation = predictions_payload(api, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
     heads = heads_payload(api, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
-    mole = compare_payload(api, CompareRequest(model=model.id, word="mole", sentences=MOLE_SENTENCES))
-    return {
+    mole = compare_payload(api, CompareRequest(model=model.id, word=COMPARE_DEFAULT[0], sentences=MOLE_SENTENCES))
+    data = {
         "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
         "fluffy": {"text": LESSON_SENTENCE, "tokens": analysis.tokens_public(fluffy.run), "query": creature, "keys": adjectives,
                    "heads": analysis.heads_linking(fluffy, creature, adjectives, 5)},
         "towers": towers, "mole": mole, "mole_sentences": MOLE_SENTENCES, "head_finder": {"top": heads["top"], "formulas": heads["formulas"]},
         "france": {"text": france, "tokens": analysis.tokens_public(cr.run), "ablated": ablation, "heads_to_france": to_france},
     }
+    return data | {"sections": lesson.sections(data)}

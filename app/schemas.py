@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LESSON_SENTENCE = "a fluffy blue creature roamed the verdant forest"
+from .lesson import LESSON_SENTENCE, MOLE_SENTENCES
 
 
 class Strict(BaseModel):
@@ -54,7 +54,7 @@ class LensRequest(TextRequest, Ablation):
 class CompareRequest(Strict):
     model: str | None = Field(None, description="model id from /api/models; default: the default model")
     sentences: list[str] = Field(min_length=2, max_length=4, description="2 to 4 sentences that share a word",
-                                 examples=[["American shrew mole", "one mole of carbon dioxide", "take a biopsy of the mole"]])
+                                 examples=[MOLE_SENTENCES])
     word: str = Field(min_length=1, max_length=100, description="the shared word (whole word, case-insensitive)", examples=["mole"])
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app import exports, viewdata
 from app.engine import DEFAULT_MODEL, EngineError
+from app.lesson import LESSON_SENTENCE
 
 from .images import NoRenderer, render
 from .lessonpack import build, converted
@@ -58,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write the /lesson page's examples, computed by the real model with the server's own\n"
                     "functions, as a folder of static HTML that opens from file:// with no network:\n\n"
-                    "  index.html        the lesson: tokens of \"a fluffy blue creature roamed the verdant forest\",\n"
+                    f"  index.html        the lesson: tokens of \"{LESSON_SENTENCE}\",\n"
                     "                    the adjectives -> 'creature' head and the honest gap (previous-token heads,\n"
                     "                    the attention sink), \"mole\" in three sentences, the Eiffel / a miniature\n"
                     "                    tower, the head finder's specialists, switching off the heads through\n"

@@ -13,7 +13,6 @@ It opens from file:// with no network: no CDN, no require.js.
 """
 
 import html
-import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from app import figures
 from app.engine import DEFAULT_MODEL, loaders
 from app.engine.model import default_cache_dir
 from app.http import Api, dumps
+from app.lesson import quoted
 from app.payloads import lesson_data
 from app.settings import Settings
 from app.style import visible as token_label
@@ -39,20 +39,6 @@ N_CHARTS = 7  # adjectives arrows + heatmap, mole, two towers, head finder, abla
 
 class PackError(ValueError):
     pass
-
-
-# --- text, as the /lesson page writes it (static/js/tokens.js and lesson.js) ------------------------
-
-def quoted(text: str) -> str:
-    return f"‘{token_label(text.strip()) if text.strip() else token_label(text)}’"
-
-
-def pct(x: float) -> str:
-    return f"{math.floor(100 * float(x) + 0.5)}%"  # JS toFixed(0): halves round up
-
-
-def head_name(h: dict) -> str:
-    return f"L{h['layer']}H{h['head']}"
 
 
 # --- the pack's contents --------------------------------------------------------------------------------
@@ -102,82 +88,22 @@ def build_charts(api, model, L: dict) -> dict[str, Chart]:
 
 
 def lesson_sections(L: dict, charts: dict[str, Chart]) -> list[Section]:
-    """The lesson's text with its numbers, in lesson.js's words."""
-    m, f = L["model"], L["fluffy"]
-    toks = f["tokens"]
-    split = [token_label(t["text"]) for t in toks if not t["text"].startswith(" ") and t["start"] > 0]
-    s1 = Section("tokens", "1. Every token starts alone", [("chips", toks), ("p",
-        f"{m['name']} reads “{f['text']}” as {len(toks)} tokens. Common words are one token each; a rarer word is "
-        f"split into pieces{' (here ' + ', '.join(f'“{s}”' for s in split) + ')' if split else ''}. Each token starts "
-        "as its own context-free vector of numbers: the same vector wherever the token appears.")])
-
-    best = f["heads"][0]
-    q = quoted(toks[f["query"]]["text"])
-    adj = " and ".join(quoted(toks[k]["text"]) for k in f["keys"])
-    prev_top = ", ".join(head_name(h) for h in L["head_finder"]["top"]["previous"][:3])
-    s2 = Section("adjectives", "2. Adjectives update the noun (mostly)", [
-        ("chart", charts["adjectives-arrows"]),
-        ("p", f"The textbook picture: the adjectives {adj} update the noun {q}, so that it comes to mean a fluffy, blue "
-              f"creature. Searching all {m['n_layers'] * m['n_heads']} heads of the real model, layer {best['layer']}, "
-              f"head {best['head']} comes closest: {q} puts {pct(best['share'])} of its attention on {adj} (arrows "
-              "above; thicker means more)."),
-        ("p", "The next closest heads: " + ", ".join(f"{head_name(h)} ({pct(h['share'])})" for h in f["heads"][1:]) + "."),
-        ("p", f"The honest gap: the heads that do this most are largely previous-token heads (the head finder's top "
-              f"previous-token heads are {prev_top}): they look at the word just before any word, and here the words "
-              f"before {q} happen to be its adjectives. A typical head instead sends {pct(best['median_first_token'])} "
-              f"of {q}'s attention (the median over all heads) to the very first token, an “attention sink” that real "
-              "models use as a place to put attention they do not need."),
-        ("chart", charts["adjectives-heatmap"]),
-    ])
-
-    c = L["mole"]
-    last, n = c["similarity"][-1], len(c["occurrences"])
-    low = min(float(last[a][b]) for a in range(n) for b in range(a + 1, n))
-    s3 = Section("mole", "3. One word, three meanings: mole", [
-        ("list", [f"{i + 1}. {s}" for i, s in enumerate(L["mole_sentences"])]),
-        ("chart", charts["mole-similarity"]),
-        ("p", "“mole” means an animal, a unit of chemistry and a mark on the skin in these three sentences, but it is "
-              "the same token in all of them, so at the embedding its three vectors are identical: similarity 1. Layer "
-              "by layer, attention mixes in the rest of each sentence and the vectors drift apart; at the last layer "
-              f"the least similar pair is at {low:.2f}."),
-    ])
-
-    s4 = Section("towers", "4. The Eiffel tower and a miniature tower")
-    for i, t in enumerate(L["towers"]):
-        h = t["heads"][0]
-        s4.blocks += [("chart", charts[f"tower-{i + 1}-arrows"]), ("p",
-            f"“{t['text']}”: in layer {h['layer']}, head {h['head']}, {quoted(t['tokens'][t['query']]['text'])} puts "
-            f"{pct(h['share'])} of its attention on {quoted(t['tokens'][t['query'] - 1]['text'])}.")]
-    s4.blocks.append(("p", "The word before “tower” changes what a tower is. In each sentence a head carries that word "
-                           "into “tower”; that is the step that lets later layers treat an Eiffel tower as a landmark "
-                           "and a miniature tower as a toy."))
-
-    hf = L["head_finder"]
-    s5 = Section("heads", "5. Many heads, different jobs", [
-        ("p", "A layer runs many heads in parallel, and the model has many layers. Scoring every head on simple "
-              "patterns finds a few clear specialists:"),
-        ("list", [(name, f": layer {top[0]['layer']}, head {top[0]['head']} ({top[0]['score']:.2f}) — {hf['formulas'][name]}")
-                  for name, top in hf["top"].items()]),
-        ("chart", charts["head-finder"]),
-    ])
-
-    fr = L["france"]
-    i = len(fr["tokens"]) - 1
-    orig, now = fr["ablated"]["original"][i], fr["ablated"]["predictions"][i]
-    now_prob = {p["id"]: p["prob"] for p in now}
-    first = quoted(orig[0]["text"])
-    falls = (f"falls to {pct(now_prob[orig[0]['id']])}" if orig[0]["id"] in now_prob
-             else f"falls out of the top {len(now)}")
-    k = len(fr["heads_to_france"])
-    s6 = Section("ablation", "6. Switch heads off", [
-        ("chart", charts["france-ablation"]),
-        ("p", f"“{fr['text']}” → the model answers {first} ({pct(orig[0]['prob'])}). The heads through which the last "
-              f"token reads {quoted('France')} most are {', '.join(head_name(h) for h in fr['heads_to_france'])}. Switch "
-              f"those {k} heads off (their output set to zero) and run the model again: its top answer becomes "
-              f"{quoted(now[0]['text'])} ({pct(now[0]['prob'])}), and {first} {falls}. The country still reaches the "
-              "last token by other paths, but much less of it: a head is a route for information."),
-    ])
-    sections = [s1, s2, s3, s4, s5, s6]
+    """The lesson's text (L["sections"], app/lesson.py's: the words of /lesson) around its charts."""
+    t = L["sections"]
+    sections = [
+        Section("tokens", t["tokens"]["title"], [("chips", L["fluffy"]["tokens"])] + [("p", p) for p in t["tokens"]["p"]]),
+        Section("adjectives", t["adjectives"]["title"], [("chart", charts["adjectives-arrows"])]
+                + [("p", p) for p in t["adjectives"]["p"]] + [("chart", charts["adjectives-heatmap"])]),
+        Section("mole", t["mole"]["title"], [("list", [f"{i + 1}. {s}" for i, s in enumerate(t["mole"]["sentences"])]),
+                                             ("chart", charts["mole-similarity"])] + [("p", p) for p in t["mole"]["p"]]),
+        Section("towers", t["towers"]["title"], [b for i, caption in enumerate(t["towers"]["captions"])
+                                                 for b in (("chart", charts[f"tower-{i + 1}-arrows"]), ("p", caption))]
+                + [("p", p) for p in t["towers"]["p"]]),
+        Section("heads", t["heads"]["title"], [("p", p) for p in t["heads"]["p"]]
+                + [("list", [(name, f": {head} — {formula}") for name, head, formula in t["heads"]["list"]]),
+                   ("chart", charts["head-finder"])]),
+        Section("ablation", t["ablation"]["title"], [("chart", charts["france-ablation"])] + [("p", p) for p in t["ablation"]["p"]]),
+    ]
     for s in sections:
         for kind, value in s.blocks:
             if kind == "chart":

@@ -155,6 +155,11 @@ def test_numbers_are_the_servers(pack, server_lesson):
     assert f"its top answer becomes ‘{now[0]['text'].strip()}’ ({pct(now[0]['prob'])})" in text
     assert ", ".join(f"L{h['layer']}H{h['head']}" for h in fr["heads_to_france"]) in text
 
+    # the words are the page's: one source (app/lesson.py) for /lesson and the pack
+    for section in L["sections"].values():
+        assert section["title"] in text
+        for p in section["p"] + section.get("captions", []):
+            assert " ".join(p.split()) in text, p
     # a chart page repeats its section's text
     assert f"its top answer becomes ‘{now[0]['text'].strip()}’" in visible_text(out / "france-ablation.html")
 

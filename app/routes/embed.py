@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from .. import payloads
 from ..engine import EngineError, Model
 from ..http import Api, ApiError, error_body, error_response
-from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE
-from ..schemas import LESSON_SENTENCE, AttentionRequest, CompareRequest, HeadRequest, LensRequest
+from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE, LESSON_SENTENCE
+from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_url
 

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import exports
-from ..payloads import check_head, check_layer
 from ..deps import ApiDep
 from ..engine import EngineError
 from ..http import GZIP_MIN_BYTES, Api, ApiError, accepts_gzip, gzip_level
+from ..lesson import LESSON_SENTENCE
+from ..payloads import check_head, check_layer
 from ..runview import RunView
-from ..schemas import LESSON_SENTENCE
 
 # Not in the OpenAPI schema, like the pages and embeds (tests/test_fuzz.py checks that the schema is the
 # JSON API exactly); the endpoint is documented in the README.

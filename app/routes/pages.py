@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from .. import payloads
 from ..engine import EngineError
 from ..http import Api, ApiError, accepts_gzip, error_body
-from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE
-from ..schemas import LESSON_SENTENCE, AttentionRequest, HeadRequest, PredictionsRequest
+from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE, LESSON_SENTENCE
+from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_bundle, plotly_url
 

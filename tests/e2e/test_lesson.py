@@ -20,6 +20,10 @@ def test_lesson_renders(browser, server, width):
     assert p.eval_on_selector_all("#fluffy-arrows svg path[data-head]", "ps => ps.length") > 0
     text = p.text_content("main")
     assert "attention sink" in text and "Paris" in text
+    sections = p.evaluate("() => JSON.parse(document.getElementById('initial').textContent).lesson.sections")
+    for section in sections.values():  # every word of the lesson is app/lesson.py's, shown once
+        for para in [section["title"]] + section["p"] + section.get("captions", []):
+            assert text.count(para) == 1, para
     # the ablation numbers in the text are the API's
     france = "The capital of France is"
     heads = p.evaluate("() => JSON.parse(document.getElementById('initial').textContent).lesson.france.heads_to_france")

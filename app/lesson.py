@@ -13,6 +13,9 @@ MOLE_SENTENCES = ["American shrew mole", "one mole of carbon dioxide", "take a b
 COMPARE_DEFAULT = ("mole", MOLE_SENTENCES)
 TOWER_SENTENCES = ["the Eiffel tower", "a miniature tower"]
 FRANCE_SENTENCE = "The capital of France is"
+# the head every view opens on (page, embed, export, notebook, CLI): in the lesson sentence it reads
+# 'creature' from its adjectives as well as any early head
+DEFAULT_LAYER, DEFAULT_HEAD = 2, 3
 
 TITLES = {"tokens": "1. Every token starts alone", "adjectives": "2. Adjectives update the noun (mostly)",
           "mole": "3. One word, three meanings: mole", "towers": "4. The Eiffel tower and a miniature tower",

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from . import analysis, figures
 from .engine import Model
+from .lesson import DEFAULT_HEAD, DEFAULT_LAYER
 
 
 class RunView:
@@ -18,8 +19,8 @@ class RunView:
     def __init__(self, cached: analysis.CachedRun, text: str, layer: int | None = None, head: int | None = None):
         self.cached, self.text = cached, text
         cfg = self.model.cfg
-        self.layer = min(2, cfg.n_layers - 1) if layer is None else layer
-        self.head = min(3, cfg.n_heads - 1) if head is None else head
+        self.layer = min(DEFAULT_LAYER, cfg.n_layers - 1) if layer is None else layer
+        self.head = min(DEFAULT_HEAD, cfg.n_heads - 1) if head is None else head
         self.check(self.layer, self.head)
         self._geometry: dict[bool, dict] = {}
 

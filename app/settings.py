@@ -5,6 +5,8 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .engine.registry import DEFAULT_MODEL
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATTNSCOPE_", extra="ignore")
@@ -13,7 +15,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, validation_alias=AliasChoices("ATTNSCOPE_PORT", "PORT"))
     workers: int = Field(1, ge=1, validation_alias=AliasChoices("ATTNSCOPE_WORKERS", "WORKERS"))
     models: str = Field("", description="extra models: paths (GGUF files or HF folders), `id=path`, separated by ':' or ','")
-    default_model: str = "smollm2-135m-instruct"
+    default_model: str = DEFAULT_MODEL
     preload: str = Field("default", description="models to load at start: 'default', 'all', 'none' or a comma list of ids")
     cache_dir: str | None = Field(None, description="where converted weights are stored (default ~/.cache/attnscope)")
     max_tokens: int = Field(512, ge=1, description="longest input accepted, in tokens (never more than the model's context)")
@@ -24,6 +26,7 @@ class Settings(BaseSettings):
     blas_threads: int = Field(0, ge=0, description="BLAS threads per worker; 0: the cores divided among the workers. "
                               "More threads than free cores make OpenBLAS spin and thrash (measured 10x slower)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")
+    chromium: str = Field("/usr/bin/chromium", description="headless Chromium for PNG/SVG when kaleido cannot render")
 
 
 @lru_cache

@@ -10,13 +10,13 @@ silences it); an error is one line on stderr and a non-zero exit.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from app import exports, viewdata
 from app.engine import DEFAULT_MODEL, EngineError
-from app.lesson import LESSON_SENTENCE
+from app.lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
+from app.settings import Settings
 
 from .images import NoRenderer, render
 from .lessonpack import build, converted
@@ -31,12 +31,14 @@ class CliError(Exception):
 
 
 def parser() -> argparse.ArgumentParser:
+    settings = Settings()
     p = argparse.ArgumentParser(prog="attnscope", description="See how attention moves meaning between tokens.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the web app (uvicorn app.main:app, like `make run`)")
-    s.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="default: $HOST or 127.0.0.1")
-    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="default: $PORT or 8000")
-    s.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")), help="default: $WORKERS or 1")
+    s.add_argument("--host", default=settings.host, help=f"default: $HOST or {Settings.model_fields['host'].default}")
+    s.add_argument("--port", type=int, default=settings.port, help=f"default: $PORT or {Settings.model_fields['port'].default}")
+    s.add_argument("--workers", type=int, default=settings.workers,
+                   help=f"default: $WORKERS or {Settings.model_fields['workers'].default}")
     e = sub.add_parser(
         "export", help="write one view of one text to a file (.html .json .csv .png .svg)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,9 +49,9 @@ def parser() -> argparse.ArgumentParser:
                     "  .json / .csv  the data behind the view:\n\n" + viewdata.__doc__.split("\n", 2)[2])
     e.add_argument("--view", choices=viewdata.VIEWS, default="heatmap")
     e.add_argument("--text", required=True, help="the text to run through the model")
-    e.add_argument("--model", default=None, help="model id (default: smollm2-135m-instruct)")
-    e.add_argument("--layer", type=int, default=2)
-    e.add_argument("--head", type=int, default=3)
+    e.add_argument("--model", default=None, help=f"model id (default: $ATTNSCOPE_DEFAULT_MODEL or {DEFAULT_MODEL})")
+    e.add_argument("--layer", type=int, default=DEFAULT_LAYER)
+    e.add_argument("--head", type=int, default=DEFAULT_HEAD)
     e.add_argument("--token", default=None, help="arrows: the query token, an index or its text (default: the last)")
     e.add_argument("--cache-dir", default=None, help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
     e.add_argument("-o", "--output", required=True, help="output file; its suffix picks the format")
@@ -77,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="folder to write (created if missing; files in it are replaced)")
     k.add_argument("--model", default=None,
-                   help="a causal model id (default: $ATTNSCOPE_DEFAULT_MODEL or smollm2-135m-instruct)")
+                   help=f"a causal model id (default: $ATTNSCOPE_DEFAULT_MODEL or {DEFAULT_MODEL})")
     k.add_argument("--cache-dir", default=None,
                    help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
     k.add_argument("--images", nargs="?", const="png", choices=("png", "svg"), default=None,
@@ -95,7 +97,7 @@ def export(args) -> str:
     if args.token is not None and args.token.lstrip("-").isdigit():
         args.token = int(args.token)
     reg = registry(args.cache_dir)
-    model_id = reg.resolve(args.model or os.environ.get("ATTNSCOPE_DEFAULT_MODEL", DEFAULT_MODEL))
+    model_id = reg.resolve(args.model)  # None: the settings' default model
     # progress only for the long steps (a quick export stays silent, its error one line)
     first_load, image = not converted(reg, model_id), fmt in (".png", ".svg")
     with Progress(first_load + image, quiet=args.quiet or not (first_load or image)) as p:

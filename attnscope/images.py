@@ -7,7 +7,9 @@ import importlib.util
 import os
 import urllib.parse
 
-CHROMIUM = os.environ.get("ATTNSCOPE_CHROMIUM", "/usr/bin/chromium")
+from app.settings import Settings
+
+CHROMIUM = Settings().chromium
 
 
 class NoRenderer(RuntimeError):

@@ -1,7 +1,6 @@
 """attnscope.run(text) -> Result: one forward pass kept, views as plotly figures, notebook display."""
 
 import html
-import os
 import threading
 
 import numpy as np
@@ -9,6 +8,7 @@ import numpy as np
 from app import analysis, figures
 from app.engine import Model, Registry
 from app.runview import RunView
+from app.settings import Settings
 from app.style import visible
 from app.svg import heatmap_svg
 
@@ -19,21 +19,22 @@ _lock = threading.Lock()
 
 
 def registry(cache_dir=None) -> Registry:
-    """One registry (and so one loaded copy of each model) per weight cache directory."""
-    cache_dir = cache_dir or os.environ.get("ATTNSCOPE_CACHE_DIR") or None
+    """One registry (and so one loaded copy of each model) per weight cache directory, made with the
+    server's settings (app.settings.Settings: ATTNSCOPE_MODELS, _DEFAULT_MODEL, _MAX_TOKENS, _CACHE_DIR)."""
+    settings = Settings()
+    cache_dir = cache_dir or settings.cache_dir or None
     key = str(cache_dir)
     with _lock:
         if key not in _registries:
-            _registries[key] = Registry.from_env(
-                cache_dir=cache_dir, default=os.environ.get("ATTNSCOPE_DEFAULT_MODEL", "smollm2-135m-instruct"),
-                max_tokens=int(os.environ.get("ATTNSCOPE_MAX_TOKENS", "512")))
+            _registries[key] = Registry.from_env(settings.models, cache_dir=cache_dir, default=settings.default_model,
+                                                 max_tokens=settings.max_tokens)
         return _registries[key]
 
 
-def run(text: str, model: str | Model = "smollm2-135m-instruct", cache_dir=None, *,
+def run(text: str, model: str | Model | None = None, cache_dir=None, *,
         layer: int | None = None, head: int | None = None) -> "Result":
-    """Run `text` through `model` (an id, or a loaded app.engine.Model) once and keep every capture.
-    layer/head: the head shown when the result itself is displayed (default layer 2, head 3)."""
+    """Run `text` through `model` (an id, a loaded app.engine.Model, or None: the default model) once and
+    keep every capture. layer/head: the head shown when the result itself is displayed (default: app.lesson's)."""
     m = model if isinstance(model, Model) else registry(cache_dir).get(model)
     return Result(analysis.full_run(m, text), text, layer, head)
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from .. import payloads
 from ..engine import EngineError, Model
 from ..http import Api, ApiError, error_body, error_response
-from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE, LESSON_SENTENCE
+from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_url
@@ -77,7 +77,7 @@ def embed_state(view: str, q: QueryParams, api: Api) -> dict:
         return state
     # explain needs a query token: 'creature' in the lesson sentence, else the last token (-1)
     token_default = 3 if view == "explain" and text == LESSON_SENTENCE else -1
-    state |= {"layer": _int_param(q, "layer", 2), "head": _int_param(q, "head", 3), "token": _int_param(q, "token", token_default)}
+    state |= {"layer": _int_param(q, "layer", DEFAULT_LAYER), "head": _int_param(q, "head", DEFAULT_HEAD), "token": _int_param(q, "token", token_default)}
     if view == "explain":
         state |= {"step": _int_param(q, "step", 1), "all": q.get("all") == "1"}
     return state

@@ -14,7 +14,7 @@ from .. import exports
 from ..deps import ApiDep
 from ..engine import EngineError
 from ..http import GZIP_MIN_BYTES, Api, ApiError, accepts_gzip, gzip_level
-from ..lesson import LESSON_SENTENCE
+from ..lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
 from ..payloads import check_head, check_layer
 from ..runview import RunView
 
@@ -53,10 +53,10 @@ def _export(api: Api, view: str, fmt: str, text: str, model_id: str | None, laye
 
 @router.get("/export/{name}", response_class=Response)
 async def export(name: str, request: Request, api: ApiDep,
-                 text: str = LESSON_SENTENCE, model: str | None = None, layer: int = 2, head: int = 3,
+                 text: str = LESSON_SENTENCE, model: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
                  token: int | None = None):
     """One view as a file to download. text/model/layer/head as in the explorer's URL (defaults: the
-    lesson sentence, the default model, layer 2, head 3); token: arrows' query token (-1 or absent:
+    lesson sentence, the default model, DEFAULT_LAYER and DEFAULT_HEAD: layer 2, head 3); token: arrows' query token (-1 or absent:
     the last), checked against the text for every view."""
     view, _, fmt = name.rpartition(".")
     if view not in exports.VIEWS or fmt not in exports.FORMATS:

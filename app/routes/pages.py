@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from .. import payloads
 from ..engine import EngineError
 from ..http import Api, ApiError, accepts_gzip, error_body
-from ..lesson import COMPARE_DEFAULT, LENS_SENTENCE, LESSON_SENTENCE
+from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_bundle, plotly_url
@@ -50,7 +50,7 @@ def page_state(request: Request, api: Api) -> dict:
     q = request.query_params
     model_id = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
     text = q.get("text", LESSON_SENTENCE)
-    return {"text": text, "model": model_id, "layer": _int(q.get("layer"), 2), "head": _int(q.get("head"), 3),
+    return {"text": text, "model": model_id, "layer": _int(q.get("layer"), DEFAULT_LAYER), "head": _int(q.get("head"), DEFAULT_HEAD),
             "token": _int(q.get("token"), -1), "locked": q.get("locked") == "1",
             "dir": "in" if q.get("dir") == "in" else "out", "heads": q.get("heads", ""),
             "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero"}

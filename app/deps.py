@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .http import Api
+from .runs import Runner
 
 
-def get_api(request: Request) -> Api:
+def get_api(request: Request) -> Runner:
     """The models, caches and compute pool, made once in the app's lifespan."""
     return request.app.state.api
 
 
-ApiDep = Annotated[Api, Depends(get_api)]
+ApiDep = Annotated[Runner, Depends(get_api)]

@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
-from .http import GZIP_MIN_BYTES, Api, BodyLimit, install_error_handlers
+from .runs import GZIP_MIN_BYTES, BodyLimit, Runner, install_error_handlers
 from .security import SecurityHeaders
 from .routes import api, embed, export, pages
 from .schemas import LESSON_SENTENCE
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,
                      model.cfg.n_layers, model.cfg.n_heads)
         app.state.registry, app.state.settings = reg, settings
-        app.state.api = Api(reg, settings)
+        app.state.api = Runner(reg, settings)
         if settings.preload != "none":  # touch every weight page once, and cache the lesson sentence's run
             app.state.api.run(reg.get(), LESSON_SENTENCE)
         yield

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import analysis, lesson
 from .engine import Model, ModelLoadError
-from .http import Api, ApiError
+from .runs import Runner, ApiError
 from .lesson import COMPARE_DEFAULT, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
 from .schemas import (AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest, PredictionsRequest,
                       ResidualRequest)
@@ -17,7 +17,7 @@ from .schemas import (AttentionRequest, CompareRequest, HeadRequest, HeadsReques
 log = logging.getLogger("attnscope.api")
 
 
-def models_public(api: Api) -> list[dict]:
+def models_public(api: Runner) -> list[dict]:
     """The models this server can run; a model that fails to load is logged and left out."""
     out = []
     for src in api.registry.available():
@@ -58,7 +58,7 @@ def binary_array(p: np.ndarray, encoding: str, causal: bool) -> dict:
             "packing": "tril" if causal else "full", "scale": 1 / 255 if encoding == "uint8" else 1.0, "data": _b64(data)}
 
 
-def attention_payload(api: Api, req: AttentionRequest) -> dict:
+def attention_payload(api: Runner, req: AttentionRequest) -> dict:
     model = api.model(req.model)
     layers = list(range(model.cfg.n_layers)) if req.layers is None else list(dict.fromkeys(req.layers))
     for L in layers:
@@ -73,7 +73,7 @@ def attention_payload(api: Api, req: AttentionRequest) -> dict:
             "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "attention": attn}
 
 
-def head_payload(api: Api, req: HeadRequest) -> dict:
+def head_payload(api: Runner, req: HeadRequest) -> dict:
     model = api.model(req.model)
     check_layer(model, req.layer)
     check_head(model, req.head)
@@ -92,7 +92,7 @@ def require_causal(model: Model) -> None:
         raise ApiError(422, "not_causal", f"{model.id} is an encoder ({model.cfg.architecture}): it does not predict next tokens")
 
 
-def ablated(api: Api, model: Model, req) -> analysis.CachedRun | None:
+def ablated(api: Runner, model: Model, req) -> analysis.CachedRun | None:
     """The run with req.ablate's heads switched off (cached), or None when nothing is switched off."""
     heads = sorted(set(map(tuple, req.ablate)))
     for L, h in heads:
@@ -110,7 +110,7 @@ def ablation_fields(req, changed, original) -> dict:
     return {"ablate": sorted(set(map(tuple, req.ablate))), "ablate_mode": req.ablate_mode, "original": original}
 
 
-def predictions_payload(api: Api, req: PredictionsRequest) -> dict:
+def predictions_payload(api: Runner, req: PredictionsRequest) -> dict:
     model = api.model(req.model)
     require_causal(model)
     cr = api.run(model, req.text)
@@ -121,7 +121,7 @@ def predictions_payload(api: Api, req: PredictionsRequest) -> dict:
             "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
 
-def residual_payload(api: Api, req: ResidualRequest) -> dict:
+def residual_payload(api: Runner, req: ResidualRequest) -> dict:
     model = api.model(req.model)
     cr = api.run(model, req.text)
     g = analysis.residual_geometry(cr, req.normalize)
@@ -133,7 +133,7 @@ def residual_payload(api: Api, req: ResidualRequest) -> dict:
             "norms": np.round(g["norms"], 4), "cosine_to_previous": cos}
 
 
-def lens_payload(api: Api, req: LensRequest) -> dict:
+def lens_payload(api: Runner, req: LensRequest) -> dict:
     model = api.model(req.model)
     require_causal(model)
     cr = api.run(model, req.text)
@@ -144,7 +144,7 @@ def lens_payload(api: Api, req: LensRequest) -> dict:
             "lens": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
 
-def compare_payload(api: Api, req: CompareRequest) -> dict:
+def compare_payload(api: Runner, req: CompareRequest) -> dict:
     model = api.model(req.model)
     runs = [api.run(model, text) for text in req.sentences]
     try:
@@ -156,7 +156,7 @@ def compare_payload(api: Api, req: CompareRequest) -> dict:
             "explained_variance_2d": np.round(c["explained_variance_2d"], 6)}
 
 
-def heads_payload(api: Api, req: HeadsRequest) -> dict:
+def heads_payload(api: Runner, req: HeadsRequest) -> dict:
     model = api.model(req.model)
     cr = api.run(model, req.text)
     induction = api.runs.get_or_compute((model.id, "induction-probe"), lambda: analysis.induction_scores(model))
@@ -175,7 +175,7 @@ def _find(tokens, word: str) -> int:
     return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
 
 
-def lesson_data(api: Api, model_id: str | None = None) -> dict:
+def lesson_data(api: Runner, model_id: str | None = None) -> dict:
     """The lesson's live examples, computed with the model (default: the default model; runs are cached),
     and its text with their numbers ("sections", app/lesson.py's)."""
     model = api.model(model_id)

@@ -1,6 +1,6 @@
 """`attnscope lesson-pack -o DIR`: the /lesson page's examples as a folder of static HTML.
 
-The numbers come from the server's own function (app.payloads.lesson_data, on an Api made here
+The numbers come from the server's own function (app.payloads.lesson_data, on a Runner made here
 without a server), the charts from app.figures. The folder:
 
     index.html        the lesson: its text with the model's numbers, every chart inline
@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from app import figures
 from app.engine import DEFAULT_MODEL, loaders
 from app.engine.model import default_cache_dir
-from app.http import Api, dumps
+from app.runs import Runner, dumps
 from app.lesson import quoted
 from app.payloads import lesson_data
 from app.settings import Settings
@@ -283,7 +283,7 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
             raise PackError(f"{model_id} is an encoder ({model.cfg.architecture}), not a causal language model: the "
                             f"lesson predicts next tokens and switches heads off; use a causal model such as {DEFAULT_MODEL}")
         p.next(f"computing the lesson's examples with {model_id}")
-        api = Api(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
+        api = Runner(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
         L = lesson_data(api, model_id)
         charts = build_charts(api, model, L)
         sections = lesson_sections(L, charts)

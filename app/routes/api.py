@@ -2,7 +2,7 @@
 lessons' /api/compare, /api/lens, /api/heads.
 
 Each route resolves what it can on the event loop (model id, cache), and does the work (forward
-pass, encoding) in the compute pool via Api.respond; the payloads are app/payloads.py's, and one
+pass, encoding) in the compute pool via Runner.respond; the payloads are app/payloads.py's, and one
 run of a text serves every endpoint."""
 
 from fastapi import APIRouter, Request

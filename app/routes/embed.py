@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from .. import payloads
 from ..engine import EngineError, Model
-from ..http import Api, ApiError, error_body, error_response
+from ..runs import Runner, ApiError, error_body, error_response
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
@@ -57,7 +57,7 @@ def embed_query(view: str, pairs: list[tuple[str, str]]) -> str:
     return urlencode([(k, v) for name in PARAMS[view] for k, v in pairs if k == name])
 
 
-def embed_state(view: str, q: QueryParams, api: Api) -> dict:
+def embed_state(view: str, q: QueryParams, api: Runner) -> dict:
     """The state from the URL's parameters (none: the defaults). Unlike the full pages, a bad value is
     an error shown in the frame, not a silent default: the embed's author should see what went wrong."""
     theme = q.get("theme") or "auto"
@@ -88,7 +88,7 @@ def n_explain_steps(model: Model) -> int:
     return 7 + (model.cfg.architecture == "llama") + model.cfg.causal
 
 
-def view_data(api: Api, view: str, state: dict) -> dict:
+def view_data(api: Runner, view: str, state: dict) -> dict:
     """The view's data, built by the same functions as the API responses (so the numbers are the API's)."""
     if view != "compare" and not state["text"].strip():
         raise BadParam("the text is empty: add ?text=... to the embed's URL")
@@ -160,7 +160,7 @@ def render_embed(request: Request, view: str | None, initial: dict, status: int 
 
 @router.get("/embed/{view:path}", response_class=HTMLResponse)
 def embed(view: str, request: Request):
-    api: Api = request.app.state.api
+    api: Runner = request.app.state.api
     if view not in VIEWS:
         error = {"error": "unknown_view", "detail": f"there is no embed called {view!r}: use one of {', '.join(VIEWS)}"}
         return render_embed(request, None, {"view": None, "state": None, "data": None, "error": error}, 404)

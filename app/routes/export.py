@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from .. import exports
 from ..deps import ApiDep
 from ..engine import EngineError
-from ..http import GZIP_MIN_BYTES, Api, ApiError, accepts_gzip, gzip_level
+from ..runs import GZIP_MIN_BYTES, Runner, ApiError, accepts_gzip, gzip_level
 from ..lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
 from ..payloads import check_head, check_layer
 from ..runview import RunView
@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 HTML_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
 
 
-def _export(api: Api, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
+def _export(api: Runner, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
             token: int | None, want_gz: bool) -> tuple[bytes, str, str, bool]:
     """Blocking (compute pool): (body, media type, file name, gzipped)."""
     model = api.model(model_id)

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from .. import payloads
 from ..engine import EngineError
-from ..http import Api, ApiError, accepts_gzip, error_body
+from ..runs import Runner, ApiError, accepts_gzip, error_body
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
@@ -28,7 +28,7 @@ def render(request: Request, page: str, initial: dict):
                                                                 "oembed_url": oembed})
 
 
-def with_data(api: Api, state: dict, build) -> dict:
+def with_data(api: Runner, state: dict, build) -> dict:
     """Initial data for a page: its first view's data, or the error that prevented it (shown inline)."""
     error = data = None
     try:
@@ -45,7 +45,7 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
-def page_state(request: Request, api: Api) -> dict:
+def page_state(request: Request, api: Runner) -> dict:
     """The view state from the URL (every state is a permalink); bad values fall back to defaults."""
     q = request.query_params
     model_id = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
@@ -66,7 +66,7 @@ def parse_off(off: str) -> list[tuple[int, int]]:
     return out
 
 
-def first_view(api: Api, state: dict) -> dict:
+def first_view(api: Runner, state: dict) -> dict:
     """The data the first paint needs, built by the same functions as the API responses."""
     model = api.model(state["model"])
     state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
@@ -89,7 +89,7 @@ def first_view(api: Api, state: dict) -> dict:
 
 @router.get("/", response_class=HTMLResponse)
 def explorer(request: Request):
-    api: Api = request.app.state.api
+    api: Runner = request.app.state.api
     state = page_state(request, api)
     return render(request, "explorer", with_data(api, state, lambda: first_view(api, state)))
 
@@ -97,7 +97,7 @@ def explorer(request: Request):
 @router.get("/explain", response_class=HTMLResponse)
 def explain(request: Request):
     """One head, step by step, with the real numbers (the lesson's math)."""
-    api: Api = request.app.state.api
+    api: Runner = request.app.state.api
     state = page_state(request, api)
     q = request.query_params
     state |= {"step": max(0, _int(q.get("step"), 1) - 1), "all": q.get("all") == "1"}
@@ -118,7 +118,7 @@ def explain(request: Request):
 @router.get("/lens", response_class=HTMLResponse)
 def lens_page(request: Request):
     """The logit lens and the head finder; data is fetched by the page."""
-    api: Api = request.app.state.api
+    api: Runner = request.app.state.api
     q = request.query_params
     model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
     initial = {"models": payloads.models_public(api), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
@@ -128,7 +128,7 @@ def lens_page(request: Request):
 @router.get("/lesson", response_class=HTMLResponse)
 def lesson(request: Request):
     """A guided lesson through the classic examples, with the live model and honest numbers."""
-    api: Api = request.app.state.api
+    api: Runner = request.app.state.api
     initial = {"models": payloads.models_public(api), "lesson": payloads.lesson_data(api)}
     return render(request, "lesson", initial)
 
@@ -137,7 +137,7 @@ def lesson(request: Request):
 @router.get("/compare", response_class=HTMLResponse)
 def compare(request: Request):
     """The same word in different sentences, layer by layer; data is fetched by the page."""
-    api: Api = request.app.state.api
+    api: Runner = request.app.state.api
     q = request.query_params
     sentences = [s for s in q.getlist("s") if s.strip()][:4]
     word = q.get("word") or COMPARE_DEFAULT[0]

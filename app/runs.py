@@ -1,5 +1,5 @@
 """HTTP plumbing: errors as JSON 4xx, a request-body limit, fast JSON, gzip by negotiation, and
-the `Api` object that runs each request's work off the event loop with caching and load shedding."""
+the `Runner` object that runs each request's work off the event loop with caching and load shedding."""
 
 import gzip
 from collections.abc import Callable
@@ -155,7 +155,7 @@ class Body:
         return len(self.raw) + (len(self._gz) if self._gz else 0)
 
 
-class Api:
+class Runner:
     """What the API routes share: the models, the caches and the compute pool (on app.state)."""
 
     def __init__(self, registry: Registry, settings: Settings):

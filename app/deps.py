@@ -7,9 +7,9 @@ from fastapi import Depends, Request
 from .runs import Runner
 
 
-def get_api(request: Request) -> Runner:
+def get_runner(request: Request) -> Runner:
     """The models, caches and compute pool, made once in the app's lifespan."""
-    return request.app.state.api
+    return request.app.state.runner
 
 
-ApiDep = Annotated[Runner, Depends(get_api)]
+RunnerDep = Annotated[Runner, Depends(get_runner)]

@@ -11,7 +11,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
-from .runs import GZIP_MIN_BYTES, BodyLimit, Runner, install_error_handlers
+from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
+from .runs import Runner
 from .security import SecurityHeaders
 from .routes import api, embed, export, pages
 from .schemas import LESSON_SENTENCE
@@ -61,11 +62,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,
                      model.cfg.n_layers, model.cfg.n_heads)
         app.state.registry, app.state.settings = reg, settings
-        app.state.api = Runner(reg, settings)
+        app.state.runner = Runner(reg, settings)
         if settings.preload != "none":  # touch every weight page once, and cache the lesson sentence's run
-            app.state.api.run(reg.get(), LESSON_SENTENCE)
+            app.state.runner.run(reg.get(), LESSON_SENTENCE)
         yield
-        app.state.api.pool.shutdown()
+        app.state.runner.pool.shutdown()
 
     app = FastAPI(title="attnscope", summary="How attention moves meaning between tokens, from a real transformer.",
                   version="0.1.0", lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""The payloads behind every endpoint, page and embed, and their checks: plain functions of (api,
+"""The payloads behind every endpoint, page and embed, and their checks: plain functions of (runner,
 request) that return plain data (numpy arrays allowed: orjson encodes them). Routers import this
 module and nothing else of each other, so a page's numbers are the API's by construction."""
 
@@ -9,26 +9,27 @@ import numpy as np
 
 from . import analysis, lesson
 from .engine import Model, ModelLoadError
-from .runs import Runner, ApiError
+from .http import ApiError
 from .lesson import COMPARE_DEFAULT, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
+from .runs import Runner
 from .schemas import (AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest, PredictionsRequest,
                       ResidualRequest)
 
 log = logging.getLogger("attnscope.api")
 
 
-def models_public(api: Runner) -> list[dict]:
+def models_public(runner: Runner) -> list[dict]:
     """The models this server can run; a model that fails to load is logged and left out."""
     out = []
-    for src in api.registry.available():
+    for src in runner.registry.available():
         try:
-            m = api.model(src.id)
+            m = runner.model(src.id)
         except ModelLoadError as e:  # a broken user model must not hide the working ones
             log.warning("model %s is listed but cannot load: %s", src.id, e)
             continue
         info = m.info()
         out.append({k: info[k] for k in ("id", "architecture", "causal", "n_layers", "n_heads", "n_kv_heads",
-                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == api.registry.default})
+                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == runner.registry.default})
     return out
 
 def check_layer(model: Model, layer: int) -> None:
@@ -58,12 +59,12 @@ def binary_array(p: np.ndarray, encoding: str, causal: bool) -> dict:
             "packing": "tril" if causal else "full", "scale": 1 / 255 if encoding == "uint8" else 1.0, "data": _b64(data)}
 
 
-def attention_payload(api: Runner, req: AttentionRequest) -> dict:
-    model = api.model(req.model)
+def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
+    model = runner.model(req.model)
     layers = list(range(model.cfg.n_layers)) if req.layers is None else list(dict.fromkeys(req.layers))
     for L in layers:
         check_layer(model, L)
-    cr = api.run(model, req.text)
+    cr = runner.run(model, req.text)
     pats = analysis.patterns(cr, layers)
     if req.encoding == "json":
         attn = {L: np.round(p, 4) for L, p in pats.items()}
@@ -73,11 +74,11 @@ def attention_payload(api: Runner, req: AttentionRequest) -> dict:
             "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "attention": attn}
 
 
-def head_payload(api: Runner, req: HeadRequest) -> dict:
-    model = api.model(req.model)
+def head_payload(runner: Runner, req: HeadRequest) -> dict:
+    model = runner.model(req.model)
     check_layer(model, req.layer)
     check_head(model, req.head)
-    cr = api.run(model, req.text)
+    cr = runner.run(model, req.text)
     h = analysis.head_detail(cr, req.layer, req.head)
     r = lambda a: np.round(a, 5)  # noqa: E731
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layer": req.layer, "head": req.head,
@@ -92,7 +93,7 @@ def require_causal(model: Model) -> None:
         raise ApiError(422, "not_causal", f"{model.id} is an encoder ({model.cfg.architecture}): it does not predict next tokens")
 
 
-def ablated(api: Runner, model: Model, req) -> analysis.CachedRun | None:
+def ablated(runner: Runner, model: Model, req) -> analysis.CachedRun | None:
     """The run with req.ablate's heads switched off (cached), or None when nothing is switched off."""
     heads = sorted(set(map(tuple, req.ablate)))
     for L, h in heads:
@@ -101,7 +102,7 @@ def ablated(api: Runner, model: Model, req) -> analysis.CachedRun | None:
     if not heads:
         return None
     key = (model.id, req.text, tuple(heads), req.ablate_mode)
-    return api.runs.get_or_compute(key, lambda: analysis.ablated_run(model, req.text, heads, req.ablate_mode))
+    return runner.runs.get_or_compute(key, lambda: analysis.ablated_run(model, req.text, heads, req.ablate_mode))
 
 
 def ablation_fields(req, changed, original) -> dict:
@@ -110,20 +111,20 @@ def ablation_fields(req, changed, original) -> dict:
     return {"ablate": sorted(set(map(tuple, req.ablate))), "ablate_mode": req.ablate_mode, "original": original}
 
 
-def predictions_payload(api: Runner, req: PredictionsRequest) -> dict:
-    model = api.model(req.model)
+def predictions_payload(runner: Runner, req: PredictionsRequest) -> dict:
+    model = runner.model(req.model)
     require_causal(model)
-    cr = api.run(model, req.text)
-    off = ablated(api, model, req)
+    cr = runner.run(model, req.text)
+    off = ablated(runner, model, req)
     original = analysis.top_k(model, cr.logits(), req.top_k, req.temperature)
     changed = None if off is None else analysis.top_k(model, off.logits(), req.top_k, req.temperature)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "temperature": req.temperature,
             "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
 
-def residual_payload(api: Runner, req: ResidualRequest) -> dict:
-    model = api.model(req.model)
-    cr = api.run(model, req.text)
+def residual_payload(runner: Runner, req: ResidualRequest) -> dict:
+    model = runner.model(req.model)
+    cr = runner.run(model, req.text)
     g = analysis.residual_geometry(cr, req.normalize)
     cos = [[None] * len(cr.run.tokens)] + np.round(g["cosine_to_previous"], 6).tolist()
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": g["layers"], "normalize": req.normalize,
@@ -133,20 +134,20 @@ def residual_payload(api: Runner, req: ResidualRequest) -> dict:
             "norms": np.round(g["norms"], 4), "cosine_to_previous": cos}
 
 
-def lens_payload(api: Runner, req: LensRequest) -> dict:
-    model = api.model(req.model)
+def lens_payload(runner: Runner, req: LensRequest) -> dict:
+    model = runner.model(req.model)
     require_causal(model)
-    cr = api.run(model, req.text)
-    off = ablated(api, model, req)
+    cr = runner.run(model, req.text)
+    off = ablated(runner, model, req)
     original = analysis.lens(cr, req.top_k)
     changed = None if off is None else analysis.lens(off, req.top_k)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": analysis.boundaries(model),
             "lens": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
 
-def compare_payload(api: Runner, req: CompareRequest) -> dict:
-    model = api.model(req.model)
-    runs = [api.run(model, text) for text in req.sentences]
+def compare_payload(runner: Runner, req: CompareRequest) -> dict:
+    model = runner.model(req.model)
+    runs = [runner.run(model, text) for text in req.sentences]
     try:
         c = analysis.compare(runs, req.sentences, req.word)
     except analysis.WordNotFound as e:
@@ -156,10 +157,10 @@ def compare_payload(api: Runner, req: CompareRequest) -> dict:
             "explained_variance_2d": np.round(c["explained_variance_2d"], 6)}
 
 
-def heads_payload(api: Runner, req: HeadsRequest) -> dict:
-    model = api.model(req.model)
-    cr = api.run(model, req.text)
-    induction = api.runs.get_or_compute((model.id, "induction-probe"), lambda: analysis.induction_scores(model))
+def heads_payload(runner: Runner, req: HeadsRequest) -> dict:
+    model = runner.model(req.model)
+    cr = runner.run(model, req.text)
+    induction = runner.runs.get_or_compute((model.id, "induction-probe"), lambda: analysis.induction_scores(model))
     scores = analysis.head_scores(cr, induction)
     top = {}
     for name, s in scores.items():
@@ -175,28 +176,28 @@ def _find(tokens, word: str) -> int:
     return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
 
 
-def lesson_data(api: Runner, model_id: str | None = None) -> dict:
+def lesson_data(runner: Runner, model_id: str | None = None) -> dict:
     """The lesson's live examples, computed with the model (default: the default model; runs are cached),
     and its text with their numbers ("sections", app/lesson.py's)."""
-    model = api.model(model_id)
-    fluffy = api.run(model, LESSON_SENTENCE)
+    model = runner.model(model_id)
+    fluffy = runner.run(model, LESSON_SENTENCE)
     toks = fluffy.run.tokens
     creature = _find(toks, "creature")
     adjectives = [_find(toks, "fluffy"), _find(toks, "blue")]
     towers = []
     for text in TOWER_SENTENCES:
-        cr = api.run(model, text)
+        cr = runner.run(model, text)
         t = _find(cr.run.tokens, "tower")
         towers.append({"text": text, "tokens": analysis.tokens_public(cr.run), "query": t,
                        "heads": analysis.heads_linking(cr, t, [t - 1], 3)})
     france = FRANCE_SENTENCE
-    cr = api.run(model, france)
+    cr = runner.run(model, france)
     ft = cr.run.tokens
     to_france = analysis.heads_linking(cr, len(ft) - 1, [_find(ft, "france")], 5)
     off = [(h["layer"], h["head"]) for h in to_france]
-    ablation = predictions_payload(api, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
-    heads = heads_payload(api, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
-    mole = compare_payload(api, CompareRequest(model=model.id, word=COMPARE_DEFAULT[0], sentences=MOLE_SENTENCES))
+    ablation = predictions_payload(runner, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
+    heads = heads_payload(runner, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
+    mole = compare_payload(runner, CompareRequest(model=model.id, word=COMPARE_DEFAULT[0], sentences=MOLE_SENTENCES))
     data = {
         "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
         "fluffy": {"text": LESSON_SENTENCE, "tokens": analysis.tokens_public(fluffy.run), "query": creature, "keys": adjectives,

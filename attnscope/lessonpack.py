@@ -23,9 +23,10 @@ import plotly.graph_objects as go
 from app import figures
 from app.engine import DEFAULT_MODEL, loaders
 from app.engine.model import default_cache_dir
-from app.runs import Runner, dumps
+from app.http import dumps
 from app.lesson import quoted
 from app.payloads import lesson_data
+from app.runs import Runner
 from app.settings import Settings
 from app.style import visible as token_label
 from app.vendor import plotly_path
@@ -60,10 +61,10 @@ class Section:
     blocks: list = field(default_factory=list)
 
 
-def build_charts(api, model, L: dict) -> dict[str, Chart]:
+def build_charts(runner, model, L: dict) -> dict[str, Chart]:
     """One plotly figure per chart, from the lesson's numbers and its (cached) runs."""
     f, best = L["fluffy"], L["fluffy"]["heads"][0]
-    fluffy = Result(api.run(model, f["text"]), f["text"], best["layer"], best["head"])
+    fluffy = Result(runner.run(model, f["text"]), f["text"], best["layer"], best["head"])
     charts = [
         Chart("adjectives-arrows",
               f"Adjectives → {quoted(f['tokens'][f['query']]['text'])}: layer {best['layer']}, head {best['head']}",
@@ -75,7 +76,7 @@ def build_charts(api, model, L: dict) -> dict[str, Chart]:
     ]
     for i, t in enumerate(L["towers"]):
         h = t["heads"][0]
-        r = Result(api.run(model, t["text"]), t["text"], h["layer"], h["head"])
+        r = Result(runner.run(model, t["text"]), t["text"], h["layer"], h["head"])
         charts.append(Chart(f"tower-{i + 1}-arrows", f"“{t['text']}”: layer {h['layer']}, head {h['head']}",
                             figures.arrows(r, h["layer"], h["head"], t["query"])))
     charts.append(Chart("head-finder", "The head finder's specialists", figures.specialists(L["head_finder"], model.id)))
@@ -283,9 +284,9 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
             raise PackError(f"{model_id} is an encoder ({model.cfg.architecture}), not a causal language model: the "
                             f"lesson predicts next tokens and switches heads off; use a causal model such as {DEFAULT_MODEL}")
         p.next(f"computing the lesson's examples with {model_id}")
-        api = Runner(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
-        L = lesson_data(api, model_id)
-        charts = build_charts(api, model, L)
+        runner = Runner(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
+        L = lesson_data(runner, model_id)
+        charts = build_charts(runner, model, L)
         sections = lesson_sections(L, charts)
         chart_list = [c for s in sections for kind, c in s.blocks if kind == "chart"]
         assert len(chart_list) == N_CHARTS == len(charts), "every chart appears once in the lesson"

@@ -155,7 +155,7 @@ def test_residual_geometry(client, smol):
 
 
 def test_one_run_serves_every_endpoint(client):
-    api = client.app.state.api
+    api = client.app.state.runner
     text = "one text, run once, for every endpoint"
     before = api.runs.stats()["misses"]
     post(client, "/api/attention", text=text)

@@ -8,7 +8,7 @@ run of a text serves every endpoint."""
 from fastapi import APIRouter, Request
 
 from .. import payloads
-from ..deps import ApiDep
+from ..deps import RunnerDep
 from ..schemas import (AttentionPublic, AttentionRequest, ComparePublic, CompareRequest, ErrorPublic, HeadPublic,
                        HeadRequest, HeadsPublic, HeadsRequest, LensPublic, LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest,
                        ResidualPublic, ResidualRequest)
@@ -24,57 +24,57 @@ ERRORS = {
 
 
 @router.get("/models", response_model=ModelsPublic)
-def list_models(api: ApiDep):
+def list_models(runner: RunnerDep):
     """The models this server can run; the default one first is not guaranteed: see `default`."""
-    return {"models": payloads.models_public(api)}
+    return {"models": payloads.models_public(runner)}
 
 
 @router.post("/attention", response_model=AttentionPublic, responses=ERRORS)
-async def attention(req: AttentionRequest, request: Request, api: ApiDep):
+async def attention(req: AttentionRequest, request: Request, runner: RunnerDep):
     """Every attention pattern of the text (or of the layers asked for)."""
     key = (req.model, "attention", req.text, None if req.layers is None else tuple(req.layers), req.encoding)
-    return await api.respond(request, key, lambda: payloads.attention_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.attention_payload(runner, req))
 
 
 @router.post("/head", response_model=HeadPublic, responses=ERRORS)
-async def head(req: HeadRequest, request: Request, api: ApiDep):
+async def head(req: HeadRequest, request: Request, runner: RunnerDep):
     """One head in full: q, k, v, the scaled scores before the softmax, the pattern and z."""
     key = (req.model, "head", req.text, req.layer, req.head, req.detail)
-    return await api.respond(request, key, lambda: payloads.head_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.head_payload(runner, req))
 
 
 @router.post("/predictions", response_model=PredictionsPublic, responses=ERRORS)
-async def predictions(req: PredictionsRequest, request: Request, api: ApiDep):
+async def predictions(req: PredictionsRequest, request: Request, runner: RunnerDep):
     """For each position, the top-k next tokens (softmax of the final logits), most likely first."""
     key = (req.model, "predictions", req.text, req.top_k, req.temperature, tuple(map(tuple, req.ablate)), req.ablate_mode)
-    return await api.respond(request, key, lambda: payloads.predictions_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.predictions_payload(runner, req))
 
 
 @router.post("/residual", response_model=ResidualPublic, responses=ERRORS)
-async def residual(req: ResidualRequest, request: Request, api: ApiDep):
+async def residual(req: ResidualRequest, request: Request, runner: RunnerDep):
     """Each token's residual-stream vector at every layer boundary, projected by PCA (2-D and 3-D)."""
     key = (req.model, "residual", req.text, req.normalize)
-    return await api.respond(request, key, lambda: payloads.residual_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.residual_payload(runner, req))
 
 
 @router.post("/lens", response_model=LensPublic, responses=ERRORS)
-async def lens(req: LensRequest, request: Request, api: ApiDep):
+async def lens(req: LensRequest, request: Request, runner: RunnerDep):
     """The logit lens: what the model would predict from each layer's residual stream, position by position."""
     key = (req.model, "lens", req.text, req.top_k, tuple(map(tuple, req.ablate)), req.ablate_mode)
-    return await api.respond(request, key, lambda: payloads.lens_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.lens_payload(runner, req))
 
 
 @router.post("/compare", response_model=ComparePublic, responses=ERRORS)
-async def compare(req: CompareRequest, request: Request, api: ApiDep):
+async def compare(req: CompareRequest, request: Request, runner: RunnerDep):
     """The same word in 2-4 sentences: how similar its vectors are, layer by layer (identical at the
     embedding when it is the same token, diverging as context flows in)."""
     key = (req.model, "compare", tuple(req.sentences), req.word)
-    return await api.respond(request, key, lambda: payloads.compare_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.compare_payload(runner, req))
 
 
 @router.post("/heads", response_model=HeadsPublic, responses=ERRORS)
-async def heads(req: HeadsRequest, request: Request, api: ApiDep):
+async def heads(req: HeadsRequest, request: Request, runner: RunnerDep):
     """The head finder: every head scored on simple patterns (previous token, first token, self, broad,
     induction), with the formula of each score; the text is used for all but induction."""
     key = (req.model, "heads", req.text, req.top)
-    return await api.respond(request, key, lambda: payloads.heads_payload(api, req))
+    return await runner.respond(request, key, lambda: payloads.heads_payload(runner, req))

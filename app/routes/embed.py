@@ -10,9 +10,11 @@ from starlette.datastructures import QueryParams
 from pydantic import ValidationError
 
 from .. import payloads
+from ..deps import RunnerDep
 from ..engine import EngineError, Model
-from ..runs import Runner, ApiError, error_body, error_response
+from ..http import ApiError, error_body, error_response
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
+from ..runs import Runner
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_url
@@ -57,11 +59,11 @@ def embed_query(view: str, pairs: list[tuple[str, str]]) -> str:
     return urlencode([(k, v) for name in PARAMS[view] for k, v in pairs if k == name])
 
 
-def embed_state(view: str, q: QueryParams, api: Runner) -> dict:
+def embed_state(view: str, q: QueryParams, runner: Runner) -> dict:
     """The state from the URL's parameters (none: the defaults). Unlike the full pages, a bad value is
     an error shown in the frame, not a silent default: the embed's author should see what went wrong."""
     theme = q.get("theme") or "auto"
-    state = {"model": q.get("model") or api.registry.default, "theme": theme if theme in THEMES else "auto",
+    state = {"model": q.get("model") or runner.registry.default, "theme": theme if theme in THEMES else "auto",
              "static": q.get("static") == "1"}
     if view == "compare":
         sentences = q.getlist("sentences") or q.getlist("s")
@@ -88,37 +90,37 @@ def n_explain_steps(model: Model) -> int:
     return 7 + (model.cfg.architecture == "llama") + model.cfg.causal
 
 
-def view_data(api: Runner, view: str, state: dict) -> dict:
+def view_data(runner: Runner, view: str, state: dict) -> dict:
     """The view's data, built by the same functions as the API responses (so the numbers are the API's)."""
     if view != "compare" and not state["text"].strip():
         raise BadParam("the text is empty: add ?text=... to the embed's URL")
-    model = api.model(state["model"])
+    model = runner.model(state["model"])
     if view == "compare":
         try:
             req = CompareRequest(model=model.id, sentences=state["sentences"], word=state["word"])
         except ValidationError as e:
             raise BadParam("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())) from None
-        return {"compare": payloads.compare_payload(api, req)}
+        return {"compare": payloads.compare_payload(runner, req)}
     common = {"text": state["text"], "model": model.id}
     if view == "lens":
-        return {"lens": payloads.lens_payload(api, LensRequest(**common, top_k=5))}
+        return {"lens": payloads.lens_payload(runner, LensRequest(**common, top_k=5))}
     if view == "explain":
-        data = {"head": payloads.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"], detail=True))}
+        data = {"head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"], detail=True))}
         tokens = data["head"]["tokens"]
         if state["token"] == -1:
             state["token"] = len(tokens) - 1
         if not 1 <= state["step"] <= n_explain_steps(model):
             raise BadParam(f"step {state['step']} is out of range: this model's explanation has steps 1-{n_explain_steps(model)}")
     elif view == "grid":
-        data = {"grid": payloads.attention_payload(api, AttentionRequest(**common, encoding="uint8"))}
+        data = {"grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8"))}
         payloads.check_layer(model, state["layer"])
         payloads.check_head(model, state["head"])
         tokens = data["grid"]["tokens"]
     else:
-        data = {"attention": payloads.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]]))}
+        data = {"attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]]))}
         payloads.check_head(model, state["head"])
         if view == "heatmap":
-            data["head"] = payloads.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"]))
+            data["head"] = payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"]))
         tokens = data["attention"]["tokens"]
     lowest = 0 if view == "explain" else -1
     if not lowest <= state["token"] < len(tokens):
@@ -159,23 +161,22 @@ def render_embed(request: Request, view: str | None, initial: dict, status: int 
 
 
 @router.get("/embed/{view:path}", response_class=HTMLResponse)
-def embed(view: str, request: Request):
-    api: Runner = request.app.state.api
+def embed(view: str, request: Request, runner: RunnerDep):
     if view not in VIEWS:
         error = {"error": "unknown_view", "detail": f"there is no embed called {view!r}: use one of {', '.join(VIEWS)}"}
         return render_embed(request, None, {"view": None, "state": None, "data": None, "error": error}, 404)
     state, data, error = None, None, None
     try:
-        state = embed_state(view, request.query_params, api)
-        data = view_data(api, view, state)
+        state = embed_state(view, request.query_params, runner)
+        data = view_data(runner, view, state)
     except BadParam as e:
         error = {"error": "bad_parameter", "detail": str(e)}
     except (EngineError, ApiError) as e:
         error = error_body(e)
     if error:
         data = None
-    state = state or embed_state(view, QueryParams(), api)  # the URL could not be read: show the defaults
-    models = {m["id"]: m for m in payloads.models_public(api)}
+    state = state or embed_state(view, QueryParams(), runner)  # the URL could not be read: show the defaults
+    models = {m["id"]: m for m in payloads.models_public(runner)}
     initial = {"view": view, "state": state, "model": models.get(state["model"]), "data": data, "error": error}
     return render_embed(request, view, initial, 422 if error else 200)
 

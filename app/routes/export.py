@@ -11,11 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import exports
-from ..deps import ApiDep
+from ..deps import RunnerDep
 from ..engine import EngineError
-from ..runs import GZIP_MIN_BYTES, Runner, ApiError, accepts_gzip, gzip_level
+from ..http import GZIP_MIN_BYTES, ApiError, accepts_gzip, gzip_level
 from ..lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
 from ..payloads import check_head, check_layer
+from ..runs import Runner
 from ..runview import RunView
 
 # Not in the OpenAPI schema, like the pages and embeds (tests/test_fuzz.py checks that the schema is the
@@ -28,13 +29,13 @@ router = APIRouter(include_in_schema=False)
 HTML_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
 
 
-def _export(api: Runner, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
+def _export(runner: Runner, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
             token: int | None, want_gz: bool) -> tuple[bytes, str, str, bool]:
     """Blocking (compute pool): (body, media type, file name, gzipped)."""
-    model = api.model(model_id)
+    model = runner.model(model_id)
     check_layer(model, layer)
     check_head(model, head)
-    cached = api.run(model, text)
+    cached = runner.run(model, text)
     n = len(cached.run.tokens)
     if token is not None and not -1 <= token < n:
         raise ApiError(422, "out_of_range", f"token {token} is out of range: this text has tokens 0-{n - 1} (-1 for none)",
@@ -52,7 +53,7 @@ def _export(api: Runner, view: str, fmt: str, text: str, model_id: str | None, l
 
 
 @router.get("/export/{name}", response_class=Response)
-async def export(name: str, request: Request, api: ApiDep,
+async def export(name: str, request: Request, runner: RunnerDep,
                  text: str = LESSON_SENTENCE, model: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
                  token: int | None = None):
     """One view as a file to download. text/model/layer/head as in the explorer's URL (defaults: the
@@ -64,7 +65,7 @@ async def export(name: str, request: Request, api: ApiDep,
                        f"{', '.join(exports.VIEWS)} and fmt one of {', '.join(exports.FORMATS)}",
                        views=list(exports.VIEWS), formats=list(exports.FORMATS))
     try:
-        body, media, filename, gz = await api.pool.run(_export, api, view, fmt, text, model, layer, head, token,
+        body, media, filename, gz = await runner.pool.run(_export, runner, view, fmt, text, model, layer, head, token,
                                                        accepts_gzip(request))
     except (EngineError, ApiError):
         raise

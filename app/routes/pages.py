@@ -7,9 +7,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from .. import payloads
+from ..deps import RunnerDep
 from ..engine import EngineError
-from ..runs import Runner, ApiError, accepts_gzip, error_body
+from ..http import ApiError, accepts_gzip, error_body
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
+from ..runs import Runner
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_bundle, plotly_url
@@ -28,14 +30,14 @@ def render(request: Request, page: str, initial: dict):
                                                                 "oembed_url": oembed})
 
 
-def with_data(api: Runner, state: dict, build) -> dict:
+def with_data(runner: Runner, state: dict, build) -> dict:
     """Initial data for a page: its first view's data, or the error that prevented it (shown inline)."""
     error = data = None
     try:
         data = build()
     except (EngineError, ApiError) as e:
         error = error_body(e)
-    return {"models": payloads.models_public(api), "state": state, "data": data, "error": error}
+    return {"models": payloads.models_public(runner), "state": state, "data": data, "error": error}
 
 
 def _int(value: str | None, default: int) -> int:
@@ -45,10 +47,10 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
-def page_state(request: Request, api: Runner) -> dict:
+def page_state(request: Request, runner: Runner) -> dict:
     """The view state from the URL (every state is a permalink); bad values fall back to defaults."""
     q = request.query_params
-    model_id = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
+    model_id = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
     text = q.get("text", LESSON_SENTENCE)
     return {"text": text, "model": model_id, "layer": _int(q.get("layer"), DEFAULT_LAYER), "head": _int(q.get("head"), DEFAULT_HEAD),
             "token": _int(q.get("token"), -1), "locked": q.get("locked") == "1",
@@ -66,85 +68,80 @@ def parse_off(off: str) -> list[tuple[int, int]]:
     return out
 
 
-def first_view(api: Runner, state: dict) -> dict:
+def first_view(runner: Runner, state: dict) -> dict:
     """The data the first paint needs, built by the same functions as the API responses."""
-    model = api.model(state["model"])
+    model = runner.model(state["model"])
     state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
     state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
     common = {"text": state["text"], "model": model.id}
     data = {
-        "attention": payloads.attention_payload(api, AttentionRequest(**common, layers=[state["layer"]])),
-        "head": payloads.head_payload(api, HeadRequest(**common, layer=state["layer"], head=state["head"])),
-        "grid": payloads.attention_payload(api, AttentionRequest(**common, encoding="uint8")),
+        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]])),
+        "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"])),
+        "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8")),
     }
     if model.cfg.causal:
         try:
             temperature = min(max(float(state["temperature"]), 0.1), 100)
         except ValueError:
             temperature = 1.0
-        data["predictions"] = payloads.predictions_payload(api, PredictionsRequest(
+        data["predictions"] = payloads.predictions_payload(runner, PredictionsRequest(
             **common, top_k=10, temperature=temperature, ablate=parse_off(state["off"]), ablate_mode=state["offmode"]))
     return data
 
 
 @router.get("/", response_class=HTMLResponse)
-def explorer(request: Request):
-    api: Runner = request.app.state.api
-    state = page_state(request, api)
-    return render(request, "explorer", with_data(api, state, lambda: first_view(api, state)))
+def explorer(request: Request, runner: RunnerDep):
+    state = page_state(request, runner)
+    return render(request, "explorer", with_data(runner, state, lambda: first_view(runner, state)))
 
 
 @router.get("/explain", response_class=HTMLResponse)
-def explain(request: Request):
+def explain(request: Request, runner: RunnerDep):
     """One head, step by step, with the real numbers (the lesson's math)."""
-    api: Runner = request.app.state.api
-    state = page_state(request, api)
+    state = page_state(request, runner)
     q = request.query_params
     state |= {"step": max(0, _int(q.get("step"), 1) - 1), "all": q.get("all") == "1"}
     if q.get("token") is None:
         state["token"] = 3 if state["text"] == LESSON_SENTENCE else 10**6  # 'creature' / the last token
     def head_view():
-        model = api.model(state["model"])
+        model = runner.model(state["model"])
         state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
         state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
-        data = payloads.head_payload(api, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
+        data = payloads.head_payload(runner, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
                                                         head=state["head"], detail=True))
         state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
         return data
 
-    return render(request, "explain", with_data(api, state, head_view))
+    return render(request, "explain", with_data(runner, state, head_view))
 
 
 @router.get("/lens", response_class=HTMLResponse)
-def lens_page(request: Request):
+def lens_page(request: Request, runner: RunnerDep):
     """The logit lens and the head finder; data is fetched by the page."""
-    api: Runner = request.app.state.api
     q = request.query_params
-    model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
-    initial = {"models": payloads.models_public(api), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
+    model = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
+    initial = {"models": payloads.models_public(runner), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
     return render(request, "lens", initial)
 
 
 @router.get("/lesson", response_class=HTMLResponse)
-def lesson(request: Request):
+def lesson(request: Request, runner: RunnerDep):
     """A guided lesson through the classic examples, with the live model and honest numbers."""
-    api: Runner = request.app.state.api
-    initial = {"models": payloads.models_public(api), "lesson": payloads.lesson_data(api)}
+    initial = {"models": payloads.models_public(runner), "lesson": payloads.lesson_data(runner)}
     return render(request, "lesson", initial)
 
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare(request: Request):
+def compare(request: Request, runner: RunnerDep):
     """The same word in different sentences, layer by layer; data is fetched by the page."""
-    api: Runner = request.app.state.api
     q = request.query_params
     sentences = [s for s in q.getlist("s") if s.strip()][:4]
     word = q.get("word") or COMPARE_DEFAULT[0]
     if len(sentences) < 2:
         word, sentences = (word, COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] or not q.get("word") else (word, sentences + [""] * (2 - len(sentences)))
-    model = q.get("model") if q.get("model") in api.registry.sources else api.registry.default
-    initial = {"models": payloads.models_public(api), "state": {"word": word, "sentences": sentences, "model": model}}
+    model = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
+    initial = {"models": payloads.models_public(runner), "state": {"word": word, "sentences": sentences, "model": model}}
     return render(request, "compare", initial)
 
 

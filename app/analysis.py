@@ -299,8 +299,8 @@ def induction_scores(model: Model, k: int = 24) -> np.ndarray:  # [layer, head]
     names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
     _, cache = forward(model.cfg, model.weights, ids, names=names, logits=None)
     P = pattern_stack(cache, model.cfg.n_layers)
-    off = 1 if model.cfg.architecture == "bert" else 0
-    i = np.arange(off + k, off + 2 * k)
+    pos_offset = 1 if model.cfg.architecture == "bert" else 0  # BERT's [CLS] comes first
+    i = np.arange(pos_offset + k, pos_offset + 2 * k)
     return P[..., i, i - k + 1].mean(-1)
 
 

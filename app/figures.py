@@ -207,8 +207,8 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
     names = [f"{label(text[i])}" for i in ids]
     if len(set(names)) < len(names):  # two ids that read alike: keep the bars apart
         names = [f"{nm} ({i})" for nm, i in zip(names, ids)]
-    off = predictions["ablate"]
-    heads = ", ".join(f"L{L}H{h}" for L, h in off)
+    heads_off = predictions["ablate"]
+    heads = ", ".join(f"L{L}H{h}" for L, h in heads_off)
     fig = go.Figure()
     for run, name, colour in ((orig, "every head on", "#60656f"), (now, f"{heads} off", "#d4572a")):
         probs = {p["id"]: p["prob"] for p in run}
@@ -223,7 +223,7 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
                            showarrow=False, xanchor="right", font=dict(size=11, color="#60656f"))
     mode = "set to zero" if predictions["ablate_mode"] == "zero" else "set to their mean"
     fig.update_layout(
-        title=dict(text=f"{predictions['model']}: the next token, every head on vs {len(off)} heads off ({mode})"),
+        title=dict(text=f"{predictions['model']}: the next token, every head on vs {len(heads_off)} heads off ({mode})"),
         barmode="group", yaxis=dict(title="probability of the next token", tickformat=".0%", range=[0, 1.08]),
         xaxis=dict(title="next token"), legend=dict(orientation="h", y=1.1), font=FONT, width=820, height=440,
         plot_bgcolor="white", margin=dict(l=60, r=20, t=80, b=60))

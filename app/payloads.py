@@ -93,7 +93,7 @@ def require_causal(model: Model) -> None:
         raise ApiError(422, "not_causal", f"{model.id} is an encoder ({model.cfg.architecture}): it does not predict next tokens")
 
 
-def ablated(runner: Runner, model: Model, req) -> analysis.CachedRun | None:
+def ablation_run(runner: Runner, model: Model, req) -> analysis.CachedRun | None:
     """The run with req.ablate's heads switched off (cached), or None when nothing is switched off."""
     heads = sorted(set(map(tuple, req.ablate)))
     for L, h in heads:
@@ -115,9 +115,9 @@ def predictions_payload(runner: Runner, req: PredictionsRequest) -> dict:
     model = runner.model(req.model)
     require_causal(model)
     cr = runner.run(model, req.text)
-    off = ablated(runner, model, req)
+    ablated = ablation_run(runner, model, req)
     original = analysis.top_k(model, cr.logits(), req.top_k, req.temperature)
-    changed = None if off is None else analysis.top_k(model, off.logits(), req.top_k, req.temperature)
+    changed = None if ablated is None else analysis.top_k(model, ablated.logits(), req.top_k, req.temperature)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "temperature": req.temperature,
             "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
@@ -138,9 +138,9 @@ def lens_payload(runner: Runner, req: LensRequest) -> dict:
     model = runner.model(req.model)
     require_causal(model)
     cr = runner.run(model, req.text)
-    off = ablated(runner, model, req)
+    ablated = ablation_run(runner, model, req)
     original = analysis.lens(cr, req.top_k)
-    changed = None if off is None else analysis.lens(off, req.top_k)
+    changed = None if ablated is None else analysis.lens(ablated, req.top_k)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": analysis.boundaries(model),
             "lens": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
@@ -194,8 +194,8 @@ def lesson_data(runner: Runner, model_id: str | None = None) -> dict:
     cr = runner.run(model, france)
     ft = cr.run.tokens
     to_france = analysis.heads_linking(cr, len(ft) - 1, [_find(ft, "france")], 5)
-    off = [(h["layer"], h["head"]) for h in to_france]
-    ablation = predictions_payload(runner, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=off))
+    heads_off = [(h["layer"], h["head"]) for h in to_france]
+    ablation = predictions_payload(runner, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=heads_off))
     heads = heads_payload(runner, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
     mole = compare_payload(runner, CompareRequest(model=model.id, word=COMPARE_DEFAULT[0], sentences=MOLE_SENTENCES))
     data = {

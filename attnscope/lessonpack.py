@@ -61,9 +61,9 @@ class Section:
     blocks: list = field(default_factory=list)
 
 
-def build_charts(runner, model, L: dict) -> dict[str, Chart]:
+def build_charts(runner, model, lesson: dict) -> dict[str, Chart]:
     """One plotly figure per chart, from the lesson's numbers and its (cached) runs."""
-    f, best = L["fluffy"], L["fluffy"]["heads"][0]
+    f, best = lesson["fluffy"], lesson["fluffy"]["heads"][0]
     fluffy = Result(runner.run(model, f["text"]), f["text"], best["layer"], best["head"])
     charts = [
         Chart("adjectives-arrows",
@@ -72,27 +72,27 @@ def build_charts(runner, model, L: dict) -> dict[str, Chart]:
         Chart("adjectives-heatmap", f"Every token of “{f['text']}” in layer {best['layer']}, head {best['head']}",
               figures.heatmap(fluffy, best["layer"], best["head"])),
         Chart("mole-similarity", "“mole” in three sentences: cosine similarity layer by layer",
-              figures.similarity_by_layer(L["mole"], L["mole_sentences"])),
+              figures.similarity_by_layer(lesson["mole"], lesson["mole_sentences"])),
     ]
-    for i, t in enumerate(L["towers"]):
+    for i, t in enumerate(lesson["towers"]):
         h = t["heads"][0]
         r = Result(runner.run(model, t["text"]), t["text"], h["layer"], h["head"])
         charts.append(Chart(f"tower-{i + 1}-arrows", f"“{t['text']}”: layer {h['layer']}, head {h['head']}",
                             figures.arrows(r, h["layer"], h["head"], t["query"])))
-    charts.append(Chart("head-finder", "The head finder's specialists", figures.specialists(L["head_finder"], model.id)))
-    charts.append(Chart("france-ablation", f"“{L['france']['text']}”, with the heads that read ‘France’ switched off",
-                        figures.ablation(L["france"]["ablated"])))
+    charts.append(Chart("head-finder", "The head finder's specialists", figures.specialists(lesson["head_finder"], model.id)))
+    charts.append(Chart("france-ablation", f"“{lesson['france']['text']}”, with the heads that read ‘France’ switched off",
+                        figures.ablation(lesson["france"]["ablated"])))
     for c in charts:
         if c.name.endswith("-arrows"):  # the lesson's short sentences: room for the title, one width for all
             c.figure.update_layout(width=max(c.figure.layout.width or 0, 800), height=320)
     return {c.name: c for c in charts}
 
 
-def lesson_sections(L: dict, charts: dict[str, Chart]) -> list[Section]:
-    """The lesson's text (L["sections"], app/lesson.py's: the words of /lesson) around its charts."""
-    t = L["sections"]
+def lesson_sections(lesson: dict, charts: dict[str, Chart]) -> list[Section]:
+    """The lesson's text (lesson["sections"], app/lesson.py's: the words of /lesson) around its charts."""
+    t = lesson["sections"]
     sections = [
-        Section("tokens", t["tokens"]["title"], [("chips", L["fluffy"]["tokens"])] + [("p", p) for p in t["tokens"]["p"]]),
+        Section("tokens", t["tokens"]["title"], [("chips", lesson["fluffy"]["tokens"])] + [("p", p) for p in t["tokens"]["p"]]),
         Section("adjectives", t["adjectives"]["title"], [("chart", charts["adjectives-arrows"])]
                 + [("p", p) for p in t["adjectives"]["p"]] + [("chart", charts["adjectives-heatmap"])]),
         Section("mole", t["mole"]["title"], [("list", [f"{i + 1}. {s}" for i, s in enumerate(t["mole"]["sentences"])]),
@@ -193,18 +193,18 @@ def render_blocks(blocks: list, in_index: bool) -> str:
     return "\n".join(out)
 
 
-def model_line(L: dict) -> str:
-    m = L["model"]
+def model_line(lesson: dict) -> str:
+    m = lesson["model"]
     return (f"Every number here was computed by {m['name']} (<code>{esc(m['id'])}</code>, {m['n_layers']} layers × "
             f"{m['n_heads']} heads) running in numpy: the same numbers as the app's <code>/lesson</code> page.")
 
 
-def index_html(L: dict, sections: list[Section], charts: list[Chart]) -> str:
+def index_html(lesson: dict, sections: list[Section], charts: list[Chart]) -> str:
     toc = "".join(f'<li><a href="#{esc(s.id)}">{esc(s.title.split(". ", 1)[1])}</a></li>' for s in sections)
     body = [f"""<header>
 <h1>How attention moves meaning between tokens</h1>
 <p class="tagline">A short lesson, shown with a real model's numbers, including where it differs from the textbook.</p>
-<p class="muted">{model_line(L)}</p>
+<p class="muted">{model_line(lesson)}</p>
 <nav class="toc" aria-label="Sections"><ol>{toc}</ol></nav>
 </header>
 <main>"""]
@@ -222,7 +222,7 @@ def index_html(L: dict, sections: list[Section], charts: list[Chart]) -> str:
     return page("attnscope lesson: how attention moves meaning between tokens", "\n".join(body))
 
 
-def chart_html(L: dict, chart: Chart, sections: list[Section], charts: list[Chart], renderer: str | None) -> str:
+def chart_html(lesson: dict, chart: Chart, sections: list[Section], charts: list[Chart], renderer: str | None) -> str:
     i = charts.index(chart)
     section = next(s for s in sections if s.id == chart.section)
     prev, after = (charts[i - 1] if i else None), (charts[i + 1] if i + 1 < len(charts) else None)
@@ -233,7 +233,7 @@ def chart_html(L: dict, chart: Chart, sections: list[Section], charts: list[Char
     body = f"""<header>
 <p class="crumbs"><a href="index.html">← The lesson</a> · {esc(section.title)} · chart {i + 1} of {len(charts)}</p>
 <h1>{esc(chart.title)}</h1>
-<p class="muted">{model_line(L)}</p>
+<p class="muted">{model_line(lesson)}</p>
 </header>
 <main>
 <section>
@@ -285,15 +285,15 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
                             f"lesson predicts next tokens and switches heads off; use a causal model such as {DEFAULT_MODEL}")
         p.next(f"computing the lesson's examples with {model_id}")
         runner = Runner(registry, Settings.model_construct())  # the caches' defaults: no server settings needed
-        L = lesson_data(runner, model_id)
-        charts = build_charts(runner, model, L)
-        sections = lesson_sections(L, charts)
+        lesson = lesson_data(runner, model_id)
+        charts = build_charts(runner, model, lesson)
+        sections = lesson_sections(lesson, charts)
         chart_list = [c for s in sections for kind, c in s.blocks if kind == "chart"]
         assert len(chart_list) == N_CHARTS == len(charts), "every chart appears once in the lesson"
 
         p.next("writing plotly.min.js and lesson.json")
         shutil.copyfile(plotly_path(), out / "plotly.min.js")
-        (out / "lesson.json").write_bytes(dumps(L))
+        (out / "lesson.json").write_bytes(dumps(lesson))
         files += ["plotly.min.js", "lesson.json"]
 
         renderer = None
@@ -310,9 +310,9 @@ def build(out, model_id: str | None = None, cache_dir=None, images: str | None =
 
         for c in chart_list:
             p.next(f"writing {c.name}.html")
-            (out / f"{c.name}.html").write_text(chart_html(L, c, sections, chart_list, renderer), encoding="utf-8")
+            (out / f"{c.name}.html").write_text(chart_html(lesson, c, sections, chart_list, renderer), encoding="utf-8")
             files.append(f"{c.name}.html")
         p.next("writing index.html")
-        (out / "index.html").write_text(index_html(L, sections, chart_list), encoding="utf-8")
+        (out / "index.html").write_text(index_html(lesson, sections, chart_list), encoding="utf-8")
         files.insert(0, "index.html")
     return {"dir": out, "files": files, "model": model_id, "charts": [c.name for c in chart_list], "renderer": renderer}

@@ -129,34 +129,34 @@ def test_plotly_js_once_and_relative(pack):
 
 def test_numbers_are_the_servers(pack, server_lesson):
     out, _, _ = pack
-    L = server_lesson
-    assert json.loads((out / "lesson.json").read_text()) == L  # every number, as /lesson computes it
+    lesson = server_lesson
+    assert json.loads((out / "lesson.json").read_text()) == lesson  # every number, as /lesson computes it
 
     text = visible_text(out / "index.html")
     pct = lambda x: f"{round(100 * x)}%"  # noqa: E731
-    f = L["fluffy"]
+    f = lesson["fluffy"]
     best = f["heads"][0]
     assert f"reads “{f['text']}” as {len(f['tokens'])} tokens" in text
     assert (f"layer {best['layer']}, head {best['head']} comes closest: ‘creature’ puts {pct(best['share'])} "
             "of its attention on ‘fluffy’ and ‘blue’") in text
     assert f"sends {pct(best['median_first_token'])} of ‘creature’'s attention" in text
-    prev = ", ".join(f"L{h['layer']}H{h['head']}" for h in L["head_finder"]["top"]["previous"][:3])
+    prev = ", ".join(f"L{h['layer']}H{h['head']}" for h in lesson["head_finder"]["top"]["previous"][:3])
     assert f"top previous-token heads are {prev})" in text
-    last = L["mole"]["similarity"][-1]
+    last = lesson["mole"]["similarity"][-1]
     assert f"least similar pair is at {min(last[0][1], last[0][2], last[1][2]):.2f}" in text
-    for t in L["towers"]:
+    for t in lesson["towers"]:
         h = t["heads"][0]
         assert f"in layer {h['layer']}, head {h['head']}, ‘tower’ puts {pct(h['share'])} of its attention" in text
-    for name, top in L["head_finder"]["top"].items():
+    for name, top in lesson["head_finder"]["top"].items():
         assert f"{name}: layer {top[0]['layer']}, head {top[0]['head']} ({top[0]['score']:.2f})" in text
-    fr = L["france"]
+    fr = lesson["france"]
     orig, now = fr["ablated"]["original"][-1], fr["ablated"]["predictions"][-1]
     assert f"the model answers ‘{orig[0]['text'].strip()}’ ({pct(orig[0]['prob'])})" in text
     assert f"its top answer becomes ‘{now[0]['text'].strip()}’ ({pct(now[0]['prob'])})" in text
     assert ", ".join(f"L{h['layer']}H{h['head']}" for h in fr["heads_to_france"]) in text
 
     # the words are the page's: one source (app/lesson.py) for /lesson and the pack
-    for section in L["sections"].values():
+    for section in lesson["sections"].values():
         assert section["title"] in text
         for p in section["p"] + section.get("captions", []):
             assert " ".join(p.split()) in text, p

@@ -58,10 +58,10 @@ def page_state(request: Request, runner: Runner) -> dict:
             "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero"}
 
 
-def parse_off(off: str) -> list[tuple[int, int]]:
-    """'2.3,10.1' -> [(2, 3), (10, 1)]: the explorer's switched-off heads, as written in its URL."""
+def parse_heads_off(heads_off: str) -> list[tuple[int, int]]:
+    """'2.3,10.1' -> [(2, 3), (10, 1)]: the explorer's switched-off heads, as written in its URL (`off`)."""
     out = []
-    for part in off.split(","):
+    for part in heads_off.split(","):
         L, _, h = part.partition(".")
         if L.isdigit() and h.isdigit():
             out.append((int(L), int(h)))
@@ -85,7 +85,7 @@ def first_view(runner: Runner, state: dict) -> dict:
         except ValueError:
             temperature = 1.0
         data["predictions"] = payloads.predictions_payload(runner, PredictionsRequest(
-            **common, top_k=10, temperature=temperature, ablate=parse_off(state["off"]), ablate_mode=state["offmode"]))
+            **common, top_k=10, temperature=temperature, ablate=parse_heads_off(state["off"]), ablate_mode=state["offmode"]))
     return data
 
 

@@ -5,8 +5,7 @@ as a folder of static pages.
     attnscope export --view heatmap --text "a fluffy blue creature" --layer 2 --head 3 -o head.html
     attnscope lesson-pack -o lesson/ [--images]
 
-Long work reports its steps on stderr (a bar on a terminal, one line per step otherwise; --quiet
-silences it); an error is one line on stderr and a non-zero exit.
+Long work reports its steps on stderr (tqdm's bar, on a terminal only; --quiet silences it); an error is one line on stderr and a non-zero exit.
 """
 
 import argparse
@@ -72,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
                     "  <chart>.png/.svg  with --images\n\n"
                     "The lesson needs a causal language model (it predicts next tokens). The first load of a\n"
                     "model converts its weights to float32 (seconds, once). Progress goes to stderr: a bar\n"
-                    "redrawn in place on a terminal, one plain line per step otherwise (--quiet: none). An\n"
+                    "redrawn in place on a terminal, nothing otherwise (--quiet: none on a terminal either). An\n"
                     "error is one line on stderr and exit status 1; --images without kaleido or Chromium\n"
                     "fails with what to install.",
         epilog="example: attnscope lesson-pack -o lesson && xdg-open lesson/index.html")

@@ -178,33 +178,32 @@ def test_progress_on_a_terminal_redraws_one_line():
     from attnscope.progress import Progress
 
     term = Terminal(True)
-    with Progress(2, stream=term) as p:
+    with Progress(2, file=term) as p:
         p.next("loading")
         p.next("writing index.html")
     out = term.getvalue()
-    assert "\n" not in out[:-1] and out.endswith("\n")  # one line, redrawn in place with \r
+    assert "\n" not in out[:-1] and out.endswith("\n")  # one line, redrawn in place with \r (tqdm)
     frames = out.split("\r")[1:]
-    assert "0/2  loading" in frames[0] and "1/2  writing index.html" in out and "2/2  done in" in frames[-1]
-    assert "█" * 20 in frames[-1] and all("\x1b[K" in f for f in frames)
+    assert any("0/2" in f and "loading" in f for f in frames) and any("1/2" in f and "writing index.html" in f for f in frames)
+    assert "2/2" in frames[-1] and "█" * 20 in frames[-1]
 
 
-def test_progress_off_a_terminal_is_one_line_per_step_and_a_failed_step_prints_nothing():
+def test_progress_off_a_terminal_is_silent_and_a_failed_step_erases_the_bar():
     from attnscope.progress import Progress
 
     log = Terminal(False)
     with pytest.raises(OSError):
-        with Progress(3, stream=log) as p:
+        with Progress(3, file=log) as p:
             p.next("loading")
-            p.next("writing")
             raise OSError("disk full")
-    lines = log.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnscope: [1/3] loading (") and lines[0].endswith(" s)")
+    assert log.getvalue() == ""  # tqdm draws nothing off a terminal: pipes and CI logs stay clean
     term = Terminal(True)
     with pytest.raises(OSError):
-        with Progress(3, stream=term) as p:
+        with Progress(3, file=term) as p:
             p.next("loading")
             raise OSError("disk full")
-    assert term.getvalue().endswith("\r\x1b[K")  # the bar is erased: the error that follows is the only line
+    out = term.getvalue()
+    assert "loading" in out and out.endswith("\r") and not out.rsplit("\r", 2)[-2].strip()  # erased: the error is the only line
 
 
 def test_progress_quiet_and_ascii():
@@ -212,15 +211,15 @@ def test_progress_quiet_and_ascii():
 
     for tty in (True, False):
         s = Terminal(tty)
-        with Progress(2, stream=s, quiet=True) as p:
+        with Progress(2, file=s, quiet=True) as p:
             p.next("a")
             p.next("b")
         assert s.getvalue() == ""
     ascii_term = io.StringIO()
     ascii_term.isatty = lambda: True
-    with Progress(1, stream=ascii_term) as p:
+    with Progress(1, file=ascii_term) as p:
         p.next("a")
-    assert "#" * 20 in ascii_term.getvalue()  # no block characters on a non-UTF-8 stream
+    assert "#" * 20 in ascii_term.getvalue()  # no block characters on a stream that does not say UTF-8
 
 
 def test_quick_export_prints_no_progress(smol, cache_dir, tmp_path, capsys):

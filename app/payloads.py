@@ -172,8 +172,22 @@ def heads_payload(runner: Runner, req: HeadsRequest) -> dict:
 
 # --- the lesson ----------------------------------------------------------------------------------
 
-def _find(tokens, word: str) -> int:
-    return next(i for i, t in enumerate(tokens) if t.text.strip().lower() == word)
+class LessonWordSplit(ApiError, ValueError):
+    """The model's tokenizer splits a word the lesson reads as one token ('creature', 'tower', ...): the
+    lesson cannot be told with it. An ApiError (a 422 from /lesson), and a ValueError (one line from the CLI)."""
+
+    def __init__(self, model_id: str, word: str, text: str, tokens: list[str]):
+        super().__init__(422, "lesson_word_split", f"the lesson needs {word!r} as one token of {text!r}, but {model_id}'s "
+                         f"tokenizer gives {tokens}: use a model whose vocabulary has the word, such as the default",
+                         word=word, tokens=tokens)
+
+
+def lesson_token(model: Model, tokens, text: str, word: str) -> int:
+    """The index of the token that is `word` (case and spaces aside) in the run of `text`."""
+    for i, t in enumerate(tokens):
+        if t.text.strip().lower() == word:
+            return i
+    raise LessonWordSplit(model.id, word, text, [t.text for t in tokens])
 
 
 def lesson_data(runner: Runner, model_id: str | None = None) -> dict:
@@ -182,18 +196,18 @@ def lesson_data(runner: Runner, model_id: str | None = None) -> dict:
     model = runner.model(model_id)
     fluffy = runner.run(model, LESSON_SENTENCE)
     toks = fluffy.run.tokens
-    creature = _find(toks, "creature")
-    adjectives = [_find(toks, "fluffy"), _find(toks, "blue")]
+    creature = lesson_token(model, toks, LESSON_SENTENCE, "creature")
+    adjectives = [lesson_token(model, toks, LESSON_SENTENCE, w) for w in ("fluffy", "blue")]
     towers = []
     for text in TOWER_SENTENCES:
         cr = runner.run(model, text)
-        t = _find(cr.run.tokens, "tower")
+        t = lesson_token(model, cr.run.tokens, text, "tower")
         towers.append({"text": text, "tokens": analysis.tokens_public(cr.run), "query": t,
                        "heads": analysis.heads_linking(cr, t, [t - 1], 3)})
     france = FRANCE_SENTENCE
     cr = runner.run(model, france)
     ft = cr.run.tokens
-    to_france = analysis.heads_linking(cr, len(ft) - 1, [_find(ft, "france")], 5)
+    to_france = analysis.heads_linking(cr, len(ft) - 1, [lesson_token(model, ft, france, "france")], 5)
     heads_off = [(h["layer"], h["head"]) for h in to_france]
     ablation = predictions_payload(runner, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=heads_off))
     heads = heads_payload(runner, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))

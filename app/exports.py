@@ -3,7 +3,8 @@ app's /export/{view}.{fmt} and the CLI, so a download and `attnscope export` are
 
     html  the plotly figure with plotly.js inline: opens from file:// with no network, hover works
     json  the data behind the view (app/viewdata.py's docstring is the schema)
-    csv   the same data, one row per value (same docstring)
+    csv   the same data, one row per value (same docstring); text cells that start like a spreadsheet
+          formula are escaped with a leading ' (csv_cell), numbers are written as numbers
 """
 
 import csv
@@ -68,12 +69,25 @@ def _html(result, view: str, layer: int, head: int, token) -> bytes:
     return page.replace("<head>", f"<head><title>{title}</title>", 1).encode("utf-8")
 
 
+# A text cell that starts with one of these is a formula to a spreadsheet (OWASP "CSV injection"):
+# a token "=HYPERLINK(...)" or "@SUM(...)" would run when the file is opened.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """OWASP's escape: a single quote before a text cell that starts like a formula, so the spreadsheet
+    shows it as text. Numbers are ours (weights, scores, PCA coordinates) and stay numbers: a negative
+    score such as -0.5 is written -0.5, which spreadsheets read as a number, not as a formula. A token
+    whose text is "-0.5" is text, and is escaped like any other."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def _csv(result, view: str, layer: int, head: int, token) -> bytes:
     header, rows = viewdata.csv_rows(result, view, layer, head, token)
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows([csv_cell(v) for v in row] for row in rows)
     return out.getvalue().encode("utf-8")
 
 

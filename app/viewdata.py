@@ -7,6 +7,8 @@ CSV layouts (one header row, then one row per value):
       left out. weight is the softmax attention weight, score the pre-softmax score (scaled q.k).
   embeddings: boundary,token_index,token,pc1,pc2
       boundary "embed" is the embedding, "L" the residual stream after layer L.
+  A text cell (a token) that starts with =, +, -, @, tab or CR gets a leading ' so that a spreadsheet
+  shows it as text instead of running it as a formula (OWASP "CSV injection"); numbers stay numbers.
 JSON: {"model", "text", "view", "tokens": [{"id", "text", "start", "end"}], ...} plus, by view:
   heatmap: layer, head, pattern [query][key] (null where masked), scores [query][key] (null where masked)
   grid: n_layers, n_heads, patterns [layer][head][query][key] (null where masked)

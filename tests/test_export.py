@@ -178,3 +178,29 @@ def test_gzip_when_asked_and_the_html_still_decodes(client):
     assert r.headers.get("content-encoding") == "gzip" and "Plotly.newPlot" in r.text
     r = client.get("/export/heatmap.json", params={"text": TEXT}, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in r.headers and json.loads(r.content)["view"] == "heatmap"
+
+
+FORMULAS = "=HYPERLINK(\"http://x\")+1-2@SUM(A1)\tx"
+
+
+@pytest.mark.parametrize("view", ["heatmap", "embeddings"])
+def test_csv_cells_that_start_like_a_formula_are_escaped_and_json_stays_raw(client, view):
+    """OWASP "CSV injection": a text cell starting with =, +, -, @, tab or CR gets a leading quote;
+    numbers (negative scores, PCA coordinates) stay numbers; the JSON carries the tokens as they are."""
+    tokens = [t["text"] for t in export(client, f"{view}.json", text=FORMULAS).json()["tokens"]]
+    risky = [t for t in tokens if t[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert {t[0] for t in risky} == {"=", "+", "-", "@", "\t"}, tokens  # tokens that start like a formula
+    header, rows = read_csv(export(client, f"{view}.csv", text=FORMULAS))
+    col = header.index("token" if view == "embeddings" else "query_token")
+    written = {r[col] for r in rows}
+    for t in tokens:
+        assert ("'" + t if t in risky else t) in written, t
+    numbers = [float(r[-1]) for r in rows]  # score (heatmap) or pc2 (embeddings): plain numbers, never quoted
+    assert not any(r[-1].startswith("'") for r in rows) and (view == "heatmap" or any(x < 0 for x in numbers))
+
+
+def test_csv_cell():
+    from app.exports import csv_cell
+
+    assert [csv_cell(v) for v in ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "a=b", " =x", -0.5, 3]] == \
+        ["'=1+1", "'+1", "'-1", "'@A1", "'\tx", "'\rx", "a=b", " =x", -0.5, 3]

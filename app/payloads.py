@@ -7,13 +7,13 @@ import logging
 
 import numpy as np
 
-from . import analysis, lesson
+from . import analysis, contributions, lesson
 from .engine import Model, ModelLoadError
 from .http import ApiError
 from .lesson import COMPARE_DEFAULT, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
 from .runs import Runner
-from .schemas import (AttentionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest, PredictionsRequest,
-                      ResidualRequest)
+from .schemas import (AttentionRequest, AttributionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest,
+                      PredictionsRequest, ResidualRequest, RolloutRequest)
 
 log = logging.getLogger("attnscope.api")
 
@@ -48,15 +48,16 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
 
-def binary_array(p: np.ndarray, encoding: str, causal: bool) -> dict:
-    """[head, query, key] weights as base64 bytes; a causal pattern sends only its lower triangle
-    (row i holds keys 0..i), since the rest is 0 by construction."""
+def binary_array(p: np.ndarray, encoding: str, causal: bool, peak: float = 1.0) -> dict:
+    """[head, query, key] values in [0, peak] as base64 bytes; a causal pattern sends only its lower
+    triangle (row i holds keys 0..i), since the rest is 0 by construction. uint8 stores value / peak."""
     if causal:
         rows, cols = np.tril_indices(p.shape[-1])
         p = p[:, rows, cols]
-    data = analysis.quantize_uint8(p) if encoding == "uint8" else p.astype("<f2")
+    peak = float(peak) or 1.0
+    data = analysis.quantize_uint8(p / np.float32(peak) if peak != 1.0 else p) if encoding == "uint8" else p.astype("<f2")
     return {"dtype": encoding, "shape": [int(p.shape[0]), *([int(len(rows) and rows[-1] + 1)] * 2 if causal else p.shape[1:])],
-            "packing": "tril" if causal else "full", "scale": 1 / 255 if encoding == "uint8" else 1.0, "data": _b64(data)}
+            "packing": "tril" if causal else "full", "scale": peak / 255 if encoding == "uint8" else 1.0, "data": _b64(data)}
 
 
 def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
@@ -65,13 +66,17 @@ def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
     for L in layers:
         check_layer(model, L)
     cr = runner.run(model, req.text)
-    pats = analysis.patterns(cr, layers)
-    if req.encoding == "json":
-        attn = {L: np.round(p, 4) for L, p in pats.items()}
+    if req.measure == "weight":
+        values, peak = analysis.patterns(cr, layers), lambda p: 1.0
     else:
-        attn = {L: binary_array(p, req.encoding, model.cfg.causal) for L, p in pats.items()}
+        values, peak = {str(L): contributions.moved(cr, L) for L in layers}, lambda p: p.max()
+    if req.encoding == "json":
+        attn = {L: np.round(p, 4) for L, p in values.items()}
+    else:
+        attn = {L: binary_array(p, req.encoding, model.cfg.causal, peak(p)) for L, p in values.items()}
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "n_layers": model.cfg.n_layers,
-            "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "attention": attn}
+            "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "measure": req.measure,
+            "attention": attn}
 
 
 def head_payload(runner: Runner, req: HeadRequest) -> dict:
@@ -120,6 +125,31 @@ def predictions_payload(runner: Runner, req: PredictionsRequest) -> dict:
     changed = None if ablated is None else analysis.top_k(model, ablated.logits(), req.top_k, req.temperature)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "temperature": req.temperature,
             "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
+
+
+def rollout_payload(runner: Runner, req: RolloutRequest) -> dict:
+    model = runner.model(req.model)
+    cr = runner.run(model, req.text)
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": [str(L) for L in range(model.cfg.n_layers)],
+            "rollout": np.round(contributions.rollout(cr), 6)}
+
+
+def attribution_payload(runner: Runner, req: AttributionRequest) -> dict:
+    model = runner.model(req.model)
+    require_causal(model)
+    cr = runner.run(model, req.text)
+    n = len(cr.run.tokens)
+    position = n - 1 if req.position is None else req.position
+    if not 0 <= position < n:
+        raise ApiError(422, "out_of_range", f"position {position} is out of range: the text has positions 0-{n - 1}")
+    for name in ("target", "contrast"):
+        if (t := getattr(req, name)) is not None and t >= model.cfg.d_vocab:
+            raise ApiError(422, "out_of_range", f"{name} {t} is not a token id of {model.id} (0-{model.cfg.d_vocab - 1})")
+    target = int(cr.logits()[position].argmax()) if req.target is None else req.target
+    a = contributions.logit_attribution(cr, position, target, req.contrast)
+    ref = lambda i: None if i is None else {"id": i, "text": model.tokenizer.id_text(i)}  # noqa: E731
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "position": position, "target": ref(target),
+            "contrast": ref(req.contrast), **a}
 
 
 def residual_payload(runner: Runner, req: ResidualRequest) -> dict:

@@ -26,6 +26,10 @@ class AttentionRequest(TextRequest):
     encoding: Literal["json", "uint8", "float16"] = Field(
         "json", description="json: nested lists rounded to 4 decimals; uint8: base64 bytes, value = byte * scale; "
                             "float16: base64 of little-endian float16. Causal models send the lower triangle only (see packing).")
+    measure: Literal["weight", "moved"] = Field(
+        "weight", description="weight: the attention pattern (where each head looks); moved: "
+                              "‖pattern[h,i,j] · (v[j, kv(h)] @ W_O[h])‖₂, the size of what head h carries from key j to "
+                              "query i (Kobayashi et al. 2020), raw norms (uint8's scale is the layer's largest / 255)")
 
 
 class HeadRequest(TextRequest):
@@ -56,6 +60,16 @@ class CompareRequest(Strict):
     sentences: list[str] = Field(min_length=2, max_length=4, description="2 to 4 sentences that share a word",
                                  examples=[MOLE_SENTENCES])
     word: str = Field(min_length=1, max_length=100, description="the shared word (whole word, case-insensitive)", examples=["mole"])
+
+
+class RolloutRequest(TextRequest):
+    pass
+
+
+class AttributionRequest(TextRequest):
+    position: int | None = Field(None, description="the position whose next token is explained (default: the last)")
+    target: int | None = Field(None, ge=0, description="token id to explain (default: the top-1 next token there)")
+    contrast: int | None = Field(None, ge=0, description="a second token id: explain logit(target) - logit(contrast)")
 
 
 class ResidualRequest(TextRequest):
@@ -92,7 +106,8 @@ class BinaryArray(BaseModel):
     shape: list[int] = Field(description="[head, query, key] of the unpacked array")
     packing: Literal["full", "tril"] = Field(description="tril: per head, rows i = 0..n-1 holding keys 0..i only "
                                                          "(causal models; the rest is 0)")
-    scale: float = Field(description="multiply decoded values by this (uint8: 1/255; float16: 1)")
+    scale: float = Field(description="multiply decoded values by this (uint8: 1/255 for weights, the largest / 255 "
+                                     "for moved; float16: 1)")
     data: str = Field(description="base64 of the row-major bytes")
 
 
@@ -103,9 +118,38 @@ class AttentionPublic(BaseModel):
     n_heads: int
     causal: bool
     encoding: str
+    measure: Literal["weight", "moved"]
     attention: dict[str, list[list[list[float]]] | BinaryArray] = Field(
         description='attention["L"][h][i][j] = blocks.L.attn.hook_pattern[h, i, j]: how much query token i '
                     "attends to key token j (masked entries are 0)")
+
+
+class RolloutPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    layers: list[str] = Field(description="after layer L, for L = 0 .. n_layers - 1")
+    rollout: list[list[list[float]]] = Field(
+        description="rollout[L][i][j]: the share of input token j in position i after layer L (Abnar & Zuidema 2020): "
+                    "Ã_L = ½·mean_h(A_L) + ½·I with rows renormalised, R_0 = Ã_0, R_L = Ã_L · R_(L-1); rows sum to 1")
+
+
+class TokenRef(BaseModel):
+    id: int
+    text: str
+
+
+class AttributionPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    position: int
+    target: TokenRef
+    contrast: TokenRef | None
+    value: float = Field(description="the model's logit of target after position (minus contrast's)")
+    scale: float = Field(description="the final norm's scale at this position, frozen: 1/rms (1/std for LayerNorm)")
+    embed: float = Field(description="the token (and position) embedding's share")
+    heads: list[list[float]] = Field(description="heads[L][h]: head h of layer L's write (z @ W_O[h]), through the frozen norm")
+    mlps: list[float] = Field(description="mlps[L]: layer L's MLP output (less its constant output bias)")
+    bias: float = Field(description="every constant part together (output biases, the norm's shift, the unembedding bias)")
 
 
 class HeadPublic(BaseModel):

@@ -588,8 +588,8 @@ def report_keystrokes(rows, reps, prof, decode):
           f" received, Resource Timing), median: the same text, so the machine's load cancels out.")
     print("   Right of |, the page's own timeline (medians, ms; Resource Timing): debounce = input event -> first"
           " request sent;\n   att+head = -> /api/attention and /api/head received; +preds = how much later"
-          " /api/predictions arrived (the page draws nothing\n   until all 3 are in); draw = last response -> views"
-          " drawn (JSON parse + DOM + plotly); grid req = the all-layers uint8 request,\n   sent after the views;"
+          " /api/predictions arrived (each view draws when its own\n   data is in; `rendered` waits for all three); draw = last response -> views"
+          " drawn (JSON parse + DOM + plotly); grid req = the all-layers uint8 request,\n   sent with the others;"
           " grid draw = its end -> rendered.grid; kB = transferred for the 3 requests.")
     if prof:
         show_profile("CPU profile of keystrokes at %s tokens (V8 sampling, 100 us; %.0f ms per keystroke in the"

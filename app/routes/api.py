@@ -1,5 +1,5 @@
-"""The JSON API: /api/models, /api/attention, /api/head, /api/predictions, /api/residual, and the
-lessons' /api/compare, /api/lens, /api/heads.
+"""The JSON API: /api/models, /api/attention, /api/head, /api/predictions, /api/residual, the
+lessons' /api/compare, /api/lens, /api/heads, and what moved: /api/rollout, /api/attribution.
 
 Each route resolves what it can on the event loop (model id, cache), and does the work (forward
 pass, encoding) in the compute pool via Runner.respond; the payloads are app/payloads.py's, and one
@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 
 from .. import payloads
 from ..deps import RunnerDep
-from ..schemas import (AttentionPublic, AttentionRequest, ComparePublic, CompareRequest, ErrorPublic, HeadPublic,
-                       HeadRequest, HeadsPublic, HeadsRequest, LensPublic, LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest,
-                       ResidualPublic, ResidualRequest)
+from ..schemas import (AttentionPublic, AttentionRequest, AttributionPublic, AttributionRequest, ComparePublic, CompareRequest,
+                       ErrorPublic, HeadPublic, HeadRequest, HeadsPublic, HeadsRequest, LensPublic, LensRequest, ModelsPublic,
+                       PredictionsPublic, PredictionsRequest, ResidualPublic, ResidualRequest, RolloutPublic, RolloutRequest)
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -31,8 +31,9 @@ def list_models(runner: RunnerDep):
 
 @router.post("/attention", response_model=AttentionPublic, responses=ERRORS)
 async def attention(req: AttentionRequest, request: Request, runner: RunnerDep):
-    """Every attention pattern of the text (or of the layers asked for)."""
-    key = (req.model, "attention", req.text, None if req.layers is None else tuple(req.layers), req.encoding)
+    """Every attention pattern of the text (or of the layers asked for): where each head looks, or
+    (measure=moved) how much it carries from each key to each query."""
+    key = (req.model, "attention", req.text, None if req.layers is None else tuple(req.layers), req.encoding, req.measure)
     return await runner.respond(request, key, lambda: payloads.attention_payload(runner, req))
 
 
@@ -48,6 +49,21 @@ async def predictions(req: PredictionsRequest, request: Request, runner: RunnerD
     """For each position, the top-k next tokens (softmax of the final logits), most likely first."""
     key = (req.model, "predictions", req.text, req.top_k, req.temperature, tuple(map(tuple, req.ablate)), req.ablate_mode)
     return await runner.respond(request, key, lambda: payloads.predictions_payload(runner, req))
+
+
+@router.post("/rollout", response_model=RolloutPublic, responses=ERRORS)
+async def rollout(req: RolloutRequest, request: Request, runner: RunnerDep):
+    """Attention rollout: how much of each input token has reached each position, layer by layer."""
+    key = (req.model, "rollout", req.text)
+    return await runner.respond(request, key, lambda: payloads.rollout_payload(runner, req))
+
+
+@router.post("/attribution", response_model=AttributionPublic, responses=ERRORS)
+async def attribution(req: AttributionRequest, request: Request, runner: RunnerDep):
+    """Why this prediction: the logit of a next token split into what the embeddings, each head, each
+    MLP and the biases wrote at that position (direct logit attribution; the parts sum to the logit)."""
+    key = (req.model, "attribution", req.text, req.position, req.target, req.contrast)
+    return await runner.respond(request, key, lambda: payloads.attribution_payload(runner, req))
 
 
 @router.post("/residual", response_model=ResidualPublic, responses=ERRORS)

@@ -55,7 +55,8 @@ def page_state(request: Request, runner: Runner) -> dict:
     return {"text": text, "model": model_id, "layer": _int(q.get("layer"), DEFAULT_LAYER), "head": _int(q.get("head"), DEFAULT_HEAD),
             "token": _int(q.get("token"), -1), "locked": q.get("locked") == "1",
             "dir": "in" if q.get("dir") == "in" else "out", "heads": q.get("heads", ""),
-            "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero"}
+            "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero",
+            "measure": "moved" if q.get("measure") == "moved" else "weight"}
 
 
 def parse_heads_off(heads_off: str) -> list[tuple[int, int]]:
@@ -75,9 +76,9 @@ def first_view(runner: Runner, state: dict) -> dict:
     state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
     common = {"text": state["text"], "model": model.id}
     data = {
-        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]])),
+        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], measure=state["measure"])),
         "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"])),
-        "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8")),
+        "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"])),
     }
     if model.cfg.causal:
         try:

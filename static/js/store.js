@@ -2,7 +2,7 @@
 // state so that every view is a permalink.
 
 const URL_KEYS = { text: "text", model: "model", layer: "layer", head: "head", token: "token", locked: "locked",
-  dir: "dir", heads: "heads", temperature: "t", headsOff: "off", offMode: "offmode" };
+  dir: "dir", heads: "heads", temperature: "t", headsOff: "off", offMode: "offmode", measure: "measure" };
 
 export class Store extends EventTarget {
   constructor(state) {
@@ -43,7 +43,7 @@ export class Store extends EventTarget {
     for (const [k, name] of Object.entries(URL_KEYS)) {
       let v = this.state[k];
       if (k === "heads" || k === "headsOff") v = v.join(",");
-      if (k === "offMode" && v === "zero") v = "";
+      if ((k === "offMode" && v === "zero") || (k === "measure" && v === "weight")) v = "";  // the defaults stay out
       if (k === "locked") v = v ? "1" : "";
       if (k === "token" && v < 0) v = "";
       if (v !== "" && v !== undefined && v !== null) params.set(name, String(v));
@@ -64,5 +64,6 @@ export function stateFromInitial(s) {
     text: s.text, model: s.model, layer: s.layer, head: s.head, token: s.token ?? -1, locked: !!s.locked,
     dir: s.dir === "in" ? "in" : "out", heads: heads.length ? heads : [s.head], temperature: Math.min(100, Math.max(0.1, Number(s.temperature) || 1)),
     headsOff: String(s.off || "").split(",").filter((x) => /^\d+\.\d+$/.test(x)), offMode: s.offmode === "mean" ? "mean" : "zero",
+    measure: s.measure === "moved" ? "moved" : "weight",
   };
 }

@@ -345,3 +345,30 @@ def test_the_first_view_is_drawn_from_the_page_alone(page, server):
     page.eval_on_selector("#layer", "e => { e.value = '5'; e.dispatchEvent(new Event('input', {bubbles: true})); }")
     page.evaluate("() => window.attnscope.settled()")
     assert [u.rsplit("/", 1)[1] for u in asked] == ["attention", "head"]  # the layer's two needs, nothing else
+
+
+def test_what_it_moved_beside_where_it_looks(page, server):
+    page.open(server + "/?token=3&locked=1")
+    page.check("input[name='measure'][value='moved']")
+    page.evaluate("() => window.attnscope.settled()")
+    s = page.state()
+    moved = api(server, "/api/attention", text=LESSON, layers=[s["layer"]], measure="moved")["attention"][str(s["layer"])]
+    heat = page.evaluate("() => { const e = document.getElementById('heatmap'); return [e.data[0].z, e.data[0].zmax, e.layout.title.text]; }")
+    M = moved[s["head"]]
+    assert heat[2] == f"layer {s['layer']}, head {s['head']} · what it moved" and heat[1] == max(max(r) for r in M)
+    assert all(v is None if j > i else v == M[i][j] for i, row in enumerate(heat[0]) for j, v in enumerate(row))
+    drawn = arrows(page)
+    assert drawn and all(q == 3 and abs(w - moved[h][q][k]) <= 1e-4 for h, q, k, w in drawn)
+    assert "takes most from" in page.text_content("#describe")
+    page.wait_for_function("() => location.search.includes('measure=moved')")
+    assert page.get_attribute("a[data-export-link='heatmap.json']", "href") is None  # the server's files hold weights
+    page.locator(".arrows-panel").screenshot(path=str(page_artifact("moved-arrows")))
+    page.locator(".heatmap-panel").screenshot(path=str(page_artifact("moved-heatmap")))
+    page.locator(".grid-panel").screenshot(path=str(page_artifact("moved-grid")))
+    page.open(page.url)  # the permalink: the server's first view is what moved too, with no request
+    assert page.evaluate("() => document.getElementById('heatmap').layout.title.text").endswith("what it moved")
+    page.check("input[name='measure'][value='weight']")
+    page.evaluate("() => window.attnscope.settled()")
+    assert page.evaluate("() => document.getElementById('heatmap').data[0].zmax") == 1
+    assert page.get_attribute("a[data-export-link='heatmap.json']", "href").startswith("/export/heatmap.json?")
+    assert not page.errors, page.errors

@@ -79,14 +79,15 @@ def url_state(page) -> dict:
     off = [tuple(map(int, k.split("."))) for k in q.get("off", "").split(",") if k]
     return {"text": q.get("text"), "model": q.get("model"), "layer": int(q["layer"]), "head": int(q["head"]),
             "token": int(q.get("token", -1)), "temperature": float(q.get("t", 1)), "off": off,
-            "heads": [int(h) for h in q.get("heads", q["head"]).split(",")], "dir": q.get("dir", "out")}
+            "heads": [int(h) for h in q.get("heads", q["head"]).split(",")], "dir": q.get("dir", "out"),
+            "measure": q.get("measure", "weight")}
 
 
 def act(page, rng: random.Random, store: dict) -> str:
     """One quick action, as a person would do it; returns what it did (for the failure message)."""
     model = store["model"]
     n_layers, n_heads = MODELS[model]
-    kind = rng.choice(["type", "type", "layer", "layer", "head", "head", "model", "off", "temperature", "hover", "lock"])
+    kind = rng.choice(["type", "type", "layer", "layer", "head", "head", "model", "off", "temperature", "measure", "hover", "lock"])
     if kind == "type":
         text = rng.choice(SENTENCES) + rng.choice(["", " today", " again"])
         page.fill("#text", text)
@@ -110,6 +111,10 @@ def act(page, rng: random.Random, store: dict) -> str:
         page.evaluate("(k) => { const s = window.attnscope.store; const off = s.get('headsOff');"
                       " s.set({headsOff: off.includes(k) ? off.filter((x) => x !== k) : [...off, k]}); }", key)
         return f"toggle head {key} off"
+    if kind == "measure":
+        measure = "weight" if store["measure"] == "moved" else "moved"
+        page.check(f"input[name='measure'][value='{measure}']")
+        return f"measure {measure}"
     if kind == "temperature":
         if page.is_hidden("#temperature-row"):
             return "temperature (not shown for this model)"
@@ -141,7 +146,7 @@ def check_page_shows(page, server):
     assert page.evaluate("() => document.querySelectorAll('.updating').length") == 0
     assert "Computing" not in page.text_content("#predictions")
     common = {"text": s["text"], "model": s["model"]}
-    att = api(server, "/api/attention", **common, layers=[s["layer"]])
+    att = api(server, "/api/attention", **common, layers=[s["layer"]], measure=s["measure"])
     P = att["attention"][str(s["layer"])]
     n = len(att["tokens"])
     # the chips are this text's tokens
@@ -149,20 +154,20 @@ def check_page_shows(page, server):
     assert [c.split(",")[0] for c in chips] == [f"token {i}: id {t['id']}" for i, t in enumerate(att["tokens"])]
     # the heatmap: plotly's own trace data and the title
     heat = page.evaluate("() => { const e = document.getElementById('heatmap'); return {z: e.data[0].z, title: e.layout.title.text}; }")
-    assert heat["title"] == f"layer {s['layer']}, head {s['head']}"
+    assert heat["title"] == f"layer {s['layer']}, head {s['head']}" + (" · what it moved" if s["measure"] == "moved" else "")
     causal = att["causal"]
     for i in range(n):
         for j in range(n):
             v = heat["z"][i][j]
             assert (v is None) if (causal and j > i) else abs(v - P[s["head"]][i][j]) <= 1e-6, (i, j)
-    # the arrows: each drawn weight is the API's, for the heads drawn
+    # the arrows: each drawn value is the API's (weight or moved), for the heads drawn
     for h, q, k, w in page.eval_on_selector_all("svg.arrow-layer path[data-head]", "ps => ps.map(p => [p.dataset.head, p.dataset.query,"
                                                 " p.dataset.key, p.dataset.weight].map(Number))"):
         assert h in s["heads"] and abs(w - P[h][q][k]) <= 1e-4, (h, q, k, w)
     # the description: the page's own describe() of the API's numbers for this state
     expected = page.evaluate("""async ([tokens, pattern, s, causal]) => {
         const { describe } = await import('/static/js/views/describe.js');
-        return describe({ tokens, pattern, layer: s.layer, head: s.head, token: s.token, dir: s.dir, causal });
+        return describe({ tokens, pattern, layer: s.layer, head: s.head, token: s.token, dir: s.dir, causal, measure: s.measure });
     }""", [att["tokens"], P, s, causal])
     assert page.text_content("#describe") == expected
     # the predictions, at the focused token (or the last one)

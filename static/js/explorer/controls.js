@@ -36,7 +36,8 @@ export function sentenceControls({ store, models, remap }) {
   };
 }
 
-// Which head: the layer slider, the head picker, the heads drawn in the arrow views, the direction.
+// Which head: the layer slider, the head picker, the heads drawn in the arrow views, the direction,
+// and the measure (where it looks: the weights; what it moved: weight × the value's norm as written).
 export function headControls({ store, models }) {
   const layer = $("layer"), head = $("head");
   layer.addEventListener("input", () => store.set({ layer: Number(layer.value) }));
@@ -45,6 +46,7 @@ export function headControls({ store, models }) {
     store.set({ head: h, heads: [h, ...store.get("heads").filter((x) => x !== was && x !== h)] });
   });
   for (const r of document.querySelectorAll('input[name="dir"]')) r.addEventListener("change", () => store.set({ dir: r.value }));
+  for (const r of document.querySelectorAll('input[name="measure"]')) r.addEventListener("change", () => store.set({ measure: r.value }));
   return {
     show(s) {
       const m = models[s.model];
@@ -54,6 +56,7 @@ export function headControls({ store, models }) {
       if (head.options.length !== m.n_heads) head.replaceChildren(...Array.from({ length: m.n_heads }, (_, h) => new Option(String(h), String(h))));
       head.value = String(s.head);
       document.querySelector(`input[name="dir"][value="${s.dir}"]`).checked = true;
+      document.querySelector(`input[name="measure"][value="${s.measure}"]`).checked = true;
       $("heads").replaceChildren(...Array.from({ length: m.n_heads }, (_, h) => {
         const b = el("button", { type: "button", className: "head-chip", textContent: String(h), title: `draw head ${h} in the arrow views`,
           style: { "--c": headColor(h) }, attrs: { "aria-pressed": String(s.heads.includes(h)) } });

@@ -9,18 +9,32 @@
 
 import { ApiError, decodePattern, request } from "../api.js";
 
-const attentionOne = (s) => ({ text: s.text, model: s.model, layers: [s.layer] });
+const attentionOne = (s) => ({ text: s.text, model: s.model, layers: [s.layer], measure: s.measure });
+
+// The largest value of each head: 1 for weights; for moved (raw norms) what the views scale by, so
+// that a head's strongest carry draws as strongly as a weight of 1.
+export function peaks(measure, heads) {
+  return heads.map((P) => {
+    if (measure !== "moved") return 1;
+    let m = 0;
+    for (const row of P) for (const v of row) if (v > m) m = v;
+    return m || 1;
+  });
+}
 
 // need -> {fields: the state it depends on, limit: answers kept, ask(state) -> [path, body],
 //          accept(answer, state) -> what the views get}
 export const NEEDS = {
-  attention: { fields: ["model", "text", "layer"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
-    accept: (r, s) => ({ tokens: r.tokens, pattern: r.attention[String(s.layer)], causal: r.causal }) },
+  attention: { fields: ["model", "text", "layer", "measure"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
+    accept: (r, s) => {
+      const pattern = r.attention[String(s.layer)], measure = r.measure ?? "weight";
+      return { tokens: r.tokens, pattern, causal: r.causal, measure, peaks: peaks(measure, pattern) };
+    } },
   head: { fields: ["model", "text", "layer", "head"], limit: 32,
     ask: (s) => ["/api/head", { text: s.text, model: s.model, layer: s.layer, head: s.head }], accept: (r) => r },
   // every layer's pattern as uint8 (one byte a weight), decoded once: [layer] -> Float32Array [H*n*n]
-  grid: { fields: ["model", "text"], limit: 2, ask: (s) => ["/api/attention", { text: s.text, model: s.model, encoding: "uint8" }],
-    accept: decodeGrid },
+  grid: { fields: ["model", "text", "measure"], limit: 2,
+    ask: (s) => ["/api/attention", { text: s.text, model: s.model, encoding: "uint8", measure: s.measure }], accept: decodeGrid },
   predictions: { fields: ["model", "text", "temperature", "headsOff", "offMode"], limit: 32,
     ask: (s) => ["/api/predictions", { text: s.text, model: s.model, top_k: 10, temperature: s.temperature,
       ablate: s.headsOff.map((k) => k.split(".").map(Number)), ablate_mode: s.offMode }], accept: (r) => r },
@@ -29,9 +43,18 @@ export const NEEDS = {
 export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => s[f])]);
 
 export function decodeGrid(r) {
-  const data = {};
-  for (const [L, a] of Object.entries(r.attention)) data[L] = decodePattern(a);
-  return { tokens: r.tokens, data, n: r.tokens.length, nLayers: r.n_layers, nHeads: r.n_heads, causal: r.causal };
+  const data = {}, peak = {};
+  const n = r.tokens.length, moved = r.measure === "moved";
+  for (const [L, a] of Object.entries(r.attention)) {
+    data[L] = decodePattern(a);
+    peak[L] = Array.from({ length: r.n_heads }, (_, h) => {  // the head's largest value (1 for weights)
+      if (!moved) return 1;
+      let m = 0;
+      for (let i = h * n * n; i < (h + 1) * n * n; i++) if (data[L][i] > m) m = data[L][i];
+      return m || 1;
+    });
+  }
+  return { tokens: r.tokens, data, peak, n, nLayers: r.n_layers, nHeads: r.n_heads, causal: r.causal, measure: r.measure ?? "weight" };
 }
 
 // An answer that says the input itself is wrong (4xx) stays wrong for that key; any other failure

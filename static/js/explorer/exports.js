@@ -8,7 +8,10 @@ import { plotlyReady } from "../plotly.js";
 import { keyOf } from "./data.js";
 import { arrowsSVG, exportURL, gridSVG, heatmapImage, linesSVG, save } from "../export.js";
 
-const LINK_KEYS = ["text", "model", "layer", "head", "token"];
+const LINK_KEYS = ["text", "model", "layer", "head", "token", "measure"];
+// The server's files hold attention weights: while the page shows what moved they would not be what is
+// on screen, so their links rest (PNG and SVG, made from the screen, still work).
+const WEIGHTS_ONLY = "The server's HTML, JSON and CSV files hold the attention weights: switch to “where it looks” to download them";
 
 function exportName(view, s) {
   if (view === "grid") return "attnscope-grid";
@@ -59,9 +62,14 @@ export function wireExports(ctx) {
     });
   }
   const links = () => {
+    const moved = store.state.measure === "moved";
     for (const a of document.querySelectorAll("a[data-export-link]")) {
       const [view, fmt] = a.dataset.exportLink.split(".");
-      a.href = exportURL(view, fmt, store.state);
+      if (moved) a.removeAttribute("href");
+      else a.href = exportURL(view, fmt, store.state);
+      a.toggleAttribute("aria-disabled", moved);
+      if (moved) a.title = WEIGHTS_ONLY;
+      else a.removeAttribute("title");
     }
   };
   links();

@@ -27,11 +27,12 @@ function specs({ models, focus, pickHead }) {
     } },
     describe: { panel: "arrows-panel", needs: ["attention"], on: ["head", "token", "dir"], draw: ({ attention: a }, s) => {
       $("describe").textContent = describe({ tokens: a.tokens, pattern: a.pattern, layer: s.layer, head: s.head, token: s.token,
-        dir: s.dir, causal: a.causal });
+        dir: s.dir, causal: a.causal, measure: a.measure });
     } },
     heatmap: { panel: "heatmap-panel", needs: ["attention"], uses: ["head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
       await plotlyReady();
-      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: a.pattern[s.head], scores: head?.scores ?? null, causal: a.causal },
+      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: a.pattern[s.head], scores: head?.scores ?? null, causal: a.causal,
+        measure: a.measure, peak: a.peaks[s.head], weights: head?.pattern ?? null },
         { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q) });
     } },
     lines: { panel: "lines-panel", needs: ["attention"], on: ["heads", "token", "dir"], draw: ({ attention: a }, s, resized) =>

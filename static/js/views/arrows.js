@@ -46,30 +46,32 @@ function chipsFor(el, tokens, focus, still) {
   return chips;
 }
 
-// Which (query, key, weight) links to draw for the state. pattern: Float32Array-like rows [H][n][n]
-export function links(pattern, heads, token, dir, n) {
+// Which (query, key, value) links to draw for the state. pattern: rows [H][n][n] (weights, or what
+// moved); peaks[h]: head h's largest value (1 for weights). r = w / peak is what the drawing follows.
+export function links(pattern, heads, token, dir, n, peaks = []) {
   const out = [];
   for (const h of heads) {
     const P = pattern[h];
     if (!P) continue;
+    const peak = peaks[h] ?? 1;
     if (token >= 0) {
       for (let j = 0; j < n; j++) {
         const [q, k] = dir === "out" ? [token, j] : [j, token];
         const w = P[q][k];
-        if (w > 0.005) out.push({ h, q, k, w });
+        if (w / peak > 0.005) out.push({ h, q, k, w, r: w / peak });
       }
     } else {
       const floor = Math.max(0.1, 2 / n);
-      for (let q = 0; q < n; q++) for (let k = 0; k < n; k++) if (P[q][k] >= floor) out.push({ h, q, k, w: P[q][k] });
+      for (let q = 0; q < n; q++) for (let k = 0; k < n; k++) if (P[q][k] / peak >= floor) out.push({ h, q, k, w: P[q][k], r: P[q][k] / peak });
     }
   }
-  out.sort((a, b) => b.w - a.w);
+  out.sort((a, b) => b.r - a.r);
   return out.slice(0, MAX_ARROWS);
 }
 
 // The view: the chips of data.tokens with the arrows of data.pattern ([head][query][key]) for the
 // focus state over them. Idempotent; returns what an export needs: {chips, links}.
-export function drawArrows(el, { tokens, pattern }, { heads, token, dir, focus = noFocus, still = false }) {
+export function drawArrows(el, { tokens, pattern, peaks = [] }, { heads, token, dir, focus = noFocus, still = false }) {
   const chips = chipsFor(el, tokens, focus, still);
   const svg = el.querySelector("svg.arrow-layer");
   const box = el.getBoundingClientRect();
@@ -80,7 +82,7 @@ export function drawArrows(el, { tokens, pattern }, { heads, token, dir, focus =
     return { x: r.left - box.left + r.width / 2, y: r.top - box.top, w: r.width };
   });
   const n = chips.length;
-  const ls = links(pattern, heads, token, dir, n);
+  const ls = links(pattern, heads, token, dir, n, peaks);
   const frag = document.createDocumentFragment();
   const defs = document.createElementNS(SVG, "defs");
   for (const h of heads) {
@@ -96,7 +98,7 @@ export function drawArrows(el, { tokens, pattern }, { heads, token, dir, focus =
   }
   frag.append(defs);
   const spread = heads.length > 1 ? 4 : 0;
-  for (const { h, q, k, w } of ls.reverse()) {  // strongest drawn last, on top
+  for (const { h, q, k, w, r } of ls.reverse()) {  // strongest drawn last, on top
     const a = centres[k], b = centres[q];
     const shift = (heads.indexOf(h) - (heads.length - 1) / 2) * spread;
     const path = document.createElementNS(SVG, "path");
@@ -111,8 +113,8 @@ export function drawArrows(el, { tokens, pattern }, { heads, token, dir, focus =
     }
     path.setAttribute("d", d);
     path.setAttribute("stroke", headColor(h));
-    path.setAttribute("stroke-width", (0.8 + 5 * w).toFixed(2));
-    path.setAttribute("stroke-opacity", (0.18 + 0.82 * w).toFixed(3));
+    path.setAttribute("stroke-width", (0.8 + 5 * r).toFixed(2));
+    path.setAttribute("stroke-opacity", (0.18 + 0.82 * r).toFixed(3));
     path.setAttribute("fill", "none");
     path.setAttribute("marker-end", `url(#arrowhead-${h})`);
     path.dataset.query = String(q);
@@ -125,7 +127,7 @@ export function drawArrows(el, { tokens, pattern }, { heads, token, dir, focus =
   // chips: the focused token, and how strongly each other token is linked to it (first drawn head)
   const h0 = heads[0];
   chips.forEach((c, i) => {
-    const w = token < 0 || !pattern[h0] ? 0 : dir === "out" ? pattern[h0][token][i] : pattern[h0][i][token];
+    const w = token < 0 || !pattern[h0] ? 0 : (dir === "out" ? pattern[h0][token][i] : pattern[h0][i][token]) / (peaks[h0] ?? 1);
     c.classList.toggle("focus", i === token);
     c.setAttribute("aria-selected", String(i === token));
     c.style.setProperty("--w", token < 0 ? "0" : w.toFixed(3));

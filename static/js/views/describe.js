@@ -2,7 +2,9 @@
 
 import { quoted } from "../tokens.js";
 
-export function describe({ tokens, pattern, layer, head, token, dir, causal }) {
+// measure "moved": pattern holds what the head carried from each key (norms), not where it looks.
+export function describe({ tokens, pattern, layer, head, token, dir, causal, measure = "weight" }) {
+  const moved = measure === "moved";
   const n = tokens.length;
   const P = pattern[head];
   if (!P) return "";
@@ -10,10 +12,10 @@ export function describe({ tokens, pattern, layer, head, token, dir, causal }) {
   if (token >= 0) {
     if (dir === "out") {
       const pairs = P[token].map((w, j) => ({ j, w })).filter((p) => !(causal && p.j > token));
-      return `Layer ${layer}, head ${head}: ${quoted(tokens[token].text)} attends most to ${top(pairs)}.`;
+      return `Layer ${layer}, head ${head}: ${quoted(tokens[token].text)} ${moved ? "takes most from" : "attends most to"} ${top(pairs)}.`;
     }
     const pairs = P.map((row, j) => ({ j, w: row[token] })).filter((p) => !(causal && p.j < token));
-    return `Layer ${layer}, head ${head}: ${quoted(tokens[token].text)} is read most by ${top(pairs)}.`;
+    return `Layer ${layer}, head ${head}: ${quoted(tokens[token].text)} ${moved ? "gives most to" : "is read most by"} ${top(pairs)}.`;
   }
   const best = [];
   for (let i = 0; i < n; i++) {
@@ -24,5 +26,5 @@ export function describe({ tokens, pattern, layer, head, token, dir, causal }) {
   best.sort((a, b) => b.w - a.w);
   const strongest = best.filter((b) => b.i !== b.j).slice(0, 3)
     .map((b) => `${quoted(tokens[b.i].text)} → ${quoted(tokens[b.j].text)} (${b.w.toFixed(2)})`).join(", ");
-  return `Layer ${layer}, head ${head}: strongest links (query → key): ${strongest || "each token to itself"}.`;
+  return `Layer ${layer}, head ${head}: ${moved ? "most moved (query → the key it takes from, ‖·‖₂)" : "strongest links (query → key)"}: ${strongest || "each token to itself"}.`;
 }

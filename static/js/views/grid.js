@@ -38,7 +38,7 @@ function canvasOf(el) {
 // The view: data = {data: {layer: Float32Array [H*n*n]}, n, nLayers, nHeads, causal}; options = the
 // selected {layer, head}, headsOff ["L.H", ...] crossed out, onPick(L, H, event). Returns the
 // geometry (CSS px): {left, top, pitch, cell, labelEvery, nLayers, nHeads, layer, head, width, height}.
-export function drawGrid(el, { data, n, nLayers, nHeads, causal }, { layer, head, headsOff = [], onPick = () => {}, scale = "viridis", still = false }) {
+export function drawGrid(el, { data, peak, n, nLayers, nHeads, causal }, { layer, head, headsOff = [], onPick = () => {}, scale = "viridis", still = false }) {
   const canvas = canvasOf(el);
   if (still) canvas.tabIndex = -1;
   const width = el.clientWidth || 600;
@@ -63,7 +63,7 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal }, { layer, head
   for (let L = 0; L < nLayers; L += labelEvery) ctx.fillText(String(L), left + L * pitch + cell / 2, 11);
   ctx.textAlign = "right";
   for (let H = 0; H < nHeads; H++) ctx.fillText(String(H), left - 6, top + H * pitch + cell / 2 + 3);
-  paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale }, geometry);
+  paintThumbnails(ctx, { data, peak, n, nLayers, nHeads, causal, scale }, geometry);
   ctx.strokeStyle = css("--accent", "#f60");
   ctx.lineWidth = 2;
   ctx.strokeRect(left + layer * pitch - 1.5, top + head * pitch - 1.5, cell + 3, cell + 3);
@@ -83,7 +83,8 @@ export function drawGrid(el, { data, n, nLayers, nHeads, causal }, { layer, head
 
 // The thumbnails alone (no labels, no selection) at the grid's geometry: the canvas and the SVG
 // export (static/js/export.js, which embeds them as an image under vector labels) share them.
-export function paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale = "viridis" }, { left, top, pitch, cell }) {
+// peak[L][H]: the head's largest value (thumbnails of what moved are scaled to it; weights: 1).
+export function paintThumbnails(ctx, { data, peak, n, nLayers, nHeads, causal, scale = "viridis" }, { left, top, pitch, cell }) {
   const m = Math.min(n, MAX_PIXELS);
   const lut = LUT[scale];
   const img = new ImageData(m, m);
@@ -94,7 +95,7 @@ export function paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale =
     const P = data[L];
     if (!P) continue;
     for (let H = 0; H < nHeads; H++) {
-      const base = H * n * n;
+      const base = H * n * n, top1 = peak?.[L]?.[H] ?? 1;
       for (let a = 0; a < m; a++) {
         const i = Math.floor((a * n) / m);
         for (let b = 0; b < m; b++) {
@@ -105,7 +106,7 @@ export function paintThumbnails(ctx, { data, n, nLayers, nHeads, causal, scale =
             img.data[o + 3] = 40;
             continue;
           }
-          const v = Math.round(Math.sqrt(P[base + i * n + j]) * 255);
+          const v = Math.round(Math.sqrt(Math.min(1, P[base + i * n + j] / top1)) * 255);
           img.data[o] = lut[v * 3]; img.data[o + 1] = lut[v * 3 + 1]; img.data[o + 2] = lut[v * 3 + 2]; img.data[o + 3] = 255;
         }
       }

@@ -49,7 +49,8 @@ function build(root, tokens, focus) {
 
 // The lines drawn for a state, with their geometry and style: the canvas draws them, the SVG export
 // (static/js/export.js) writes the same ones as vectors. Strongest last, per head in drawing order.
-export function lineSegments(pattern, n, { heads, token, dir }, width) {
+// peaks[h]: head h's largest value (1 for weights, the largest norm for what moved).
+export function lineSegments(pattern, n, { heads, token, dir }, width, peaks = []) {
   const x1 = Math.min(150, width * 0.3), x2 = width - Math.min(150, width * 0.3);
   const y = (i) => i * ROW + 4 + ROW / 2;
   const floor = token >= 0 ? 0.002 : Math.max(0.02, 0.5 / n);
@@ -57,11 +58,12 @@ export function lineSegments(pattern, n, { heads, token, dir }, width) {
   for (const h of heads) {
     const P = pattern[h];
     if (!P) continue;
+    const peak = peaks[h] ?? 1;
     for (let q = 0; q < n; q++) {
       if (token >= 0 && dir === "out" && q !== token) continue;
       for (let k = 0; k < n; k++) {
         if (token >= 0 && dir === "in" && k !== token) continue;
-        const w = P[q][k];
+        const w = P[q][k] / peak;
         if (w < floor) continue;
         out.push({ h, q, k, w, x1, y1: y(q), x2, y2: y(k), alpha: Math.min(1, 0.08 + w * (token >= 0 ? 1 : 0.9)),
           lineWidth: token >= 0 ? 1 + 4 * w : 0.6 + 2.5 * w });
@@ -74,7 +76,7 @@ export function lineSegments(pattern, n, { heads, token, dir }, width) {
 // The view: data.tokens on both sides, a line per weight of data.pattern ([head][query][key]) for the
 // focus state. Idempotent; remeasure after a resize. Returns what an export needs: the columns, the
 // width and the segments drawn.
-export function drawLines(root, { tokens, pattern }, { heads, token, dir, focus = noFocus, remeasure = false }) {
+export function drawLines(root, { tokens, pattern, peaks = [] }, { heads, token, dir, focus = noFocus, remeasure = false }) {
   const view = build(root, tokens, focus);
   const { wrap, canvas, cols } = view;
   const n = cols[0].children.length;
@@ -89,7 +91,7 @@ export function drawLines(root, { tokens, pattern }, { heads, token, dir, focus 
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
   ctx.lineCap = "round";
-  const segments = lineSegments(pattern, n, { heads, token, dir }, width);
+  const segments = lineSegments(pattern, n, { heads, token, dir }, width, peaks);
   for (const s of segments) {
     ctx.strokeStyle = headColor(s.h);
     ctx.globalAlpha = s.alpha;
@@ -109,8 +111,8 @@ export function drawLines(root, { tokens, pattern }, { heads, token, dir, focus 
       s.classList.toggle("focus", active);
       let w = 0;
       if (token >= 0 && pattern[h0]) {
-        if (dir === "out" && !isQuery) w = pattern[h0][token][i];
-        if (dir === "in" && isQuery) w = pattern[h0][i][token];
+        if (dir === "out" && !isQuery) w = pattern[h0][token][i] / (peaks[h0] ?? 1);
+        if (dir === "in" && isQuery) w = pattern[h0][i][token] / (peaks[h0] ?? 1);
       }
       s.style.setProperty("--w", w.toFixed(3));
     }

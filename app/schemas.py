@@ -174,6 +174,8 @@ class HeadPublic(BaseModel):
                                           "its share of blocks.L.hook_attn_out (which adds b_O once)")
     resid_pre: list[list[float]] | None = Field(None, description="detail: [pos][d_model] blocks.L.hook_resid_pre")
     attn_out: list[list[float]] | None = Field(None, description="detail: [pos][d_model] blocks.L.hook_attn_out (all heads)")
+    v_out_norm: list[float] | None = Field(None, description="detail: [key_pos] ‖v_j @ W_O[h]‖₂, what key j moves per unit "
+                                                             "of weight (moved = pattern[i][j] · v_out_norm[j])")
 
 
 class Prediction(BaseModel):

@@ -31,6 +31,13 @@ def test_steps_by_keyboard_and_numbers_equal_the_api(page, server):
     page.keyboard.press("ArrowLeft")
     assert page.evaluate("() => document.body.dataset.step") == "sum"
     assert "step=8" in page.url
+    # the weighted sum says what each key moved: weight x the norm of its value as the head writes it
+    rows = page.eval_on_selector_all("table.nums tbody tr", "rs => rs.map(r => [...r.children].map(c => c.textContent))")
+    assert [r[0] for r in rows] == ["a", "·fluffy", "·blue", "·creature"]
+    for j, r in enumerate(rows):
+        w, norm = api["pattern"][3][j], api["v_out_norm"][j]
+        assert float(r[2]) == round(norm, 4) and abs(float(r[3]) - w * norm) <= 1e-4
+    page.locator("#step").screenshot(path=str(page_artifact("explain-sum-moved")))
     assert not page.errors
 
 

@@ -203,6 +203,16 @@ export function explainStep(d, m, state) {
       const ks = keys.filter((j) => d.pattern[i][j] > 0);
       parts.push(strips(ks.map((j) => d.v[j].map((x) => x * d.pattern[i][j])), ks.map((j) => names[j]), { weights: ks.map((j) => d.pattern[i][j]), caption: "w_j v_j for each key (rows)." }));
       parts.push(el("h4", { textContent: "their sum z (the model's own hook_z)" }), strips([d.z[i]], ["z"]));
+      if (d.v_out_norm) {  // what each key really moves: weight × the size of its value as the head writes it
+        const moved = ks.map((j) => d.pattern[i][j] * d.v_out_norm[j]);
+        const top = Math.max(1e-12, ...moved);
+        p("A weight says where the head looks, not how much it moves: a key whose value is small moves little however much weight it takes. "
+          + "What key j moves into the stream is w_j · ‖v_j W_O‖ (Kobayashi et al. 2020).");
+        parts.push(table([{ key: "tok", head: "key token" }, { key: "w", head: "weight w_j", bar: true }, { key: "n", head: "‖v_j W_O‖" },
+          { key: "m", head: "moved w_j‖v_j W_O‖" }, { key: "share", head: "share of what moved", bar: true }],
+        ks.map((j, x) => ({ tok: names[j], w: d.pattern[i][j], n: d.v_out_norm[j], m: moved[x], share: moved[x] / moved.reduce((a, b) => a + b, 0),
+          className: moved[x] === top ? "best" : "" }))));
+      }
       break;
     }
     case "out": {

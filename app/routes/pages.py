@@ -56,7 +56,8 @@ def page_state(request: Request, runner: Runner) -> dict:
             "token": _int(q.get("token"), -1), "locked": q.get("locked") == "1",
             "dir": "in" if q.get("dir") == "in" else "out", "heads": q.get("heads", ""),
             "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero",
-            "measure": "moved" if q.get("measure") == "moved" else "weight"}
+            "measure": "moved" if q.get("measure") == "moved" else "weight",
+            "at": q.get("at", ""), "target": q.get("target", ""), "vs": q.get("vs", "")}
 
 
 def parse_heads_off(heads_off: str) -> list[tuple[int, int]]:

@@ -9,7 +9,7 @@
 
 import { ApiError, busy } from "./api.js";
 import { $, initialData } from "./dom.js";
-import { ablationControls, headControls, sentenceControls, temperatureControls } from "./explorer/controls.js";
+import { ablationControls, headControls, sentenceControls, temperatureControls, whyControls } from "./explorer/controls.js";
 import { DataCache, keyOf } from "./explorer/data.js";
 import { wireExports } from "./explorer/exports.js";
 import { explorerViews, wanted } from "./explorer/views.js";
@@ -85,7 +85,8 @@ function keepTokenInRange() {
 // ---- the controls and the views ---------------------------------------------------------------------
 
 const ablation = ablationControls({ store, models });
-const controls = [sentenceControls({ store, models, remap }), headControls({ store, models }), temperatureControls({ store, models }), ablation];
+const controls = [sentenceControls({ store, models, remap }), headControls({ store, models }), temperatureControls({ store, models }), ablation,
+  whyControls({ store })];
 const views = explorerViews({ store, cache, models, focus, pickHead: ablation.pick, onError: showError });
 
 function update(changed) {
@@ -97,6 +98,8 @@ function update(changed) {
 
 store.addEventListener("change", (e) => {
   if (e.detail.has("text")) remapFrom = null;  // its characters were of another text
+  // an explained prediction belongs to its text and model (a position, a token id of that vocabulary)
+  if ((e.detail.has("text") || e.detail.has("model")) && store.get("whyTarget") >= 0) return store.set({ whyAt: -1, whyTarget: -1, whyVs: -1 });
   for (const c of controls) c.show(store.state);
   update(e.detail);
 });

@@ -2,7 +2,8 @@
 // state so that every view is a permalink.
 
 const URL_KEYS = { text: "text", model: "model", layer: "layer", head: "head", token: "token", locked: "locked",
-  dir: "dir", heads: "heads", temperature: "t", headsOff: "off", offMode: "offmode", measure: "measure" };
+  dir: "dir", heads: "heads", temperature: "t", headsOff: "off", offMode: "offmode", measure: "measure",
+  whyAt: "at", whyTarget: "target", whyVs: "vs" };
 
 export class Store extends EventTarget {
   constructor(state) {
@@ -45,7 +46,7 @@ export class Store extends EventTarget {
       if (k === "heads" || k === "headsOff") v = v.join(",");
       if ((k === "offMode" && v === "zero") || (k === "measure" && v === "weight")) v = "";  // the defaults stay out
       if (k === "locked") v = v ? "1" : "";
-      if (k === "token" && v < 0) v = "";
+      if ((k === "token" || k.startsWith("why")) && v < 0) v = "";
       if (v !== "" && v !== undefined && v !== null) params.set(name, String(v));
     }
     return params.toString();
@@ -65,5 +66,13 @@ export function stateFromInitial(s) {
     dir: s.dir === "in" ? "in" : "out", heads: heads.length ? heads : [s.head], temperature: Math.min(100, Math.max(0.1, Number(s.temperature) || 1)),
     headsOff: String(s.off || "").split(",").filter((x) => /^\d+\.\d+$/.test(x)), offMode: s.offmode === "mean" ? "mean" : "zero",
     measure: s.measure === "moved" ? "moved" : "weight",
+    ...whyFromInitial(s),
   };
+}
+
+// The prediction explained (at: position, target and vs: token ids; -1 for none), as the URL said it.
+function whyFromInitial(s) {
+  const int = (v) => (/^\d+$/.test(String(v ?? "")) ? Number(v) : -1);
+  const target = int(s.target);
+  return { whyAt: target >= 0 ? int(s.at) : -1, whyTarget: target, whyVs: target >= 0 ? int(s.vs) : -1 };
 }

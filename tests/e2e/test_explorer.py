@@ -372,3 +372,36 @@ def test_what_it_moved_beside_where_it_looks(page, server):
     assert page.evaluate("() => document.getElementById('heatmap').data[0].zmax") == 1
     assert page.get_attribute("a[data-export-link='heatmap.json']", "href").startswith("/export/heatmap.json?")
     assert not page.errors, page.errors
+
+
+def test_why_this_prediction(page, server):
+    text = "The capital of France is"
+    page.open(server + "/?text=" + text.replace(" ", "%20"))
+    assert page.is_visible("#why-panel") and "No token picked" in page.text_content("#why")
+    first = page.eval_on_selector(".pred-list li", "l => Number(l.dataset.id)")
+    page.click(".pred-list li:first-child button.pred-token")
+    page.evaluate("() => window.attnscope.settled()")
+    a = api(server, "/api/attribution", text=text, target=first)
+    z = page.evaluate("() => document.querySelector('#why .attr-map').data[0].z")  # [head][layer]
+    assert z == [[a["heads"][L][h] for L in range(len(a["heads"]))] for h in range(len(a["heads"][0]))]
+    assert page.evaluate("() => document.querySelector('#why .attr-mlps').data[0].y") == a["mlps"]
+    assert f"is {a['value']:.2f}" in page.text_content(".attr-summary")
+    assert page.get_attribute(".pred-list li:first-child", "aria-current") == "true"
+    # against the runner-up: the difference of the two logits
+    second = page.eval_on_selector(".pred-list li:nth-child(2)", "l => Number(l.dataset.id)")
+    page.select_option("#why-vs", str(second))
+    page.evaluate("() => window.attnscope.settled()")
+    vs = api(server, "/api/attribution", text=text, target=first, contrast=second)
+    assert f"is {vs['value']:.2f}" in page.text_content(".attr-summary") and "logit(" in page.text_content(".attr-summary")
+    page.wait_for_function(f"() => location.search.includes('target={first}') && location.search.includes('vs={second}')")
+    # a top head's link selects it in the views above
+    top = page.text_content(".attr-top li:first-child button")
+    page.click(".attr-top li:first-child button")
+    s = page.state()
+    assert top.startswith(f"layer {s['layer']}, head {s['head']}:")
+    page.locator("#why-panel").screenshot(path=str(page_artifact("why-this-prediction")))
+    # a new text forgets the explained token (it was a position of the old one)
+    type_text(page, "another text")
+    wait_rendered(page, "another text")
+    assert page.state()["whyTarget"] == -1 and "No token picked" in page.text_content("#why")
+    assert not page.errors, page.errors

@@ -84,6 +84,12 @@ export function temperatureControls({ store, models }) {
   };
 }
 
+// Why this prediction: the token it is weighed against (none: the logit itself).
+export function whyControls({ store }) {
+  $("why-vs").addEventListener("change", (e) => store.set({ whyVs: Number(e.target.value) }));
+  return { show() {} };  // the options depend on the predictions: the view fills them
+}
+
 // Switching heads off (causal models): the switched-off list, the mode, the touch toggle. A pick in
 // the grid goes through pick(L, H, event): it selects the head, or switches it off with Shift, Alt
 // or the switch-off mode.

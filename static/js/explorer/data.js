@@ -35,6 +35,9 @@ export const NEEDS = {
   // every layer's pattern as uint8 (one byte a weight), decoded once: [layer] -> Float32Array [H*n*n]
   grid: { fields: ["model", "text", "measure"], limit: 2,
     ask: (s) => ["/api/attention", { text: s.text, model: s.model, encoding: "uint8", measure: s.measure }], accept: decodeGrid },
+  attribution: { fields: ["model", "text", "whyAt", "whyTarget", "whyVs"], limit: 16,
+    ask: (s) => ["/api/attribution", { text: s.text, model: s.model, position: s.whyAt, target: s.whyTarget,
+      ...(s.whyVs >= 0 ? { contrast: s.whyVs } : {}) }], accept: (r) => r },
   predictions: { fields: ["model", "text", "temperature", "headsOff", "offMode"], limit: 32,
     ask: (s) => ["/api/predictions", { text: s.text, model: s.model, top_k: 10, temperature: s.temperature,
       ablate: s.headsOff.map((k) => k.split(".").map(Number)), ablate_mode: s.offMode }], accept: (r) => r },

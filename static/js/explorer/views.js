@@ -8,16 +8,19 @@
 import { $, el } from "../dom.js";
 import { plotlyReady } from "../plotly.js";
 import { drawArrows } from "../views/arrows.js";
+import { drawAttribution } from "../views/attribution.js";
 import { describe } from "../views/describe.js";
 import { drawGrid } from "../views/grid.js";
 import { drawHeatmap } from "../views/heatmap.js";
 import { drawLines } from "../views/lines.js";
 import { drawPredictions } from "../views/predictions.js";
+import { label } from "../tokens.js";
 import { keyOf } from "./data.js";
 
 // spec: {panel, needs, uses?, on: state keys it shows, draw(data, state) -> geometry (or a promise)}
-function specs({ models, focus, pickHead }) {
+function specs({ models, focus, pickHead, store }) {
   const causal = (s) => models[s.model].causal;
+  const explain = (s) => causal(s) && s.whyTarget >= 0;
   return {
     arrows: { panel: "arrows-panel", needs: ["attention"], on: ["heads", "token", "dir", "locked"], draw: ({ attention: a }, s) => {
       const g = drawArrows($("arrows"), a, { heads: s.heads, token: s.token, dir: s.dir, focus });
@@ -40,9 +43,23 @@ function specs({ models, focus, pickHead }) {
     grid: { panel: "grid-panel", needs: ["grid"], on: ["layer", "head", "headsOff"], draw: ({ grid }, s) =>
       drawGrid($("grid"), grid, { layer: s.layer, head: s.head, headsOff: causal(s) ? s.headsOff : [], onPick: pickHead }) },
     // an encoder predicts nothing: the view then needs no data and says so
-    predictions: { panel: "predictions-panel", needs: (s) => (causal(s) ? ["predictions"] : []), on: ["model", "token", "temperature", "headsOff"],
+    predictions: { panel: "predictions-panel", needs: (s) => (causal(s) ? ["predictions"] : []), on: ["model", "token", "temperature", "headsOff", "whyAt", "whyTarget"],
       draw: ({ predictions: p }, s) => drawPredictions($("predictions"), { tokens: p?.tokens ?? [], predictions: p?.predictions ?? null,
-        original: p?.original ?? null }, { position: s.token, headsOff: s.headsOff, temperature: s.temperature }) },
+        original: p?.original ?? null }, { position: s.token, headsOff: s.headsOff, temperature: s.temperature, chosen: s.whyAt >= 0 ? [s.whyAt, s.whyTarget] : null,
+        onPick: (i, id) => store.set({ whyAt: i, whyTarget: id, whyVs: -1 }) }) },
+    // why this prediction: only once a predicted token was picked (an encoder predicts nothing)
+    why: { panel: "why-panel", needs: (s) => (explain(s) ? ["attribution"] : []), uses: ["predictions"], on: ["model"], draw: async ({ attribution: a, predictions: p }, s) => {
+      $("why-panel").hidden = !causal(s);
+      const vs = $("why-vs");
+      $("why-vs-row").hidden = !a;
+      if (!a) return $("why").replaceChildren(el("p", { className: "muted", textContent: "No token picked yet: click one in the list of next tokens." }));
+      const options = (p?.predictions?.[s.whyAt] ?? []).filter((t) => t.id !== s.whyTarget);
+      vs.replaceChildren(new Option("nothing (the logit itself)", "-1"), ...options.map((t) => new Option(label(t.text), String(t.id))));
+      if (s.whyVs >= 0 && !options.some((t) => t.id === s.whyVs)) vs.append(new Option(label(a.contrast.text), String(s.whyVs)));
+      vs.value = String(s.whyVs);
+      await plotlyReady();
+      return drawAttribution($("why"), a, { onPickHead: (L, H) => store.set({ layer: L, head: H, heads: [H] }) }).drawn;
+    } },
   };
 }
 
@@ -52,13 +69,14 @@ const needsOf = (spec, s) => (typeof spec.needs === "function" ? spec.needs(s) :
 export function wanted(s, models) {
   const out = new Map();
   if (s.text === "") return out;
-  const needs = ["attention", "head", "grid", ...(models[s.model].causal ? ["predictions"] : [])];
+  const causal = models[s.model].causal;
+  const needs = ["attention", "head", "grid", ...(causal ? ["predictions"] : []), ...(causal && s.whyTarget >= 0 ? ["attribution"] : [])];
   for (const need of needs) out.set(keyOf(need, s), { need, state: { ...s } });
   return out;
 }
 
 export function explorerViews({ store, cache, models, focus, pickHead, onError }) {
-  const all = specs({ models, focus, pickHead });
+  const all = specs({ models, focus, pickHead, store });
   // name -> {stamp: the keys of the data last drawn, geometry, drawing: a promise while a draw runs}
   const shown = Object.fromEntries(Object.keys(all).map((name) => [name, { stamp: null, geometry: null, drawing: null, again: false }]));
 

@@ -9,8 +9,9 @@ export const percent = (p) => (p < 0.0005 ? "<0.1%" : `${(p * 100).toFixed(1)}%`
 const points = (d) => (Math.abs(d) < 0.0005 ? "±<0.1" : `${d > 0 ? "+" : "−"}${(Math.abs(d) * 100).toFixed(1)}`);
 
 // The view: data = {tokens, predictions: [position][top-k {id, text, prob}] (null for an encoder),
-// original: the same with every head on (or null)}; options = {position, headsOff, temperature}.
-export function drawPredictions(box, { tokens, predictions, original = null }, { position, headsOff = [], temperature }) {
+// original: the same with every head on (or null)}; options = {position, headsOff, temperature,
+// chosen: [position, token id] explained below (or null), onPick(position, id): a token was clicked}.
+export function drawPredictions(box, { tokens, predictions, original = null }, { position, headsOff = [], temperature, chosen = null, onPick = null }) {
   if (!predictions) {
     box.replaceChildren(el("p", { className: "muted",
       textContent: "This model is an encoder: it reads the whole sentence at once and does not predict a next token." }));
@@ -21,7 +22,11 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
   const rows = predictions[i].map((p) => {
     const bar = el("span", { className: "pred-bar", style: { "--p": String(p.prob) } });
     const pct = el("span", { className: "pred-prob", textContent: percent(p.prob) });
-    const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, el("span", { className: "pred-token", textContent: label(p.text) }), bar, pct);
+    const tok = onPick ? el("button", { type: "button", className: "pred-token", textContent: label(p.text), title: "why this prediction? (below)" })
+      : el("span", { className: "pred-token", textContent: label(p.text) });
+    if (onPick) tok.addEventListener("click", () => onPick(i, p.id));
+    const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, tok, bar, pct);
+    if (chosen && chosen[0] === i && chosen[1] === p.id) li.setAttribute("aria-current", "true");
     if (before) {
       const was = before.get(p.id);
       li.dataset.original = was === undefined ? "" : String(was);

@@ -5,6 +5,7 @@ import { plotlyScale } from "./colors.js";
 import { $, css, el, initialData } from "./dom.js";
 import { config, plotlyReady } from "./plotly.js";
 import { drawLens } from "./views/lens.js";
+import { drawRollout } from "./views/rollout.js";
 
 const initial = initialData();
 const state = { ...initial.state };
@@ -33,17 +34,35 @@ function drawHeads(h) {
   }
 }
 
+let lastRollout = null;
+
+async function showRollout() {
+  const r = lastRollout, slider = $("rollout-layer");
+  slider.max = String(r.layers.length - 1);
+  if (state.rolloutLayer === undefined || state.rolloutLayer >= r.layers.length) state.rolloutLayer = r.layers.length - 1;
+  slider.value = String(state.rolloutLayer);
+  $("rollout-layer-out").textContent = `${r.layers[state.rolloutLayer]} / ${r.layers.length - 1}`;
+  const { drawn, note } = drawRollout($("rollout"), r, { layer: state.rolloutLayer });
+  $("rollout-note").textContent = note;
+  await drawn;
+}
+
 async function refresh() {
   history.replaceState(null, "", `/lens?${new URLSearchParams({ text: state.text, model: state.model })}`);
   try {
     const model = initial.models.find((m) => m.id === state.model);
     $("lens-panel").hidden = !model.causal;
-    const [lens, heads] = await Promise.all([
+    const [lens, heads, rollout] = await Promise.all([
       model.causal ? post("lens", "/api/lens", { text: state.text, model: state.model, top_k: 5 }) : null,
       post("heads", "/api/heads", { text: state.text, model: state.model, top: 6 }),
+      post("rollout", "/api/rollout", { text: state.text, model: state.model }),
     ]);
     if (lens) showLens(lens);
     if (heads) drawHeads(heads);
+    if (rollout) {
+      lastRollout = rollout;
+      await showRollout();
+    }
     $("error").hidden = true;
     document.body.dataset.rendered = state.text;
   } catch (e) {
@@ -59,4 +78,5 @@ let t = 0;
 $("text").addEventListener("input", (e) => { clearTimeout(t); t = setTimeout(() => { state.text = e.target.value; refresh(); }, 300); });
 $("model").addEventListener("change", (e) => { state.model = e.target.value; refresh(); });
 busy.addEventListener("change", (e) => ($("busy").hidden = !e.detail));
+$("rollout-layer").addEventListener("input", (e) => { state.rolloutLayer = Number(e.target.value); if (lastRollout) showRollout(); });
 plotlyReady().then(refresh).then(() => (document.body.dataset.ready = "1"));

@@ -26,3 +26,16 @@ def test_lens_and_head_finder(page, server):
     s = page.state()
     assert (s["layer"], s["head"]) == (t["layer"], t["head"])
     assert not page.errors
+
+
+def test_rollout_layer_by_layer(page, server):
+    page.open(server + "/lens")
+    page.wait_for_function(f"() => document.body.dataset.rendered === {TEXT!r}")
+    r = httpx.post(server + "/api/rollout", json={"text": TEXT}, timeout=60).json()
+    assert page.evaluate("() => document.getElementById('rollout').data[0].z") == r["rollout"][-1]  # the last layer first
+    page.eval_on_selector("#rollout-layer", "e => { e.value = '3'; e.dispatchEvent(new Event('input')); }")
+    page.wait_for_function("() => document.getElementById('rollout').layout.title.text.startsWith('after layer 3:')")
+    assert page.evaluate("() => document.getElementById('rollout').data[0].z") == r["rollout"][3]
+    assert "After layer 3" in page.text_content("#rollout-note")
+    page.locator("#rollout-panel").screenshot(path=str(page_artifact("rollout")))
+    assert not page.errors

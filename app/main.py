@@ -17,6 +17,7 @@ from .security import SecurityHeaders
 from .routes import api, embed, export, pages
 from .schemas import LESSON_SENTENCE
 from .settings import Settings, get_settings
+from .text import Utf8Query
 
 log = logging.getLogger("attnscope")
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(embed.router)
     app.include_router(export.router)
     install_error_handlers(app)
+    app.add_middleware(Utf8Query)  # innermost: its 422s get the security headers too
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     # HTML pages and static files; API bodies and plotly.js come compressed already and pass through

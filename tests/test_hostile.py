@@ -70,10 +70,12 @@ def requests_for(path: str, text: str | None) -> list[tuple[str, str, dict]]:
         return get(f"{path}?text={v}&model={v}", BROWSER)
     if path == "/compare":
         return get(f"{path}?word={v}&s={v}&s={v}", BROWSER) + get(f"{path}?word=mole&s=a+mole&s={v}", BROWSER)
-    if path in ("/lesson", "/docs", "/docs/oauth2-redirect", "/redoc"):
+    if path in ("/lesson", "/docs", "/redoc"):
         return get(f"{path}?text={v}", BROWSER)
     if path == "/static":
         return get(f"/static/css/app.css?x={v}", BROWSER) + get(f"/static/{v}", BROWSER)
+    if path == "/vendor/docs/{name}":
+        return get(f"/vendor/docs/swagger-ui.css?x={v}", BROWSER) + get(f"/vendor/docs/{v}", BROWSER)
     if path == "/vendor/plotly-{digest}.min.js":
         return get(f"/vendor/plotly-{v}.min.js?x={v}", BROWSER)
     if path == "/embed/{view:path}":

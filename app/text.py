@@ -96,7 +96,7 @@ class Utf8Query:
         query = re.sub(rb"[^\x21-\x7e]", lambda m: b"%%%02X" % m[0][0], scope["query_string"])
         problem = query_problem(query)
         if problem is None:
-            return await self.app({**scope, "query_string": query}, receive, send)
+            return await self.app(scope if query == scope["query_string"] else {**scope, "query_string": query}, receive, send)
         accept = dict(scope.get("headers") or ()).get(b"accept", b"")
         if b"text/html" in accept:
             body, media = ERROR_PAGE.format(detail=html.escape(problem)).encode(), b"text/html; charset=utf-8"

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from .engine import EmptyInputError, EngineError, InputTooLongError, ModelLoadError, UnknownModelError
 from .service import Overloaded
+from .text import TEXT_ERRORS
 
 GZIP_MIN_BYTES = 1024
 
@@ -85,7 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # the offending input is not echoed back: it may be huge, or not representable in JSON
         problems_public = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
                             "type": str(err.get("type", ""))} for err in e.errors()]
-        return error_response(422, "invalid_request", detail, problems=problems_public)
+        code = "invalid_text" if problems_public and all(p["type"] in TEXT_ERRORS for p in problems_public) else "invalid_request"
+        return error_response(422, code, detail, problems=problems_public)
 
 
 class BodyLimit:

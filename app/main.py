@@ -14,9 +14,10 @@ from .engine import Registry
 from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
 from .runs import Runner
 from .security import SecurityHeaders
-from .routes import api, embed, export, pages
+from .routes import api, docs, embed, export, pages
 from .schemas import LESSON_SENTENCE
 from .settings import Settings, get_settings
+from .text import Utf8Query
 
 log = logging.getLogger("attnscope")
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,13 +70,15 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app.state.runner.pool.shutdown()
 
     app = FastAPI(title="attnscope", summary="How attention moves meaning between tokens, from a real transformer.",
-                  version="0.1.0", lifespan=lifespan)
+                  version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)  # ours: app/routes/docs.py
     app.mount("/static", RevalidatedStaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(embed.router)
     app.include_router(export.router)
+    app.include_router(docs.router)
     install_error_handlers(app)
+    app.add_middleware(Utf8Query)  # innermost: its 422s get the security headers too
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     # HTML pages and static files; API bodies and plotly.js come compressed already and pass through

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .lesson import LESSON_SENTENCE, MOLE_SENTENCES
+from .text import Text
 
 
 class Strict(BaseModel):
@@ -17,8 +18,8 @@ class Strict(BaseModel):
 
 
 class TextRequest(Strict):
-    text: str = Field(description="the sentence to run (any unicode)", examples=[LESSON_SENTENCE])
-    model: str | None = Field(None, description="model id from /api/models; default: the default model")
+    text: Text = Field(description="the sentence to run (any unicode text; a lone surrogate is invalid_text)", examples=[LESSON_SENTENCE])
+    model: Text | None = Field(None, description="model id from /api/models; default: the default model")
 
 
 class AttentionRequest(TextRequest):
@@ -56,10 +57,10 @@ class LensRequest(TextRequest, Ablation):
 
 
 class CompareRequest(Strict):
-    model: str | None = Field(None, description="model id from /api/models; default: the default model")
-    sentences: list[str] = Field(min_length=2, max_length=4, description="2 to 4 sentences that share a word",
+    model: Text | None = Field(None, description="model id from /api/models; default: the default model")
+    sentences: list[Text] = Field(min_length=2, max_length=4, description="2 to 4 sentences that share a word",
                                  examples=[MOLE_SENTENCES])
-    word: str = Field(min_length=1, max_length=100, description="the shared word (whole word, case-insensitive)", examples=["mole"])
+    word: Text = Field(min_length=1, max_length=100, description="the shared word (whole word, case-insensitive)", examples=["mole"])
 
 
 class RolloutRequest(TextRequest):

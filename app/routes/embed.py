@@ -16,6 +16,7 @@ from ..http import ApiError, error_body, error_response
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
+from ..text import query_problem
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_url
 
@@ -229,6 +230,8 @@ def oembed(request: Request):
     view = EMBED_OF_PAGE.get(path) or (path.removeprefix("/embed/") if path.startswith("/embed/") else None)
     if not ours or view not in VIEWS:
         return error_response(404, "not_found", f"{url!r} is not an attnscope page or embed URL of {base}")
+    if problem := query_problem(parts.query):  # the embed URL's own query, checked as Utf8Query checks ours
+        return error_response(422, "invalid_text", f"url: {problem}")
     pairs = parse_qsl(parts.query)
     src = f"{base}/embed/{view}" + (f"?{query}" if (query := embed_query(view, pairs)) else "")
     width, height = SIZES[view]

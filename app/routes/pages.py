@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from .. import payloads
 from ..deps import RunnerDep
 from ..engine import EngineError
-from ..http import ApiError, accepts_gzip, error_body
+from ..http import ApiError, accepts_gzip, error_body, error_response
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
@@ -151,7 +151,7 @@ def compare(request: Request, runner: RunnerDep):
 def plotly_js(digest: str, request: Request):
     current, raw, gz = plotly_bundle()
     if digest != current:
-        return Response(status_code=404)
+        return error_response(404, "not_found", f"no such plotly.js here: this server serves {plotly_url()}")
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
     if accepts_gzip(request):
         return Response(gz, media_type="text/javascript", headers=headers | {"Content-Encoding": "gzip"})

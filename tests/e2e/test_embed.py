@@ -219,7 +219,8 @@ def test_the_embed_button_gives_the_snippet_the_link_and_a_live_preview(page, se
     assert page.is_visible("#share-views")  # the explorer offers its three views
     page.check("#share input[value='arrows']")
     page.select_option("#share-theme", "dark")
-    page.wait_for_function("() => document.getElementById('share-html').value.includes('/embed/arrows?')")
+    # the snippet of the arrows view alone may land first: wait for the one with the theme too
+    page.wait_for_function("() => /\\/embed\\/arrows\\?.*theme=dark/.test(document.getElementById('share-html').value)")
     snippet = page.input_value("#share-html")
     expected = httpx.get(f"{server}/oembed", params={"url": f"{server}/embed/arrows?" + urlencode(
         {"text": TEXT, "layer": 4, "head": 2, "model": "smollm2-135m-instruct", "theme": "dark"})}).json()["html"]

@@ -1,6 +1,7 @@
 """Lesson endpoints against one bare forward of the same text, side by side in one run:
-POST /api/compare with 4 sentences, POST /api/lens and POST /api/heads at 32 tokens, and
-/api/predictions with heads switched off. In-process (FastAPI's TestClient), caches off, a new
+POST /api/compare with 4 sentences, POST /api/lens and POST /api/heads at 32 tokens,
+/api/predictions with heads switched off, and what moved: /api/attention measure=moved (all
+layers, uint8, as the grid asks), /api/rollout and /api/attribution. In-process (FastAPI's TestClient), caches off, a new
 text for every repetition, medians.
 
     .venv/bin/python bench/lessons.py [--runs 9]
@@ -53,6 +54,10 @@ def main():
             ("/api/lens, top 5", median_ms(lambda r: post("/api/lens", text=text(r), top_k=5), args.runs), fwd32),
             ("/api/heads (with induction probe)", median_ms(lambda r: post("/api/heads", text=text(r)), args.runs), fwd32),
             ("/api/predictions, 5 heads off", median_ms(lambda r: post("/api/predictions", text=text(r), ablate=[[29, h] for h in range(5)]), args.runs), fwd32),
+            ("/api/attention weight, all, uint8", median_ms(lambda r: post("/api/attention", text=text(r), encoding="uint8"), args.runs), fwd32),
+            ("/api/attention moved, all, uint8", median_ms(lambda r: post("/api/attention", text=text(r), encoding="uint8", measure="moved"), args.runs), fwd32),
+            ("/api/rollout", median_ms(lambda r: post("/api/rollout", text=text(r)), args.runs), fwd32),
+            ("/api/attribution (top-1, last)", median_ms(lambda r: post("/api/attribution", text=text(r)), args.runs), fwd32),
         ]
         sents = lambda r: [f"{s} {r}" for s in MOLE]  # noqa: E731
         fwd4 = median_ms(lambda r: [model.run(s, names=names, logits=None) for s in sents(r)], args.runs)

@@ -2,25 +2,24 @@
 // where the real heads differ from the textbook picture.
 
 import { headColor } from "./colors.js";
-import { plotlyReady } from "./plotly.js";
+import { $, css, el, initialData } from "./dom.js";
+import { config, plotlyReady } from "./plotly.js";
 import { label, plotlySafe } from "./tokens.js";
 import { openEmbed } from "./share.js";
 import { drawArrows } from "./views/arrows.js";
 import { noFocus } from "./focus.js";
 
-const $ = (id) => document.getElementById(id);
-const initial = JSON.parse($("initial").textContent);
+const initial = initialData();
 const L = initial.lesson;
 const prose = L.sections; // the lesson's words, with their numbers: app/lesson.py's
-const css = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-const para = (id, text) => $(id).append(Object.assign(document.createElement("p"), { textContent: text }));
+const para = (id, text) => $(id).append(el("p", { textContent: text }));
 const link = (id, href, text) => {
-  const a = Object.assign(document.createElement("a"), { href, textContent: text, className: "more" });
+  const a = el("a", { href, textContent: text, className: "more" });
   $(id).append(a);
 };
 // An "Embed" button in a section's heading: the snippet for embedURL, with link as the plain link.
 function embedButton(id, embed, link, what) {
-  const b = Object.assign(document.createElement("button"), { type: "button", className: "embed-section", textContent: "Embed" });
+  const b = el("button", { type: "button", className: "embed-section", textContent: "Embed" });
   b.setAttribute("aria-haspopup", "dialog");
   b.title = `embed ${what} in a page or slides`;
   b.addEventListener("click", () => openEmbed({ embed, link }));
@@ -30,10 +29,10 @@ const embedOf = (view, params) => `/embed/${view}?${new URLSearchParams(params)}
 const explorer = (text, layer, head, token) => `/?${new URLSearchParams({ text, layer, head, token, locked: 1 })}`;
 
 // One head's arrows into one query token, drawn with the explorer's own view.
-function arrowsFor(el, tokens, headInfo, query) {
+function arrowsFor(box, tokens, headInfo, query) {
   const n = tokens.length;
   const pattern = { [headInfo.head]: Array.from({ length: n }, (_, q) => (q === query ? headInfo.row : new Array(n).fill(0))) };
-  const draw = () => drawArrows(el, { tokens, pattern }, { heads: [headInfo.head], token: query, dir: "out", focus: noFocus, still: true });
+  const draw = () => drawArrows(box, { tokens, pattern }, { heads: [headInfo.head], token: query, dir: "out", focus: noFocus, still: true });
   requestAnimationFrame(draw);
   window.addEventListener("resize", draw);
 }
@@ -41,7 +40,7 @@ function arrowsFor(el, tokens, headInfo, query) {
 function tokensSection() {
   const f = L.fluffy;
   const box = $("tokens-chips");
-  for (const t of f.tokens) box.append(Object.assign(document.createElement("span"), { className: "chip static", textContent: label(t.text) }));
+  for (const t of f.tokens) box.append(el("span", { className: "chip static", textContent: label(t.text) }));
   for (const p of prose.tokens.p) para("tokens-text", p);
 }
 
@@ -64,7 +63,7 @@ function moleSection() {
     height: 300, margin: { l: 45, r: 10, t: 10, b: 60 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: css("--fg"), size: 11 }, xaxis: { type: "category", title: { text: "layer" } }, yaxis: { title: { text: "cosine similarity" }, range: [0, 1.02] },
     legend: { orientation: "h", y: -0.3 },
-  }, { displaylogo: false, responsive: true, showSendToCloud: false });
+  }, config());
   for (const p of prose.mole.p) para("mole-text", p);
   const compare = new URLSearchParams([["word", c.word], ...prose.mole.sentences.map((s) => ["s", s])]);
   link("mole-text", `/compare?${compare}`, "Compare it yourself →");
@@ -96,9 +95,9 @@ function headsSection() {
   for (const [name, head, formula] of prose.heads.list) {
     const top = L.head_finder.top[name][0];
     const li = document.createElement("li");
-    const b = Object.assign(document.createElement("b"), { textContent: `${name}: ` });
-    const a = Object.assign(document.createElement("a"), { href: explorer(L.fluffy.text, top.layer, top.head, -1), textContent: head });
-    li.append(b, a, Object.assign(document.createElement("span"), { className: "muted small", textContent: ` — ${formula}` }));
+    const b = el("b", { textContent: `${name}: ` });
+    const a = el("a", { href: explorer(L.fluffy.text, top.layer, top.head, -1), textContent: head });
+    li.append(b, a, el("span", { className: "muted small", textContent: ` — ${formula}` }));
     list.append(li);
   }
 }
@@ -115,7 +114,7 @@ function ablationSection() {
   ], {
     barmode: "group", height: 300, margin: { l: 45, r: 10, t: 10, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: css("--fg"), size: 11 }, yaxis: { title: { text: "probability of the next token" }, tickformat: ".0%" }, legend: { orientation: "h", y: 1.15 },
-  }, { displaylogo: false, responsive: true, showSendToCloud: false });
+  }, config());
   for (const p of prose.ablation.p) para("france-text", p);
   link("france-text", `/?${new URLSearchParams({ text: f.text, token: i, locked: 1, off: f.heads_to_france.map((h) => `${h.layer}.${h.head}`).join(",") })}`, "Try switching heads off yourself →");
 }

@@ -4,6 +4,8 @@ shared by the HTTP API, notebooks and the CLI. Every number comes from the run's
 """
 
 import re
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,9 +16,9 @@ from .engine.forward import causal_mask, forward
 F32 = np.float32
 
 # Everything any view needs, kept from one forward pass. hook_attn_scores is left out: it is as
-# large as the patterns and is recomputed exactly, per head, from the captured q and k.
-RESID_CAPTURES = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
-                  "ln1.hook_normalized")
+# large as the patterns and is recomputed exactly, per head, from the captured q and k;
+# hook_resid_mid too: no view reads it (6% of a run).
+RESID_CAPTURES = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out", "ln1.hook_normalized")
 ATTN_CAPTURES = ("hook_q", "hook_k", "hook_v", "hook_pattern", "hook_z", "hook_q_pre_rope", "hook_k_pre_rope")
 
 
@@ -28,22 +30,48 @@ def capture_names(model: Model) -> set[str]:
     return names
 
 
+def retained_nbytes(arrays: Iterable[np.ndarray]) -> int:
+    """The memory these arrays keep alive: every buffer they own or view, once and in full. A view
+    keeps its whole base alive (hook_v is a slice of the fused qkv product), and one array may be
+    kept under two names (blocks.L.hook_resid_pre is blocks.{L-1}.hook_resid_post). Buffers that
+    numpy does not own (views of the memory-mapped weights) are the weights' pages, not ours."""
+    roots = {}
+    for a in arrays:
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        if a.base is None:
+            roots[id(a)] = a.nbytes
+    return sum(roots.values())
+
+
+def tokens_nbytes(tokens: list) -> int:
+    """The token objects and their display strings (~0.2 kB a token)."""
+    return sys.getsizeof(tokens) + sum(sys.getsizeof(t) + sys.getsizeof(t.text) for t in tokens)
+
+
 @dataclass
 class CachedRun:
-    """A run plus what is derived from it on demand (logits are computed once, when first asked)."""
+    """A run plus what is derived from it on demand (logits are computed once, when first asked).
+
+    nbytes is what the run holds now; computing the logits adds [pos, d_vocab] float32 (100 MB for
+    512 SmolLM2 tokens) and then calls on_grow, which a cache holding this run sets to re-measure it."""
 
     model: Model
     run: Run
     _logits: np.ndarray | None = field(default=None, repr=False)
+    on_grow: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.run.cache.values()) + (0 if self._logits is None else self._logits.nbytes)
+        arrays = [*self.run.cache.values(), *([] if self._logits is None else [self._logits])]
+        return retained_nbytes(arrays) + tokens_nbytes(self.run.tokens)
 
     def logits(self) -> np.ndarray:  # [pos, d_vocab], final norm + unembedding of the last residual
         if self._logits is None:
             last = self.run.cache[f"blocks.{self.model.cfg.n_layers - 1}.hook_resid_post"]
             self._logits = self.model.unembed(last)
+            if self.on_grow is not None:
+                self.on_grow()
         return self._logits
 
 

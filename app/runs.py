@@ -3,6 +3,7 @@ every endpoint from a run cache; encoded responses are cached too; the work runs
 in a bounded compute pool that sheds load (503) instead of queueing forever."""
 
 import gzip
+import sys
 from collections.abc import Callable
 
 from fastapi import Request
@@ -16,21 +17,24 @@ from .settings import Settings
 
 
 class Body:
-    """An encoded response body, with its gzip form made once, when first asked for."""
+    """An encoded response body, with its gzip form made once, when first asked for (which grows
+    it: on_grow, set by the cache that holds it, re-counts its bytes)."""
 
-    __slots__ = ("raw", "_gz")
+    __slots__ = ("raw", "_gz", "on_grow", "__weakref__")
 
     def __init__(self, raw: bytes):
-        self.raw, self._gz = raw, None
+        self.raw, self._gz, self.on_grow = raw, None, None
 
     def gz(self) -> bytes:
         if self._gz is None:
             self._gz = gzip.compress(self.raw, gzip_level(len(self.raw)), mtime=0)
+            if self.on_grow is not None:
+                self.on_grow()
         return self._gz
 
     @property
-    def nbytes(self) -> int:
-        return len(self.raw) + (len(self._gz) if self._gz else 0)
+    def nbytes(self) -> int:  # the bytes objects as Python holds them (header included)
+        return sys.getsizeof(self.raw) + (sys.getsizeof(self._gz) if self._gz is not None else 0)
 
 
 class Runner:

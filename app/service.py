@@ -3,7 +3,9 @@ forever, and LRU caches (bounded by bytes) of runs and of encoded responses, so 
 run once for every endpoint, and identical requests in flight share one computation."""
 
 import asyncio
+import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,9 +20,22 @@ class Overloaded(Exception):
         super().__init__("the server is busy: too many requests are waiting; retry in a moment")
 
 
+def key_nbytes(key) -> int:
+    """What a cache key holds beyond references: its strings (a key carries the user's text, up to
+    the request-body limit), counted with sys.getsizeof; other parts (ints, None, tuples) are small."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return sum(key_nbytes(p) if isinstance(p, tuple) else sys.getsizeof(p) if isinstance(p, (str, bytes)) else 0
+               for p in parts)
+
+
 class ByteLRU:
-    """A thread-safe LRU cache bounded by the total size of its values (size_of(value) bytes),
-    where concurrent misses on one key wait for a single computation."""
+    """A thread-safe LRU cache bounded by the total size of its entries (size_of(value) bytes plus
+    its key's strings), where concurrent misses on one key wait for a single computation.
+
+    A value larger than max_bytes is computed and returned but never kept. A value that can grow
+    after it is cached (a run's logits, a body's gzip form) has an `on_grow` attribute: the cache
+    sets it to a callback that re-measures the entry and evicts what no longer fits, so the bytes
+    counted are the bytes held at every moment, not those at insertion."""
 
     def __init__(self, max_bytes: int, size_of: Callable[[Any], int]):
         self.max_bytes, self.size_of = max_bytes, size_of
@@ -39,17 +54,42 @@ class ByteLRU:
             return item[0]
 
     def put(self, key, value) -> None:
-        size = self.size_of(value)
+        size = self.size_of(value) + key_nbytes(key)
         with self._lock:
             if key in self._items:
                 self.bytes -= self._items.pop(key)[1]
             if size > self.max_bytes:
                 return  # too large to keep: computed, served, not cached
+            if hasattr(value, "on_grow"):  # a weak reference: no cycle keeps an evicted value alive
+                ref = weakref.ref(value)
+                value.on_grow = lambda: self.resize(key, ref())
             self._items[key] = (value, size)
             self.bytes += size
-            while self.bytes > self.max_bytes:
-                _, (_, s) = self._items.popitem(last=False)
-                self.bytes -= s
+            self._evict()
+
+    def resize(self, key, value) -> None:
+        """Re-measure key's entry after value grew; drop it if it no longer fits at all."""
+        with self._lock:
+            item = self._items.get(key)
+            if value is None or item is None or item[0] is not value:
+                return  # evicted or replaced meanwhile: nothing of ours is counted for it
+            size = self.size_of(value) + key_nbytes(key)
+            self.bytes += size - item[1]
+            if size > self.max_bytes:
+                del self._items[key]
+                self.bytes -= size
+            else:
+                self._items[key] = (value, size)
+            self._evict(keep=key)
+
+    def _evict(self, keep=None) -> None:  # under the lock: oldest first, keep (the entry just used) last
+        while self.bytes > self.max_bytes and self._items:
+            oldest = next(iter(self._items))
+            if oldest == keep and len(self._items) > 1:
+                self._items.move_to_end(oldest)
+                continue
+            _, (_, s) = self._items.popitem(last=False)
+            self.bytes -= s
 
     def get_or_compute(self, key, compute: Callable[[], Any]):
         """Blocking: returns the cached value, or computes it once however many threads ask."""

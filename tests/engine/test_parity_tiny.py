@@ -22,11 +22,7 @@ from transformers import (
 )
 
 from app.engine import forward, load_model
-
-ATOL_PATTERN = 1e-4
-RTOL_RESID = 1e-4
-RTOL_LOGITS = 1e-3
-ATOL_RECOMPUTE = 1e-5
+from tests.engine.tolerances import ATOL_PATTERN, ATOL_RECOMPUTE, RTOL_TINY, global_rel_err, row_rel_err
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -155,10 +151,6 @@ def reference(hf, ids):
         return hf(torch.tensor([ids]), output_attentions=True, output_hidden_states=True)
 
 
-def rel_err(a, b):
-    return float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
-
-
 def recompute_pattern(run, cfg, L):
     """softmax(q . k / sqrt(d_head) [/ (L + 1)] + causal mask), from the captured q and k, in float64."""
     q = run[f"blocks.{L}.attn.hook_q"].astype(np.float64)  # [pos, head_index, d_head]
@@ -225,7 +217,7 @@ def test_matches_transformers(pair, text):
                                    err_msg=f"softmax(q.k) != pattern, layer {L}")
         resid = run[f"blocks.{L}.hook_resid_pre"]
         assert resid.shape == (n, cfg.d_model)
-        assert rel_err(resid, out.hidden_states[L][0].numpy()) <= RTOL_RESID, f"resid_pre, layer {L}"
+        assert row_rel_err(resid, out.hidden_states[L][0].numpy()) <= RTOL_TINY, f"resid_pre, layer {L}"
 
     last = run[f"blocks.{cfg.n_layers - 1}.hook_resid_post"]
     if cfg.causal:
@@ -233,14 +225,12 @@ def test_matches_transformers(pair, text):
         logits = out.logits[0].numpy()
         assert run.logits is not None and run.logits.shape == logits.shape == (n, cfg.d_vocab)
         assert run.logits.dtype == np.float32
-        assert np.abs(run.logits - logits).max() / np.abs(logits).max() <= RTOL_LOGITS
+        assert global_rel_err(run.logits, logits) <= RTOL_TINY
         assert (run.logits.argmax(-1) == logits.argmax(-1)).all(), "top-1 next token differs"
         assert np.array_equal(ours.unembed(last), run.logits)
     else:
         assert run.logits is None
-        assert rel_err(last, out.hidden_states[-1][0].numpy()) <= RTOL_RESID
-        np.testing.assert_allclose(last, out.last_hidden_state[0].numpy(), rtol=0,
-                                   atol=RTOL_RESID * max(1.0, float(np.abs(last).max())))
+        assert row_rel_err(last, out.last_hidden_state[0].numpy()) <= RTOL_TINY
 
 
 def test_attention_is_far_from_uniform(pair):

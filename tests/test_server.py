@@ -4,15 +4,17 @@ environment variables only, spoken to over real HTTP, then shut down with SIGTER
 import gzip
 import os
 import signal
-import time
 
 import httpx
 import pytest
 
-from tests.live_server import STOP_TIMEOUT_S, Server, ServerError
+from tests.live_server import Server, ServerError
 
 LESSON = "a fluffy blue creature roamed the verdant forest"
-START_TIMEOUT_S = 60
+# Bounds on waits that end as soon as their condition holds: only a hang reaches them, so they are
+# set far above what a loaded 2-core machine takes (start ~5-12 s, shutdown < 1 s).
+START_TIMEOUT_S = 120
+SHUTDOWN_WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def server(cache_dir, smol, minilm):
 
 @pytest.fixture(scope="module")
 def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with httpx.Client(base_url=server.url, timeout=120) as c:
         yield c
 
 
@@ -86,10 +88,10 @@ def test_index_page(client):
 
 def test_shuts_down_cleanly_on_sigterm(server, client):
     client.close()  # an idle keep-alive connection would make uvicorn wait for it
-    t = time.monotonic()
-    # uvicorn re-raises the signal it caught once shutdown is done, so SIGTERM is the exit status
-    assert server.stop() in (0, -signal.SIGTERM), server.output()
-    assert time.monotonic() - t < STOP_TIMEOUT_S
+    # uvicorn re-raises the signal it caught once shutdown is done, so SIGTERM is the exit status (a
+    # SIGKILL would be -9). The wait is generous: a loaded machine is slow, a hang is forever.
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(SHUTDOWN_WAIT_S) in (0, -signal.SIGTERM), server.output()
     out = server.output()
     assert "Application startup complete" in out and "Application shutdown complete" in out, out
     assert "Traceback" not in out, out

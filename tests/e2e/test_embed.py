@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.e2e.test_explorer import page_artifact
+from tests.e2e.test_explorer import page_artifact, settle
 from tests.live_server import free_port
 
 TEXT = "the cat sat on the mat because it was tired"
@@ -131,9 +131,10 @@ def test_embed_in_another_origin_renders_and_resizes_its_iframe(page, server, ot
 def test_the_explorer_refuses_to_be_framed_by_another_origin(page, server, other_origin):
     violations = []
     page.on("console", lambda m: "frame-ancestors" in m.text and violations.append(m.text))
-    page.goto(host(other_origin, "framing-explorer", f"{server}/"))
-    page.wait_for_timeout(1500)
+    with page.expect_console_message(lambda m: "frame-ancestors" in m.text):
+        page.goto(host(other_origin, "framing-explorer", f"{server}/"))
     frame = page.frames[1]
+    frame.wait_for_url(lambda url: not url.startswith(server))  # Chromium's error page replaces the refused one
     assert not frame.url.startswith(server), frame.url  # Chromium swaps the blocked page for an error page
     assert frame.evaluate("() => document.querySelector('body[data-ready]') === null")
     assert frame.evaluate("() => document.getElementById('initial') === null")
@@ -265,7 +266,7 @@ def test_hostile_text_in_every_embed_is_text_and_runs_nothing(page, server, view
     page.open(f"{server}/embed/{view}?" + urlencode(params, doseq=True))
     if view in ("heatmap", "compare", "lens"):
         page.wait_for_selector("#view .main-svg")
-    page.wait_for_timeout(300)
+    settle(page)
     assert page.evaluate("() => document.getElementById('error').hidden"), page.text_content("#error")
     assert not page.dialogs and not page.errors, (page.dialogs, page.errors)
     assert page.evaluate("() => document.querySelectorAll('img[src=x], svg[onload], script:not([src]):not([type])').length") == 0

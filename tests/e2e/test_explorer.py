@@ -3,10 +3,18 @@
 import httpx
 import pytest
 
+from tests.e2e.conftest import WAIT_MS
+
 LESSON = "a fluffy blue creature roamed the verdant forest"
 
 
-def wait_rendered(page, text, model=None, layer=None, head=None, grid=True, timeout=30000):
+def settle(page):
+    """Two animation frames: whatever the test's last action queued (handlers, redraws) has run.
+    A negative check (no dialog, no error) needs this, not a sleep that guesses how long it takes."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def wait_rendered(page, text, model=None, layer=None, head=None, grid=True, timeout=WAIT_MS):
     """Wait until the views show this text (and model/layer/head); on timeout, say what they show."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -120,7 +128,9 @@ def test_switch_model_layer_and_head_then_reload_the_permalink(page, server, bro
     assert all(abs(z[i][j] - P[i][j]) <= 1e-4 for i in range(len(P)) for j in range(len(P)))  # an encoder masks nothing
     page.click(".chip[data-index='4']")  # lock
     page.check("input[name='dir'][value='in']")
-    page.wait_for_timeout(400)  # the URL follows the state after a short debounce
+    # the URL follows the state after a short debounce: wait for it, not for a guessed time
+    page.wait_for_function("() => { const q = new URL(location.href).searchParams;"
+                           " return q.get('dir') === 'in' && q.get('token') === '4' && q.get('locked') !== null; }")
     before = page.state()
     assert before["locked"] and before["token"] == 4
     link = page.url
@@ -195,7 +205,8 @@ def test_hostile_text_is_shown_as_text_and_runs_nothing(page, server, text):
     type_text(page, text)
     wait_rendered(page, text)
     page.hover(".chip[data-index='1']")
-    page.wait_for_timeout(200)
+    page.wait_for_function("() => window.attnscope.store.state.token === 1")  # the hover was handled
+    settle(page)
     assert not page.dialogs, page.dialogs
     assert not page.errors, page.errors
     assert page.evaluate("() => document.querySelectorAll('img[src=x], svg[onload], script:not([src]):not([type])').length") == 0
@@ -224,7 +235,7 @@ def test_a_300_token_text_renders(page, server):
     assert 280 <= n <= 512
     page.open(server + "/")
     type_text(page, text)
-    wait_rendered(page, text, timeout=60000)
+    wait_rendered(page, text)
     assert page.eval_on_selector_all(".chip", "cs => cs.length") == n
     page.hover(".chip[data-index='200']")
     page.wait_for_function("() => window.attnscope.store.state.token === 200")

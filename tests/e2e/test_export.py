@@ -112,7 +112,8 @@ def test_data_links_follow_the_live_state(explorer, server, tmp_path):
     page = explorer
     page.select_option("#head", "7")
     wait_rendered(page, TEXT, head=7)
-    page.wait_for_timeout(50)
+    page.wait_for_function("() => new URL(document.querySelector(\"a[data-export-link='heatmap.json']\").href)"
+                           ".searchParams.get('head') === '7'")  # the links follow the state: wait for it
     href = page.get_attribute("a[data-export-link='heatmap.json']", "href")
     q = parse_qs(urlsplit(href).query)
     s = page.state()

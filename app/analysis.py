@@ -136,10 +136,19 @@ def scores_public(scores: np.ndarray) -> list[list[float | None]]:
 
 # --- next-token predictions -----------------------------------------------------------------------
 
-def top_k(model: Model, logits: np.ndarray, k: int, temperature: float = 1.0) -> list[list[dict]]:
+def top_k(model: Model, logits: np.ndarray, k: int, temperature: float = 1.0, chunk: int = 64) -> list[list[dict]]:
     """For each position, the k most likely next tokens (softmax of logits / temperature), most
     likely first. The exponentials are float32 with a float64 sum: the logit lens runs this on
-    ~1,000 rows of 49,152 logits, where float64 exponentials cost 4x more for no visible digit."""
+    ~1,000 rows of 49,152 logits, where float64 exponentials cost 4x more for no visible digit.
+    Rows go `chunk` at a time: every step is per row, and the working copies (float32 values,
+    negated, int64 indices: 16 bytes a logit) of 512 rows x 49,152 would be 400 MB at once."""
+    out = []
+    for start in range(0, len(logits), chunk):
+        out += _top_k_rows(model, logits[start:start + chunk], k, temperature)
+    return out
+
+
+def _top_k_rows(model: Model, logits: np.ndarray, k: int, temperature: float) -> list[list[dict]]:
     z = np.array(logits, dtype=np.float32)  # [rows, vocab], a copy we may overwrite
     k = min(k, z.shape[-1])
     z -= z.max(-1, keepdims=True)  # before dividing: a tiny temperature must not make inf - inf

@@ -1,4 +1,15 @@
-"""Memory of the server's workers: do N uvicorn workers share the memory-mapped weights?
+"""Memory of the server's workers: the peak under a stream of long texts, and whether N uvicorn
+workers share the memory-mapped weights.
+
+Peak (`--stream N`, run first): one worker; N distinct texts of --tokens tokens (512, the limit)
+go through the requests the explorer sends for a new text (/api/attention for one layer,
+/api/head, /api/predictions, /api/attention for the grid as uint8), one text after another; the
+worker's peak RSS (VmHWM) is printed against the bound stated in the README:
+
+    startup anonymous RSS (code, libraries, the lesson sentence's run)
+    + the default model's weights (a read-only mapping of the store: file pages, shared by workers)
+    + run cache budget + response cache budget                  (every cached byte is counted)
+    + one run in flight: its captures + logits + top_k's chunk   (compute_threads = 1)
 
 Starts the real server once (so the converted weight store exists and later starts only map it),
 then with --workers 1 and --workers 4: waits until every worker has finished its lifespan (the
@@ -10,7 +21,9 @@ it, so the sum of PSS over processes is what they really cost together; RSS coun
 in full in every process. If the workers share one copy of the weights, total PSS with 4
 workers is far less than 4x one worker's.
 
-    .venv/bin/python bench/memory.py [--workers 1,4] [--requests 8]
+    .venv/bin/python bench/memory.py [--stream 6] [--tokens 512] [--workers 1,4] [--requests 8]
+
+ATTNSCOPE_* settings pass through (e.g. ATTNSCOPE_RUN_CACHE_MB=512, ATTNSCOPE_MALLOC_DEFAULTS=1).
 """
 
 import argparse
@@ -22,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import Server  # noqa: E402
+from api import ROOT, Server, make_text  # noqa: E402
 
 FIELDS = ("Rss", "Pss", "Pss_Anon", "Pss_File")
 
@@ -80,6 +93,67 @@ def touch(server: Server, n: int) -> None:
             r.raise_for_status()
 
 
+def status(pid: int) -> dict[str, float]:
+    """/proc/<pid>/status memory lines (VmHWM = peak RSS), in MiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.startswith(("Vm", "Rss")) and value.strip().endswith("kB"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def explorer_requests(c: httpx.Client, text: str, layer: int = 2, head: int = 3) -> None:
+    """What static/js/main.js sends when the text changes (fetchLayer, fetchPredictions, fetchGrid)."""
+    for path, body in (("/api/attention", {"layers": [layer]}), ("/api/head", {"layer": layer, "head": head}),
+                       ("/api/predictions", {"top_k": 10, "temperature": 1, "ablate": [], "ablate_mode": "zero"}),
+                       ("/api/attention", {"encoding": "uint8"})):
+        c.post(path, json={"text": text, **body}, headers={"Accept-Encoding": "gzip"}).raise_for_status()
+
+
+def stated_bound(n_tokens: int, startup_anon: float) -> dict[str, float]:
+    """The README's bound for one worker, in MiB, from the settings and a run of n_tokens measured here."""
+    sys.path.insert(0, str(ROOT))
+    from app.analysis import full_run
+    from app.engine import Registry
+    from app.settings import Settings
+
+    settings = Settings()
+    model = Registry.from_env(extra="").get()
+    cr = full_run(model, make_text(model, n_tokens, "Bound"))
+    cr.logits()
+    top_k_copies = 64 * model.cfg.d_vocab * 16  # app.analysis.top_k: 64 rows of float32, negated, int64 indices
+    parts = {"startup anon": startup_anon, "weights": sum(w.nbytes for w in model.weights.values()) / 2**20,
+             "run cache": settings.run_cache_mb, "response cache": settings.response_cache_mb,
+             "run in flight": (cr.nbytes + top_k_copies) / 2**20}
+    return parts | {"bound": sum(parts.values()), "one run + logits": cr.nbytes / 2**20}
+
+
+def stream(n_texts: int, n_tokens: int) -> None:
+    from app.engine import Registry
+
+    model = Registry.from_env(extra="").get()
+    texts = [make_text(model, n_tokens, f"Stream {i}") for i in range(n_texts)]
+    with Server(1) as server:
+        pid = server.proc.pid
+        start = status(pid)
+        print(f"\nstream of {n_texts} distinct {n_tokens}-token texts, 1 worker; startup RSS {start['VmRSS']:.0f} MiB"
+              f" (file {start.get('RssFile', 0):.0f}, anon {start.get('RssAnon', 0):.0f})")
+        print(f"{'text':>5} {'RSS MiB':>8} {'peak MiB':>9} {'anon MiB':>9}")
+        with httpx.Client(base_url=server.url, timeout=600) as c:
+            for i, text in enumerate(texts):
+                explorer_requests(c, text)
+                st = status(pid)
+                print(f"{i:5d} {st['VmRSS']:8.0f} {st['VmHWM']:9.0f} {st.get('RssAnon', 0):9.0f}")
+        peak = status(pid)["VmHWM"]
+    bound = stated_bound(n_tokens, start.get("RssAnon", 0))
+    print("bound = " + " + ".join(f"{k} {bound[k]:.0f}" for k in ("startup anon", "weights", "run cache", "response cache",
+                                                                   "run in flight"))
+          + f" = {bound['bound']:.0f} MiB (a {n_tokens}-token run with its logits: {bound['one run + logits']:.0f} MiB)")
+    print(f"peak RSS {peak:.0f} MiB: {'within' if peak <= bound['bound'] else 'OVER'} the bound "
+          f"({peak / bound['bound']:.2f} of it)")
+
+
 def measure(workers: int, requests: int) -> dict:
     with Server(workers) as server:
         pids, supervisor = worker_pids(server)
@@ -96,6 +170,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", default="1,4")
     ap.add_argument("--requests", type=int, default=8, help="/api/attention requests per measurement")
+    ap.add_argument("--stream", type=int, default=6, help="distinct long texts for the peak measurement (0: skip)")
+    ap.add_argument("--tokens", type=int, default=512)
     args = ap.parse_args()
 
     t = time.monotonic()
@@ -104,6 +180,10 @@ def main():
     print(f"first start (weight store made or found): {time.monotonic() - t:.1f} s; "
           f"cache dir {os.environ.get('ATTNSCOPE_CACHE_DIR') or '~/.cache/attnscope'}; cores {os.cpu_count()}")
     del first
+    if args.stream:
+        stream(args.stream, args.tokens)
+    if not args.workers:
+        return
 
     results = [measure(int(w), args.requests) for w in args.workers.split(",")]
     print(f"\n{'workers':>7} {'pid':>8} {'RSS MiB':>9} {'PSS MiB':>9} {'PSS anon':>9} {'PSS file':>9}"

@@ -178,3 +178,11 @@ def test_the_response_cache_counts_what_it_holds(client, gz):
     assert api.bodies.bytes == counted(api.bodies)
     assert api.runs.bytes == counted(api.runs)
 
+
+
+def test_top_k_in_chunks_is_the_same_as_at_once(smol):
+    """top_k works 64 rows at a time to bound its copies (16 bytes a logit): the answer must not change."""
+    from app.analysis import top_k
+
+    logits = full_run(smol, "chunks of rows, one answer " * 8).logits()
+    assert top_k(smol, logits, 7, 0.7, chunk=5) == top_k(smol, logits, 7, 0.7, chunk=len(logits))

@@ -220,7 +220,8 @@ def test_the_issues_case_and_its_export(browser, server, tmp_path):
     page.wait_for_selector("body[data-ready='1']")
     text = "the tower stood over the little town"
     page.fill("#text", text)
-    page.wait_for_timeout(300)  # past the typing debounce: the new text's requests are on their way
+    # past the typing debounce (the store holds the new text): its requests are on their way
+    page.wait_for_function("t => window.attnscope.store.state.text === t", arg=text)
     page.eval_on_selector("#layer", "e => { e.value = '18'; e.dispatchEvent(new Event('input', {bubbles: true})); }")
     page.select_option("#head", "6")
     assert page.evaluate("() => document.getElementById('arrows-panel').classList.contains('updating')")

@@ -33,7 +33,7 @@ function showError(e) {
 }
 
 function currentError() {
-  for (const key of wanted(store.state, models).keys()) {
+  for (const key of wanted(store.state, models, cache).keys()) {
     const e = cache.get(key);
     if (e?.status === "error") return e.error;
   }
@@ -90,7 +90,7 @@ const controls = [sentenceControls({ store, models, remap }), headControls({ sto
 const views = explorerViews({ store, cache, models, focus, pickHead: ablation.pick, onError: showError });
 
 function update(changed) {
-  cache.want(wanted(store.state, models));
+  cache.want(wanted(store.state, models, cache));
   keepTokenInRange();
   showError(currentError());
   views.render(changed);
@@ -136,7 +136,7 @@ function wirePage() {
 window.attnscope.settled = () => new Promise((resolve) => {
   const sentence = controls[0];
   const check = () => {
-    const waiting = [...wanted(store.state, models).keys()].some((k) => cache.get(k)?.status !== "ready" && cache.get(k)?.status !== "error");
+    const waiting = [...wanted(store.state, models, cache).keys()].some((k) => cache.get(k)?.status !== "ready" && cache.get(k)?.status !== "error");
     if (!sentence.pending() && !waiting && !views.drawing() && (views.allFresh() || currentError())) resolve(true);
     else setTimeout(check, 25);
   };

@@ -65,13 +65,17 @@ function specs({ models, focus, pickHead, store }) {
 
 const needsOf = (spec, s) => (typeof spec.needs === "function" ? spec.needs(s) : spec.needs);
 
-// The needs of every view for state s: Map key -> {need, state} (nothing for an empty text).
-export function wanted(s, models) {
+// The needs of every view for state s: Map key -> {need, state} (nothing for an empty text). The
+// grid (every layer) is asked for once the first views' data is in, or is already on its way: its
+// encoding would otherwise share the server with theirs and slow the views a keystroke is for.
+export function wanted(s, models, cache) {
   const out = new Map();
   if (s.text === "") return out;
   const causal = models[s.model].causal;
-  const needs = ["attention", "head", "grid", ...(causal ? ["predictions"] : []), ...(causal && s.whyTarget >= 0 ? ["attribution"] : [])];
-  for (const need of needs) out.set(keyOf(need, s), { need, state: { ...s } });
+  const first = ["attention", "head", ...(causal ? ["predictions"] : []), ...(causal && s.whyTarget >= 0 ? ["attribution"] : [])];
+  for (const need of first) out.set(keyOf(need, s), { need, state: { ...s } });
+  const grid = keyOf("grid", s);
+  if (cache.get(grid) || first.every((n) => cache.get(keyOf(n, s))?.status === "ready")) out.set(grid, { need: "grid", state: { ...s } });
   return out;
 }
 

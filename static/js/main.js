@@ -89,10 +89,15 @@ const controls = [sentenceControls({ store, models, remap }), headControls({ sto
   whyControls({ store })];
 const views = explorerViews({ store, cache, models, focus, pickHead: ablation.pick, onError: showError });
 
+const FOCUS = new Set(["token", "locked"]);  // a hover: no control shows these, no data depends on them
+
 function update(changed) {
-  cache.want(wanted(store.state, models, cache));
-  keepTokenInRange();
-  showError(currentError());
+  const focusOnly = changed.size > 0 && [...changed].every((k) => FOCUS.has(k));  // a hover needs no data
+  if (!focusOnly) {
+    cache.want(wanted(store.state, models, cache));
+    keepTokenInRange();
+    showError(currentError());
+  }
   views.render(changed);
 }
 
@@ -100,7 +105,7 @@ store.addEventListener("change", (e) => {
   if (e.detail.has("text")) remapFrom = null;  // its characters were of another text
   // an explained prediction belongs to its text and model (a position, a token id of that vocabulary)
   if ((e.detail.has("text") || e.detail.has("model")) && store.get("whyTarget") >= 0) return store.set({ whyAt: -1, whyTarget: -1, whyVs: -1 });
-  for (const c of controls) c.show(store.state);
+  if (![...e.detail].every((k) => FOCUS.has(k))) for (const c of controls) c.show(store.state);
   update(e.detail);
 });
 cache.addEventListener("data", () => update(new Set()));

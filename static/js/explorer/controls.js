@@ -27,6 +27,7 @@ export function sentenceControls({ store, models, remap }) {
   return {
     pending: () => typing !== 0 || text.value !== store.get("text"),
     show(s) {
+      if (!typing && text.value !== s.text) text.value = s.text;  // the text came from elsewhere (a link, a script)
       model.value = s.model;
       const m = models[s.model];
       $("facts").textContent = `${m.name} · ${m.architecture} ${m.causal ? "(causal: each token sees only earlier ones)" : "(encoder: every token sees every token)"}`

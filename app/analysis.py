@@ -118,10 +118,8 @@ def head_inputs_outputs(cr: CachedRun, layer: int, head: int) -> dict:
     kv = head // (cfg.n_heads // cfg.n_kv_heads)
     e = c[b + "hook_resid_pre"] if cfg.post_ln else c[b + "ln1.hook_normalized"]  # [pos, d_model]
     z = c[b + "attn.hook_z"][:, head]  # [pos, d_head]
-    W_O = w[b + "attn.W_O"][head * dh:(head + 1) * dh]  # [d_head, d_model]: the head's rows
-    out = z @ W_O  # [pos, d_model]
-    v_out = np.linalg.norm(c[b + "attn.hook_v"][:, kv] @ W_O, axis=-1)  # [key_pos]: ‖v_j W_O[h]‖, what a weight of 1 moves
-    d = {"e": e, "out": out, "resid_pre": c[b + "hook_resid_pre"], "attn_out": c[b + "hook_attn_out"], "v_out_norm": v_out}
+    out = z @ w[b + "attn.W_O"][head * dh:(head + 1) * dh]  # [pos, d_model]
+    d = {"e": e, "out": out, "resid_pre": c[b + "hook_resid_pre"], "attn_out": c[b + "hook_attn_out"]}
     if cfg.architecture == "llama":
         d["q_pre_rope"] = c[b + "attn.hook_q_pre_rope"][:, head]
         d["k_pre_rope"] = c[b + "attn.hook_k_pre_rope"][:, kv]

@@ -35,10 +35,14 @@ def head_writes(cr: CachedRun, layer: int) -> np.ndarray:  # -> [head_index, key
     return np.matmul(v.transpose(1, 0, 2)[kv], W_O)  # [head, pos, d_head] @ [head, d_head, d_model]
 
 
+def value_norms(cr: CachedRun, layer: int) -> np.ndarray:  # -> [head_index, key_pos]
+    """‖v[j, kv(h)] @ W_O[h]‖₂: what key j moves through head h per unit of weight."""
+    return np.linalg.norm(head_writes(cr, layer), axis=-1)
+
+
 def moved(cr: CachedRun, layer: int) -> np.ndarray:  # -> [head_index, query_pos, key_pos]
     """‖pattern[h, i, j] · (v[j, kv(h)] @ W_O[h])‖₂ = pattern[h, i, j] · ‖v[j, kv(h)] @ W_O[h]‖₂ (weights >= 0)."""
-    norms = np.linalg.norm(head_writes(cr, layer), axis=-1)  # [head, key_pos]
-    return cr.run.cache[f"blocks.{layer}.attn.hook_pattern"] * norms[:, None, :]
+    return cr.run.cache[f"blocks.{layer}.attn.hook_pattern"] * value_norms(cr, layer)[:, None, :]
 
 
 # --- rollout -----------------------------------------------------------------------------------------

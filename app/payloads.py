@@ -90,7 +90,8 @@ def head_payload(runner: Runner, req: HeadRequest) -> dict:
             "kv_head": h["kv_head"], "d_head": model.cfg.d_head, "scale": h["scale"],
             "q": r(h["q"]), "k": r(h["k"]), "v": r(h["v"]), "scores": analysis.scores_public(h["scores"]),
             "pattern": np.round(h["pattern"], 6), "z": r(h["z"]),
-            **({k: r(v) for k, v in analysis.head_inputs_outputs(cr, req.layer, req.head).items()} if req.detail else {})}
+            **({k: r(v) for k, v in analysis.head_inputs_outputs(cr, req.layer, req.head).items()} if req.detail else {}),
+            **({"v_out_norm": r(contributions.value_norms(cr, req.layer)[req.head])} if req.detail else {})}
 
 
 def require_causal(model: Model) -> None:

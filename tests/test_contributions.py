@@ -174,7 +174,7 @@ def test_the_sink_writes_small_values_but_still_moves_much(smol):
     weight, moved, ratio = [], [], []
     for L in range(smol.cfg.n_layers):
         P, M = cr.run.cache[f"blocks.{L}.attn.hook_pattern"], contributions.moved(cr, L)
-        norms = np.linalg.norm(contributions.head_writes(cr, L), axis=-1)  # [head, key]
+        norms = contributions.value_norms(cr, L)  # [head, key]
         weight.append(P[:, 1:, 0].mean())
         moved.append((M[:, 1:, 0] / M[:, 1:].sum(-1)).mean())
         ratio.append(np.median(norms[:, 0] / np.median(norms[:, 1:], axis=1)))

@@ -32,8 +32,8 @@ function showError(e) {
   if (e) box.textContent = e instanceof ApiError ? e.message : `Something went wrong: ${e.message}`;
 }
 
-function currentError() {
-  for (const key of wanted(store.state, models, cache).keys()) {
+function currentError(want = wanted(store.state, models, cache)) {
+  for (const key of want.keys()) {
     const e = cache.get(key);
     if (e?.status === "error") return e.error;
   }
@@ -94,9 +94,10 @@ const FOCUS = new Set(["token", "locked"]);  // a hover: no control shows these,
 function update(changed) {
   const focusOnly = changed.size > 0 && [...changed].every((k) => FOCUS.has(k));  // a hover needs no data
   if (!focusOnly) {
-    cache.want(wanted(store.state, models, cache));
+    const want = wanted(store.state, models, cache);
+    cache.want(want);
     keepTokenInRange();
-    showError(currentError());
+    showError(currentError(want));
   }
   views.render(changed);
 }

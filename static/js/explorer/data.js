@@ -11,15 +11,13 @@ import { ApiError, decodePattern, request } from "../api.js";
 
 const attentionOne = (s) => ({ text: s.text, model: s.model, layers: [s.layer], measure: s.measure });
 
-// The largest value of each head: 1 for weights; for moved (raw norms) what the views scale by, so
-// that a head's strongest carry draws as strongly as a weight of 1.
-export function peaks(measure, heads) {
-  return heads.map((P) => {
-    if (measure !== "moved") return 1;
-    let m = 0;
-    for (const row of P) for (const v of row) if (v > m) m = v;
-    return m || 1;
-  });
+// What the views scale a head by: 1 for weights; for moved (raw norms) the head's largest value, so
+// that its strongest carry draws as strongly as a weight of 1. values: any iterable of numbers.
+function peak(measure, values) {
+  if (measure !== "moved") return 1;
+  let m = 0;
+  for (const v of values) if (v > m) m = v;
+  return m || 1;
 }
 
 // need -> {fields: the state it depends on, limit: answers kept, ask(state) -> [path, body],
@@ -28,7 +26,7 @@ export const NEEDS = {
   attention: { fields: ["model", "text", "layer", "measure"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
     accept: (r, s) => {
       const pattern = r.attention[String(s.layer)], measure = r.measure ?? "weight";
-      return { tokens: r.tokens, pattern, causal: r.causal, measure, peaks: peaks(measure, pattern) };
+      return { tokens: r.tokens, pattern, causal: r.causal, measure, peaks: pattern.map((P) => peak(measure, P.flat())) };
     } },
   head: { fields: ["model", "text", "layer", "head"], limit: 32,
     ask: (s) => ["/api/head", { text: s.text, model: s.model, layer: s.layer, head: s.head }], accept: (r) => r },
@@ -46,18 +44,13 @@ export const NEEDS = {
 export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => s[f])]);
 
 export function decodeGrid(r) {
-  const data = {}, peak = {};
-  const n = r.tokens.length, moved = r.measure === "moved";
+  const data = {}, peaks = {};
+  const n = r.tokens.length, measure = r.measure ?? "weight";
   for (const [L, a] of Object.entries(r.attention)) {
     data[L] = decodePattern(a);
-    peak[L] = Array.from({ length: r.n_heads }, (_, h) => {  // the head's largest value (1 for weights)
-      if (!moved) return 1;
-      let m = 0;
-      for (let i = h * n * n; i < (h + 1) * n * n; i++) if (data[L][i] > m) m = data[L][i];
-      return m || 1;
-    });
+    peaks[L] = Array.from({ length: r.n_heads }, (_, h) => peak(measure, data[L].subarray(h * n * n, (h + 1) * n * n)));
   }
-  return { tokens: r.tokens, data, peak, n, nLayers: r.n_layers, nHeads: r.n_heads, causal: r.causal, measure: r.measure ?? "weight" };
+  return { tokens: r.tokens, data, peak: peaks, n, nLayers: r.n_layers, nHeads: r.n_heads, causal: r.causal, measure };
 }
 
 // An answer that says the input itself is wrong (4xx) stays wrong for that key; any other failure
@@ -94,12 +87,6 @@ export class DataCache extends EventTarget {
       if (!e || (e.status === "error" && !final(e.error))) this.fetch(key, need, state);
       else this.touch(key);
     }
-  }
-
-  get pending() {
-    let n = 0;
-    for (const e of this.entries.values()) n += e.status === "pending";
-    return n;
   }
 
   async fetch(key, need, state) {

@@ -28,7 +28,7 @@ function about(view, s, m, chips) {
 }
 
 async function exportImage(view, format, { store, models, views, cache }) {
-  const geometry = await views.whenFresh(view === "heatmap" ? "heatmap" : view);
+  const geometry = await views.whenFresh(view);
   const s = store.state;
   const what = about(view, s, models[s.model], views.geometry("arrows")?.chips);
   const name = exportName(view, s);

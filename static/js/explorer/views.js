@@ -123,7 +123,6 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError }
           v.geometry = await all[name].draw(ready.data, s, resized || v.resized);
           v.resized = false;
           v.stamp = ready.stamp;
-          v.state = s;
         } catch (e) {
           onError(e);
           break;

@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-proxy-headers
 
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)

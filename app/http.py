@@ -19,6 +19,12 @@ def gzip_level(n_bytes: int) -> int:
     return 6 if n_bytes < 256 << 10 else 1
 
 
+def public_base(request: Request) -> str:
+    """The address every link this server writes starts with: ATTNSCOPE_PUBLIC_URL when it is set,
+    else the request's own scheme and Host (which TrustedHostMiddleware has checked): no trailing slash."""
+    return request.app.state.settings.public_url or str(request.base_url).rstrip("/")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: str, **extra):
         self.status, self.error, self.detail, self.extra = status, error, detail, extra

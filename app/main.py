@@ -8,12 +8,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 from fastapi.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
 from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
 from .runs import Runner
-from .security import SecurityHeaders
+from .security import ANY_INTERFACE, SecurityHeaders, allowed_hosts
 from .routes import api, docs, embed, export, pages
 from .schemas import LESSON_SENTENCE
 from .settings import Settings, get_settings
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     app = FastAPI(title="attnscope", summary="How attention moves meaning between tokens, from a real transformer.",
                   version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)  # ours: app/routes/docs.py
+    app.state.settings = settings  # before lifespan too: http.public_base reads it
     app.mount("/static", RevalidatedStaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -80,9 +83,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     install_error_handlers(app)
     app.add_middleware(Utf8Query)  # innermost: its 422s get the security headers too
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)
     # HTML pages and static files; API bodies and plotly.js come compressed already and pass through
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=6)
+    hosts = allowed_hosts(settings.allowed_hosts, settings.public_url, settings.host)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    if settings.host in ANY_INTERFACE and not settings.public_url:
+        log.warning("listening on every interface with no ATTNSCOPE_PUBLIC_URL: links and embed snippets will use "
+                    "the address each reader typed, if it is one of %s (else 400)", ", ".join(hosts))
+    if settings.forwarded_allow_ips:  # outermost: the proxy's scheme and client address, before anything reads them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
 
 

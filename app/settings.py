@@ -1,8 +1,9 @@
 """Every setting in one place, read from the environment (prefix ATTNSCOPE_, plus HOST/PORT/WORKERS)."""
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .engine.registry import DEFAULT_MODEL
@@ -26,7 +27,23 @@ class Settings(BaseSettings):
     blas_threads: int = Field(0, ge=0, description="BLAS threads per worker; 0: the cores divided among the workers. "
                               "More threads than free cores make OpenBLAS spin and thrash (measured 10x slower)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")
+    public_url: str | None = Field(None, description="the address readers use (https://host[:port]): embed snippets, oEmbed "
+                                   "and discovery links use it, never the address the server listens on")
+    allowed_hosts: str = Field("", description="Host header values accepted, comma list (others get 400); default: this "
+                               "machine's names and addresses and the public URL's host; '*' accepts any")
+    forwarded_allow_ips: str = Field("", description="reverse proxies whose X-Forwarded-Proto/-For headers are trusted (comma "
+                                     "list of IPs, or '*'); empty: none are")
     chromium: str = Field("/usr/bin/chromium", description="headless Chromium for PNG/SVG when kaleido cannot render")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        u = urlsplit(v.strip())
+        if u.scheme not in ("http", "https") or not u.hostname or u.path not in ("", "/") or u.query or u.fragment:
+            raise ValueError(f"ATTNSCOPE_PUBLIC_URL must be http(s)://host[:port] with no path, query or fragment, not {v!r}")
+        return f"{u.scheme}://{u.netloc}"
 
 
 @lru_cache

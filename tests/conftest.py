@@ -12,6 +12,8 @@ from app.main import create_app
 from app.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
+# FastAPI's TestClient sends Host: testserver; the app answers only the hosts it is told to (app/security.py)
+TEST_HOST = "testserver"
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +47,7 @@ def minilm(registry):
 @pytest.fixture(scope="module")
 def client(registry, smol, minilm):
     """The app in-process (FastAPI's TestClient), on the session's models, lifespan run."""
-    with TestClient(create_app(Settings(preload="default"), registry=registry)) as c:
+    with TestClient(create_app(Settings(preload="default", allowed_hosts=TEST_HOST), registry=registry)) as c:
         yield c
 
 

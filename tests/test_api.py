@@ -232,7 +232,7 @@ def test_overload_sheds_with_503_and_retry_after(registry):
     async def burst():
         transport = httpx.ASGITransport(app=app)
         async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
                 reqs = [c.post("/api/attention", json={"text": f"sentence number {i} " * 20}) for i in range(6)]
                 return await asyncio.gather(*reqs)
 

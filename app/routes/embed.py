@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from .. import payloads
 from ..deps import RunnerDep
 from ..engine import EngineError, Model
-from ..http import ApiError, error_body, error_response
+from ..http import ApiError, error_body, error_response, public_base
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
@@ -149,7 +149,7 @@ def state_pairs(view: str, state: dict) -> list[tuple[str, str]]:
 
 
 def render_embed(request: Request, view: str | None, initial: dict, status: int = 200) -> HTMLResponse:
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     state = initial.get("state")
     context = {
         "initial": initial, "view": view, "title": VIEWS.get(view, "Not an embed"),
@@ -157,6 +157,7 @@ def render_embed(request: Request, view: str | None, initial: dict, status: int 
         "page_url": page_url(base, view, state),
         "oembed_url": None if view not in VIEWS else f"{base}/oembed?" + urlencode(
             {"url": f"{base}/embed/{view}?{embed_query(view, state_pairs(view, state))}"}),
+        "public_base": base,
     }
     return TEMPLATES.TemplateResponse(request, "embed.html", context, status_code=status)
 
@@ -223,7 +224,7 @@ def oembed(request: Request):
     except ApiError as e:
         return error_response(e.status, e.error, e.detail)
     url = q.get("url") or ""
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     parts = urlsplit(url)
     ours = parts.scheme in ("http", "https") and parts.netloc == urlsplit(base).netloc
     path = parts.path or "/"

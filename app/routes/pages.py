@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from .. import payloads
 from ..deps import RunnerDep
 from ..engine import EngineError
-from ..http import ApiError, accepts_gzip, error_body, error_response
+from ..http import ApiError, accepts_gzip, error_body, error_response, public_base
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
@@ -24,10 +24,11 @@ def render(request: Request, page: str, initial: dict):
     an embed carry the oEmbed discovery link for their own URL."""
     oembed = None
     if request.url.path in EMBED_OF_PAGE:
-        base = str(request.base_url).rstrip("/")
-        oembed = f"{base}/oembed?" + urlencode({"url": str(request.url), "format": "json"})
+        base = public_base(request)
+        here = f"{base}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+        oembed = f"{base}/oembed?" + urlencode({"url": here, "format": "json"})
     return TEMPLATES.TemplateResponse(request, f"{page}.html", {"initial": initial, "plotly": plotly_url(), "page": page,
-                                                                "oembed_url": oembed})
+                                                                "oembed_url": oembed, "public_base": public_base(request)})
 
 
 def with_data(runner: Runner, state: dict, build) -> dict:

@@ -19,3 +19,13 @@ export const css = (name, fallback = "") => getComputedStyle(document.documentEl
 
 // The page's inline data (<script type="application/json" id="initial">, rendered with |tojson).
 export const initialData = () => JSON.parse($("initial").textContent);
+
+// The address links and embed snippets start with: the server's public URL (ATTNSCOPE_PUBLIC_URL, in the
+// page's <meta name="attnscope-base">) or, without one, the address this page was opened at.
+export const publicOrigin = () => document.querySelector('meta[name="attnscope-base"]')?.content || location.origin;
+
+// url (any URL of this app, absolute or relative) moved to the public address, path and query kept.
+export function publicURL(url) {
+  const u = new URL(url, location.origin);
+  return new URL(u.pathname + u.search + u.hash, publicOrigin());
+}

@@ -3,7 +3,7 @@
 // No page chrome, no API calls: the URL decides everything. The page reports its height to the
 // parent (Embedly's and AMP's messages) whenever it changes, so the host can size the iframe.
 
-import { $, el as make, initialData } from "./dom.js";
+import { $, el as make, initialData, publicOrigin } from "./dom.js";
 import { decodeGrid } from "./explorer/data.js";
 import { noFocus, tokenFocus } from "./focus.js";
 import { plotlyReady } from "./plotly.js";
@@ -69,7 +69,7 @@ function caption() {
   }
   $("caption").textContent = `${m.name} · ${where}`;
   const page = HEAD_VIEWS.includes(view) ? "/" : `/${view}`;
-  $("explorer-link").href = `${location.origin}${page}?${link}`;
+  $("explorer-link").href = `${publicOrigin()}${page}?${link}`;
   $("explorer-link").title = `open this in attnscope${HEAD_VIEWS.includes(view) ? "'s explorer" : ""}`;
 }
 

@@ -2,7 +2,8 @@
 // snippet comes from our own /oembed endpoint (one source for the iframe HTML), the preview is that
 // very iframe, resized by the height message the embed posts, as a host page would.
 
-const $ = (id) => document.getElementById(id);
+import { $, publicOrigin, publicURL } from "./dom.js";
+
 const dialog = $("share");
 let current = null;  // {embed: URL to pass to /oembed, link: the plain link, views: bool}
 let request = 0;
@@ -18,7 +19,7 @@ export function openEmbed({ embed, link = embed, views = false }) {
 }
 
 function embedURL() {
-  const url = new URL(current.embed, location.origin);
+  const url = publicURL(current.embed);
   if (current.views) url.pathname = `/embed/${dialog.querySelector('input[name="share-view"]:checked').value}`;
   url.searchParams.delete("theme");
   url.searchParams.delete("static");
@@ -37,7 +38,7 @@ async function update() {
     if (!r.ok) throw new Error(o.detail || `oEmbed failed (${r.status})`);
     err.hidden = true;
     $("share-html").value = o.html;
-    $("share-link").value = new URL(current.link, location.origin).href;
+    $("share-link").value = publicURL(current.link).href;
     preview(o.html);
   } catch (e) {
     if (mine !== request) return;
@@ -57,7 +58,8 @@ function preview(html) {
 
 window.addEventListener("message", (e) => {
   const frame = $("share-preview")?.querySelector("iframe");
-  if (frame && e.source === frame.contentWindow && e.data?.context === "iframe.resize" && e.origin === location.origin)
+  if (frame && e.source === frame.contentWindow && e.data?.context === "iframe.resize"
+      && (e.origin === location.origin || e.origin === new URL(publicOrigin()).origin))
     frame.style.height = `${Math.min(e.data.height, 900)}px`;
 });
 

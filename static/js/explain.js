@@ -1,6 +1,7 @@
 // "Explain this head": the lesson's math, step by step, with the model's real numbers for one
 // layer, one head and one query token (or all of them). Numbers come from /api/head?detail.
 
+import { registerSteps } from "./present.js";
 import { ApiError, busy, post } from "./api.js";
 import { $, el, initialData } from "./dom.js";
 import { label } from "./tokens.js";
@@ -66,11 +67,14 @@ async function reload() {
 }
 
 function wire() {
+  const last = () => explainSteps(models[state.model]).length - 1;
+  registerSteps({ next: () => go(Math.min(last(), state.step + 1)), prev: () => go(Math.max(0, state.step - 1)),
+    label: () => `step ${state.step + 1} of ${last() + 1}` });
   $("prev").addEventListener("click", () => go(state.step - 1));
   $("next").addEventListener("click", () => go(state.step + 1));
   document.addEventListener("keydown", (e) => {
     if (["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName)) return;
-    if (e.key === "ArrowRight" || e.key === "PageDown") { e.preventDefault(); go(Math.min(explainSteps(models[state.model]).length - 1, state.step + 1)); }
+    if (e.key === "ArrowRight" || e.key === "PageDown") { e.preventDefault(); go(Math.min(last(), state.step + 1)); }
     if (e.key === "ArrowLeft" || e.key === "PageUp") { e.preventDefault(); go(Math.max(0, state.step - 1)); }
   });
   $("model").addEventListener("change", (e) => {

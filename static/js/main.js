@@ -14,6 +14,7 @@ import { DataCache, keyOf } from "./explorer/data.js";
 import { wireExports } from "./explorer/exports.js";
 import { explorerViews, wanted } from "./explorer/views.js";
 import { tokenFocus } from "./focus.js";
+import { registerSteps } from "./present.js";
 import { Store, stateFromInitial } from "./store.js";
 
 const initial = initialData();
@@ -127,6 +128,7 @@ function wirePage() {
     clearTimeout(resize);
     resize = setTimeout(() => views.render(new Set(), { resized: true }), 120);
   });
+  window.addEventListener("attnscope:print", () => views.render(new Set(), { resized: true }));  // now, not debounced
   let urlTimer = 0;
   const explainLink = () => ($("explain-link").href = `/explain?${store.query()}`);
   store.addEventListener("change", () => {
@@ -135,6 +137,13 @@ function wirePage() {
   });
   explainLink();
   wireExports({ store, models, views, cache, showError });
+  // presenting: Page Down / Page Up walk through the heads, layer after layer
+  const walk = (d) => {
+    const m = models[store.get("model")], i = store.get("layer") * m.n_heads + store.get("head") + d;
+    const k = Math.min(m.n_layers * m.n_heads - 1, Math.max(0, i));
+    store.set({ layer: Math.floor(k / m.n_heads), head: k % m.n_heads, heads: [k % m.n_heads] });
+  };
+  registerSteps({ next: () => walk(1), prev: () => walk(-1), label: () => `layer ${store.get("layer")} · head ${store.get("head")}` });
 }
 
 // Resolves when the page shows the current state: no keystroke waiting, nothing on its way for it,

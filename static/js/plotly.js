@@ -13,13 +13,18 @@ export function plotlyReady() {
   });
 }
 
-// No "Share chart..." (a Plotly Cloud upload) on any chart; no plotly logo.
-export const config = (extra = {}) => ({ displaylogo: false, responsive: true, showSendToCloud: false, ...extra });
+// No "Share chart..." (a Plotly Cloud upload) on any chart; no plotly logo. On touch screens and phones
+// no mode bar: a tap shows it on top of the chart's title and legend, and pinch-zoom does its job.
+const compact = () => matchMedia("(hover: none), (max-width: 600px)").matches;
+export const config = (extra = {}) => ({ displaylogo: false, responsive: true, showSendToCloud: false,
+  ...(compact() ? { displayModeBar: false } : {}), ...extra });
 
 // Transparent chart on the page's colours, a left-aligned title; spread overrides on top.
+// In presentation mode (html.present, static/js/present.js) the text is larger, as the page's is.
+const big = () => document.documentElement.classList.contains("present");
 export const baseLayout = (title, extra = {}) => ({
-  title: { text: title, font: { size: 13, color: css("--fg") }, x: 0.02 }, paper_bgcolor: "rgba(0,0,0,0)",
-  plot_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), family: css("--font", "system-ui") },
+  title: { text: title, font: { size: big() ? 20 : 13, color: css("--fg") }, x: 0.02 }, paper_bgcolor: "rgba(0,0,0,0)",
+  plot_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), family: css("--font", "system-ui"), size: big() ? 18 : 12 },
   margin: { l: 50, r: 10, t: 40, b: 50 }, ...extra,
 });
 

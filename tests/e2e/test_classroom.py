@@ -1,0 +1,135 @@
+"""Ready for a classroom, in Chromium: presentation mode (in the URL, large type, stepping keys, Esc to
+leave), print (navigation and controls hidden, views redrawn for the paper, one lesson section a page)
+and phones (no page wider than the screen at 320 and 390 px, a one-line navigation, no plotly mode bar
+over a chart's title or legend)."""
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import Page
+
+PAGES = ["/lesson", "/", "/explain", "/compare", "/lens"]
+PHONE_PAGES = ["/lesson", "/", "/explain", "/compare"]  # TODO(issue 14): /lens, once its chart fits a phone
+
+
+def font_px(page, selector="body") -> float:
+    return page.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{selector}')).fontSize)")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_presentation_mode_is_in_the_url_large_and_leaves_with_esc(page, server, path):
+    page.open(f"{server}{path}")
+    normal = font_px(page)
+    assert page.is_visible("nav.nav") and not page.is_visible(".present-bar")
+    page.click("#present-open")  # a click: the page also asks for full screen (headless may refuse it)
+    page.wait_for_function("() => document.documentElement.classList.contains('present')")
+    assert font_px(page) >= 1.3 * normal
+    assert not page.is_visible("nav.nav") and not page.is_visible("footer.foot") and page.is_visible(".present-bar")
+    assert page.evaluate("() => [...document.querySelectorAll('.export-bar, .hint')].every(e => !e.offsetParent)")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('present') === '1'")
+    # a permalink opens in the mode, drawn with the larger type from the first paint
+    url = page.url
+    page.open(url)
+    assert page.evaluate("() => document.documentElement.classList.contains('present')") and font_px(page) >= 1.3 * normal
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.documentElement.classList.contains('present')")
+    page.wait_for_function("() => !new URL(location.href).searchParams.has('present')")
+    assert page.is_visible("nav.nav") and page.errors == [], page.errors
+
+
+def test_presenting_the_explorer_steps_through_heads_and_the_url_keeps_both(page, server):
+    page.open(f"{server}/?present=1&layer=2&head=8")
+    page.keyboard.press("PageDown")  # head 8 is a layer's last: on to layer 3, head 0
+    page.wait_for_function("() => window.attnscope.store.state.layer === 3 && window.attnscope.store.state.head === 0")
+    page.evaluate("() => window.attnscope.settled()")
+    assert page.text_content(".present-where") == "layer 3 · head 0"
+    page.wait_for_function("() => { const q = new URL(location.href).searchParams; return q.get('layer') === '3' && q.get('present') === '1'; }")
+    page.click(".present-prev")
+    page.wait_for_function("() => window.attnscope.store.state.layer === 2 && window.attnscope.store.state.head === 8")
+    page.evaluate("() => window.attnscope.settled()")
+    assert page.text_content(".present-where") == "layer 2 · head 8"
+    # what is drawn is that head's: the heatmap's title follows
+    assert "layer 2, head 8" in page.text_content("#heatmap")
+    assert page.errors == []
+
+
+def test_presenting_explain_steps_with_its_own_steps(page, server):
+    page.open(f"{server}/explain?present=1&step=1")
+    page.keyboard.press("PageDown")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('step') === '2'")
+    page.click(".present-next")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('step') === '3'")
+    assert page.text_content(".present-where").startswith("step 3 of ")
+    assert new_url_has_present(page)
+
+
+def new_url_has_present(page) -> bool:
+    return page.evaluate("() => new URL(location.href).searchParams.get('present') === '1'")
+
+
+def test_presenting_the_lesson_goes_section_by_section(page, server):
+    page.open(f"{server}/lesson?present=1")
+    tops = lambda: page.evaluate("() => [...document.querySelectorAll('main article > section')].map(s => Math.round(s.getBoundingClientRect().top))")  # noqa: E731
+    for k in (1, 2):
+        page.keyboard.press("PageDown")
+        page.wait_for_function(f"() => Math.abs(document.querySelectorAll('main article > section')[{k}].getBoundingClientRect().top) < 12")
+    page.keyboard.press("PageUp")
+    page.wait_for_function("() => Math.abs(document.querySelectorAll('main article > section')[1].getBoundingClientRect().top) < 12")
+    assert len(tops()) >= 6 and page.errors == []
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_print_hides_navigation_and_controls(page, server, path):
+    page.open(f"{server}{path}")
+    page.emulate_media(media="print")
+    hidden = page.evaluate("""() => ['nav.nav', '.top-actions', 'footer.foot', '.export-bar', '.controls', '.hint']
+        .flatMap(s => [...document.querySelectorAll(s)]).every(e => getComputedStyle(e).display === 'none')""")
+    assert hidden
+    assert page.evaluate("() => getComputedStyle(document.querySelector('main')).display") == "block"
+    page.emulate_media(media="screen")
+
+
+def test_printing_redraws_the_explorer_for_the_paper_and_back(page, server):
+    page.open(f"{server}/")
+    page.evaluate("() => window.attnscope.settled()")
+    wide = page.evaluate("() => document.querySelector('#lines canvas').getBoundingClientRect().width")
+    page.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+    # drawn within the event's task: what the browser prints when the handlers return
+    printed = page.evaluate("""() => ({lines: document.querySelector('#lines canvas').getBoundingClientRect().width,
+        heat: document.getElementById('heatmap')._fullLayout.width, body: document.body.getBoundingClientRect().width,
+        box: document.getElementById('lines').clientWidth})""")
+    # the body at the paper's width; the canvas redrawn to its new box (wider: one column on paper)
+    assert printed["body"] == 700 and printed["heat"] <= 700
+    assert abs(printed["lines"] - printed["box"]) < 2 and abs(printed["lines"] - wide) > 50
+    page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
+    page.wait_for_function(f"() => Math.abs(document.querySelector('#lines canvas').getBoundingClientRect().width - {wide}) < 2")
+    assert page.errors == []
+
+
+def test_the_printed_lesson_has_a_page_per_section(page, server):
+    page.open(f"{server}/lesson")
+    pdf = page.pdf(format="A4", print_background=True)
+    n_sections = page.evaluate("() => document.querySelectorAll('main article > section').length")
+    pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))  # each page object of the PDF
+    assert n_sections >= 6 and pages >= n_sections
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_phones_no_page_is_wider_than_the_screen(browser, server, width):
+    ctx = browser.new_context(viewport={"width": width, "height": 800}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = Page(ctx.new_page())
+        for path in PHONE_PAGES:
+            page.open(f"{server}{path}")
+            page.wait_for_timeout(300)  # plotly arrives late; its charts resize to their boxes
+            if path == "/":
+                page.evaluate("() => window.attnscope.settled()")
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width, path
+            nav = page.evaluate("() => { const n = document.querySelector('nav.nav'); return [n.getBoundingClientRect().height, parseFloat(getComputedStyle(n).lineHeight) || 24]; }")
+            assert nav[0] < 2 * nav[1], f"{path}: the navigation wraps ({nav[0]} px)"
+            assert page.locator(".modebar").count() == 0, f"{path}: plotly's mode bar on a touch screen"
+            page.shot(f"phone-{width}-{path.strip('/') or 'explorer'}")
+        assert page.errors == [], page.errors
+    finally:
+        ctx.close()

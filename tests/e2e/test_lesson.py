@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from tests.e2e.conftest import WAIT_MS
 from tests.e2e.test_explorer import page_artifact
 
 
@@ -10,6 +11,7 @@ from tests.e2e.test_explorer import page_artifact
 def test_lesson_renders(browser, server, width):
     ctx = browser.new_context(viewport={"width": width, "height": 900})
     p = ctx.new_page()
+    p.set_default_timeout(WAIT_MS)  # the first /lesson computes every example: slow on a loaded machine
     errors = []
     p.on("pageerror", lambda e: errors.append(str(e)))
     p.on("console", lambda m: m.type == "error" and errors.append(m.text))

@@ -33,12 +33,15 @@ export function explainSteps(m) {
 let tip = null;  // one hover tip for every strip, made on first use
 
 // A matrix of numbers as colour cells (diverging purple-orange, colour-blind safe); hover shows a value.
-function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, caption = "" } = {}) {
+// perRow: each row on its own scale (named in its label), for rows of very different sizes: its 98th
+// percentile |value|, so that a few huge dimensions (the residual stream has some) do not wash the
+// rest out; larger values saturate.
+function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, caption = "", perRow = false } = {}) {
   const n = rows.length, dcols = rows[0]?.length ?? 0;
   const wrap = el("figure", { className: "strips" });
   const canvas = el("canvas");
   const width = Math.min(900, Math.max(dcols * 8, 320));
-  const cw = width / dcols, left = 110;
+  const cw = width / dcols, left = perRow ? 170 : 110;
   const dpr = window.devicePixelRatio || 1;
   canvas.width = (left + width) * dpr;
   canvas.height = n * height * dpr;
@@ -46,7 +49,9 @@ function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, 
   canvas.style.height = `${n * height}px`;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
-  const max = Math.max(1e-9, ...rows.flat().map(Math.abs));
+  const peak = (r) => Math.max(1e-9, ...r.map(Math.abs));
+  const p98 = (r) => { const a = r.map(Math.abs).sort((x, y) => x - y); return Math.max(1e-9, a[Math.floor(0.98 * (a.length - 1))]); };
+  const all = peak(rows.flat()), maxOf = rows.map((r) => (perRow ? p98(r) : all));
   const dark = isDark();
   const mid = dark ? [42, 44, 52] : [247, 247, 247], neg = [84, 39, 136], pos = [179, 88, 6];
   ctx.font = "11px system-ui, sans-serif";
@@ -54,9 +59,10 @@ function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, 
   rows.forEach((row, i) => {
     ctx.fillStyle = css(i === highlight ? "--accent" : "--fg");
     ctx.textAlign = "right";
-    ctx.fillText(`${rowLabels[i]}${weights ? ` ×${weights[i].toFixed(2)}` : ""}`.slice(0, 22), left - 6, i * height + height / 2);
+    const name = `${rowLabels[i]}${weights ? ` ×${weights[i].toFixed(2)}` : ""}`.slice(0, 22);
+    ctx.fillText(perRow ? `${name} (±${maxOf[i].toPrecision(3)})` : name, left - 6, i * height + height / 2);
     row.forEach((v, j) => {
-      const t = Math.min(1, Math.abs(v) / max), c = v < 0 ? neg : pos;
+      const t = Math.min(1, Math.abs(v) / maxOf[i]), c = v < 0 ? neg : pos;
       ctx.fillStyle = `rgb(${mid.map((m, k) => Math.round(m + (c[k] - m) * t)).join(",")})`;
       ctx.fillRect(left + j * cw, i * height + 1, Math.ceil(cw), height - 2);
     });
@@ -79,7 +85,7 @@ function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, 
   canvas.dataset.rows = String(n);
   canvas.dataset.cols = String(dcols);
   wrap.append(canvas);
-  if (caption) wrap.append(el("figcaption", { textContent: `${caption} Colour: purple negative, orange positive, scaled to the largest |value| ${fmt(max)}.` }));
+  if (caption) wrap.append(el("figcaption", { textContent: `${caption} Colour: purple negative, orange positive, ${perRow ? "each row on its own scale" : `scaled to the largest |value| ${fmt(all)}`}.` }));
   return wrap;
 }
 
@@ -219,8 +225,9 @@ export function explainStep(d, m, state) {
       const o = d.out[i], a = d.attn_out[i], r = d.resid_pre[i];
       const after = r.map((x, k) => x + a[k]);
       formula(`Δ_${i} = z_${i} W_O[head ${state.head}]: back to ${m.d_model} numbers; the layer adds the sum over its ${m.n_heads} heads (plus a bias) to the stream`);
-      p(`This head changes ${qTok}'s vector by ‖Δ‖ = ${fmt(norm(o))}; all ${m.n_heads} heads together by ${fmt(norm(a))}, on a stream of norm ${fmt(norm(r))}. Direction kept: cos(before, after) = ${(dot(r, after) / norm(r) / norm(after)).toFixed(4)}. This is how context flows into a word's meaning, a little at each layer.`);
-      parts.push(strips([r, o, a, after], ["stream before", "this head", "all heads", "stream after"], { caption: `For ${qTok}.` }));
+      p(`This head changes the vector of ${qTok} by ‖Δ‖ = ${fmt(norm(o))}; all ${m.n_heads} heads together by ${fmt(norm(a))}, on a stream of norm ${fmt(norm(r))}. Direction kept: cos(before, after) = ${(dot(r, after) / norm(r) / norm(after)).toFixed(4)}. This is how context flows into a word's meaning, a little at each layer.`);
+      parts.push(strips([r, o, a, after], ["stream before", "this head", "all heads", "stream after"], { perRow: true, height: 24,
+        caption: `For ${qTok}. Each row has its own scale (in brackets: its 98th percentile |value|; larger values saturate): one head's change is far smaller than the stream, and would be invisible on the stream's scale.` }));
       break;
     }
   }

@@ -5,6 +5,9 @@ app's /export/{view}.{fmt} and the CLI, so a download and `attnscope export` are
     json  the data behind the view (app/viewdata.py's docstring is the schema)
     csv   the same data, one row per value (same docstring); text cells that start like a spreadsheet
           formula are escaped with a leading ' (csv_cell), numbers are written as numbers
+
+measure: "weight" (the attention weights) or "moved" (what each head carried, ‖weight · v W_O‖₂) for
+the head views; the file's name, title and colour bar say which (attnscope-heatmap-moved-L2-H3.csv).
 """
 
 import csv
@@ -15,6 +18,7 @@ from . import figures, viewdata
 from .style import label
 
 VIEWS = viewdata.VIEWS
+HEAD_VIEWS, NotApplicable, check_view = viewdata.HEAD_VIEWS, viewdata.NotApplicable, viewdata.check_view
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
 FORMATS = tuple(MEDIA_TYPES)
 # every layer x head x query x key of a long text is too much for one file (512 tokens of SmolLM2 would be
@@ -24,36 +28,38 @@ MAX_GRID_VALUES = 2_000_000
 HTML_CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False, "plotlyServerURL": ""}
 TITLES = {"heatmap": "heatmap of one head", "grid": "every layer x head", "arrows": "arrows to one query token",
           "embeddings": "residual stream, 2-D PCA"}
+MEASURE_TITLES = {"weight": "where it looks (attention weights)", "moved": figures.MOVED}
 
 
 class ExportTooLarge(ValueError):
     pass
 
 
-def check_size(result, view: str) -> None:
+def check_size(result, view: str, measure: str = "weight") -> None:
     cfg, n = result.model.cfg, len(result.tokens)
     values = cfg.n_layers * cfg.n_heads * n * n
     if view == "grid" and values > MAX_GRID_VALUES:
         most = int((MAX_GRID_VALUES / (cfg.n_layers * cfg.n_heads)) ** 0.5)
-        raise ExportTooLarge(f"the grid of {result.model.id} at {n} tokens holds {values:,} weights; grid exports stop at "
+        what = "weights" if measure == "weight" else "values"
+        raise ExportTooLarge(f"the grid of {result.model.id} at {n} tokens holds {values:,} {what}; grid exports stop at "
                              f"{MAX_GRID_VALUES:,} (up to {most} tokens): export one head (heatmap) instead")
 
 
-def figure(result, view: str, layer: int, head: int, token=None):
+def figure(result, view: str, layer: int, head: int, token=None, measure: str = "weight"):
+    viewdata.check_view(view, measure)
     if view == "heatmap":
-        return result.heatmap(layer, head)
+        return result.heatmap(layer, head, measure=measure)
     if view == "grid":
-        return result.grid()
+        return result.grid(measure=measure)
     if view == "arrows":
-        return result.arrows(layer, head, token)
-    if view == "embeddings":
-        return result.embeddings()
-    raise ValueError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
+        return result.arrows(layer, head, token, measure=measure)
+    return result.embeddings()
 
 
-def filename(result, view: str, fmt: str, layer: int, head: int, token=None) -> str:
-    """attnscope-heatmap-L2-H3.html, attnscope-arrows-L2-H3-T8.json, attnscope-grid.csv..."""
-    parts = ["attnscope", view]
+def filename(result, view: str, fmt: str, layer: int, head: int, token=None, measure: str = "weight") -> str:
+    """attnscope-heatmap-L2-H3.html, attnscope-arrows-L2-H3-T8.json, attnscope-grid.csv; what moved says
+    so after the view: attnscope-heatmap-moved-L2-H3.csv, attnscope-grid-moved.json..."""
+    parts = ["attnscope", view] + (["moved"] if measure == "moved" else [])
     if view in ("heatmap", "arrows"):
         parts += [f"L{layer}", f"H{head}"]
     if view == "arrows":
@@ -61,11 +67,12 @@ def filename(result, view: str, fmt: str, layer: int, head: int, token=None) -> 
     return "-".join(parts) + f".{fmt}"
 
 
-def _html(result, view: str, layer: int, head: int, token) -> bytes:
-    fig = figure(result, view, layer, head, token)
+def _html(result, view: str, layer: int, head: int, token, measure: str) -> bytes:
+    fig = figure(result, view, layer, head, token, measure)
     page = fig.to_html(full_html=True, include_plotlyjs=True, config=HTML_CONFIG)
     # plotly's page has no title; label() escapes the text (the model id is ours, the text is not)
-    title = f"attnscope · {TITLES[view]} · {label(result.model.id)}"
+    what = f" · {MEASURE_TITLES[measure]}" if view in viewdata.HEAD_VIEWS else ""
+    title = f"attnscope · {TITLES[view]}{what} · {label(result.model.id)}"
     return page.replace("<head>", f"<head><title>{title}</title>", 1).encode("utf-8")
 
 
@@ -82,8 +89,8 @@ def csv_cell(value):
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
-def _csv(result, view: str, layer: int, head: int, token) -> bytes:
-    header, rows = viewdata.csv_rows(result, view, layer, head, token)
+def _csv(result, view: str, layer: int, head: int, token, measure: str) -> bytes:
+    header, rows = viewdata.csv_rows(result, view, layer, head, token, measure)
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(header)
@@ -91,19 +98,19 @@ def _csv(result, view: str, layer: int, head: int, token) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def export(result, view: str, fmt: str, layer: int, head: int, token=None) -> tuple[bytes, str]:
+def export(result, view: str, fmt: str, layer: int, head: int, token=None, measure: str = "weight") -> tuple[bytes, str]:
     """The file's bytes and media type. token: arrows' query position (an index, negative from the
-    end, or None for the last token); the other views ignore it."""
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
-    check_size(result, view)
+    end, or None for the last token); the other views ignore it. measure: "weight" or "moved" (head
+    views only: NotApplicable for the embeddings)."""
+    viewdata.check_view(view, measure)
+    check_size(result, view, measure)
     if fmt == "html":
-        body = _html(result, view, layer, head, token)
+        body = _html(result, view, layer, head, token, measure)
     elif fmt == "json":
-        body = json.dumps(viewdata.json_data(result, view, layer, head, token), ensure_ascii=False,
+        body = json.dumps(viewdata.json_data(result, view, layer, head, token, measure), ensure_ascii=False,
                           separators=(",", ":"), allow_nan=False).encode("utf-8")
     elif fmt == "csv":
-        body = _csv(result, view, layer, head, token)
+        body = _csv(result, view, layer, head, token, measure)
     else:
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
     return body, MEDIA_TYPES[fmt]

@@ -1,5 +1,10 @@
 """The views as plotly figures, built from one RunView (app/runview.py), and the lesson's charts, built from the API's payloads
-(every number is one the model produced)."""
+(every number is one the model produced).
+
+The head views (heatmap, grid, arrows) show a measure: "weight", the attention pattern in [0, 1], or
+"moved", ‖weight · v W_O‖₂, the size of what the head carries from each key, in the residual stream's
+units (not bounded by 1). What moved is scaled by each head's largest value, as the explorer's views
+scale it (static/js/explorer/data.js peak()), and its numbers are the API's (4 decimals)."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -8,12 +13,26 @@ from . import analysis
 from .style import MASKED, VIRIDIS_SCALE, head_color, label
 
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12)
+# what "moved" is, for titles, captions and colour bars
+MOVED = "what it moved: ‖weight · v W_O‖₂"
+MOVED_UNITS = "the size of what the head adds to the residual stream, in the stream's units"
 
 
-def masked_pattern(result, layer: int, head: int) -> list[list[float | None]]:
-    """The head's weights [query][key] as float lists, None where the causal mask hides the key."""
-    p = result.pattern(layer, head).astype(np.float64)
-    rows = p.tolist()
+def subtitle(*lines: str) -> str:
+    return "".join(f"<br><sup>{line}</sup>" for line in lines)
+
+
+def api_rounded(a: np.ndarray) -> np.ndarray:
+    """float32 values as /api/attention's JSON writes them: numpy's 4-decimal rounding of the float32,
+    then its shortest decimal (float64 round to 4 decimals of that float32 gives the same number)."""
+    return np.round(np.round(np.asarray(a, dtype=np.float32), 4).astype(np.float64), 4)
+
+
+def masked_values(result, layer: int, head: int, measure: str = "weight") -> list[list[float | None]]:
+    """The head's [query][key] weights (float32 as float) or what it moved (the API's 4 decimals), as
+    float lists, None where the causal mask hides the key."""
+    v = result.values(layer, head, measure)
+    rows = (v.astype(np.float64) if measure == "weight" else api_rounded(v)).tolist()
     if result.model.cfg.causal:
         for q, row in enumerate(rows):
             for k in range(q + 1, len(row)):
@@ -21,45 +40,70 @@ def masked_pattern(result, layer: int, head: int) -> list[list[float | None]]:
     return rows
 
 
-def heatmap(result, layer: int, head: int) -> go.Figure:
+def masked_pattern(result, layer: int, head: int) -> list[list[float | None]]:
+    """The head's weights [query][key] as float lists, None where the causal mask hides the key."""
+    return masked_values(result, layer, head, "weight")
+
+
+def peak(rows: list[list[float | None]], measure: str) -> float:
+    """What a head's colours and strokes are scaled by: 1 for weights; for what moved the head's largest
+    value (1 if it moved nothing), as the explorer scales it."""
+    if measure == "weight":
+        return 1.0
+    return max((v for row in rows for v in row if v is not None), default=0.0) or 1.0
+
+
+def heatmap(result, layer: int, head: int, measure: str = "weight") -> go.Figure:
     result.check(layer, head)
+    moved = measure == "moved"
     labels = [label(t.text) for t in result.tokens]
     n = len(labels)
-    z = masked_pattern(result, layer, head)
+    z = masked_values(result, layer, head, measure)
     scores = analysis.head_detail(result.cached, layer, head)["scores"].astype(np.float64)
+    weights = result.pattern(layer, head).astype(np.float64)
     custom = [[[labels[q], labels[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k]), q, k]
-               for k in range(n)] for q in range(n)]
+               + ([float(weights[q, k])] if moved else []) for k in range(n)] for q in range(n)]
+    hover = "query %{customdata[3]} %{customdata[0]}<br>key %{customdata[4]} %{customdata[1]}<br>"
+    hover += ("moved %{z:.4f}<br>weight %{customdata[5]:.4f}<br>" if moved else "weight %{z:.4f}<br>")
     fig = result.figure_type(go.Heatmap(
-        z=z, x=list(range(n)), y=list(range(n)), customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE,
-        hoverongaps=False, xgap=1, ygap=1, colorbar=dict(title=dict(text="weight")),
-        hovertemplate=("query %{customdata[3]} %{customdata[0]}<br>key %{customdata[4]} %{customdata[1]}<br>"
-                       "weight %{z:.4f}<br>score (pre-softmax) %{customdata[2]:.3f}<extra></extra>"),
-        name=f"L{layer} H{head}"))
+        z=z, x=list(range(n)), y=list(range(n)), customdata=custom, zmin=0, zmax=peak(z, measure),
+        colorscale=VIRIDIS_SCALE, hoverongaps=False, xgap=1, ygap=1,
+        colorbar=dict(title=dict(text="moved<br>‖w · v W_O‖₂" if moved else "weight")),
+        hovertemplate=hover + "score (pre-softmax) %{customdata[2]:.3f}<extra></extra>", name=f"L{layer} H{head}"))
     side = min(900, 220 + 28 * n)
+    masked = " (grey: masked)" if result.model.cfg.causal else ""
+    title = f"{result.model.id}: layer {layer}, head {head}" + (masked if not moved else " · what it moved" + subtitle(
+        f"‖weight · v W_O‖₂: {MOVED_UNITS}{masked}", f"colours from 0 to the head's largest, {peak(z, measure):.4f}"))
     fig.update_layout(
-        title=dict(text=f"{result.model.id}: layer {layer}, head {head}" + (" (grey: masked)" if result.model.cfg.causal else ""), font=dict(size=14)),
+        title=dict(text=title, font=dict(size=14)),
         xaxis=dict(title="key", tickvals=list(range(n)), ticktext=labels, tickangle=-45, side="bottom", showgrid=False),
         yaxis=dict(title="query", tickvals=list(range(n)), ticktext=labels, autorange="reversed", showgrid=False),
-        plot_bgcolor=MASKED, width=max(600, side + 120), height=max(420, side), font=FONT, margin=dict(l=90, r=20, t=60, b=90))
+        plot_bgcolor=MASKED, width=max(600, side + 120), height=max(420, side), font=FONT,
+        margin=dict(l=90, r=20, t=100 if moved else 60, b=90))
     return fig
 
 
-def grid_matrix(result) -> tuple[list[list[float | None]], int]:
+def grid_matrix(result, measure: str = "weight") -> tuple[list[list[float | None]], int, list[list[list[float | None]]]]:
     """Every layer x head as one mosaic [layer * (n + 1)][head * (n + 1)]: block (L, h) starts at
-    row L * (n + 1), column h * (n + 1); the separating row/column and masked cells are None."""
+    row L * (n + 1), column h * (n + 1); the separating row/column and masked cells are None. For what
+    moved each block is divided by its head's largest value (the explorer's thumbnails), so the
+    mosaic is in [0, 1] either way. Also returns the values themselves, [layer][head][query][key]."""
     cfg, n = result.model.cfg, len(result.tokens)
     step = n + 1
     z = [[None] * (cfg.n_heads * step - 1) for _ in range(cfg.n_layers * step - 1)]
+    values = [[masked_values(result, L, h, measure) for h in range(cfg.n_heads)] for L in range(cfg.n_layers)]
     for L in range(cfg.n_layers):
         for h in range(cfg.n_heads):
-            for q, row in enumerate(masked_pattern(result, L, h)):
-                z[L * step + q][h * step:h * step + n] = row
-    return z, step
+            top = peak(values[L][h], measure)
+            for q, row in enumerate(values[L][h]):
+                z[L * step + q][h * step:h * step + n] = row if top == 1.0 else [None if v is None else v / top for v in row]
+    return z, step, values
 
 
-def grid(result) -> go.Figure:
+def grid(result, measure: str = "weight") -> go.Figure:
     cfg, n = result.model.cfg, len(result.tokens)
-    z, step = grid_matrix(result)
+    moved = measure == "moved"
+    z, step, values = grid_matrix(result, measure)
     labels = [label(t.text) for t in result.tokens]
     custom = [[None] * len(z[0]) for _ in z]
     for r in range(len(z)):
@@ -67,22 +111,26 @@ def grid(result) -> go.Figure:
         for c in range(len(z[0])):
             h, k = divmod(c, step)
             if q < n and k < n:
-                custom[r][c] = [L, h, labels[q], labels[k]]
+                custom[r][c] = [L, h, labels[q], labels[k]] + ([values[L][h][q][k]] if moved else [])
+    hover = "layer %{customdata[0]}, head %{customdata[1]}<br>query %{customdata[2]}<br>key %{customdata[3]}<br>"
+    hover += "moved %{customdata[4]:.4f} (%{z:.0%} of the head's largest)" if moved else "weight %{z:.4f}"
     fig = result.figure_type(go.Heatmap(
         z=z, customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE, hoverongaps=False,
-        colorbar=dict(title=dict(text="weight")),
-        hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>query %{customdata[2]}<br>"
-                      "key %{customdata[3]}<br>weight %{z:.4f}<extra></extra>"))
+        colorbar=dict(title=dict(text="moved ÷<br>the head's<br>largest" if moved else "weight")),
+        hovertemplate=hover + "<extra></extra>"))
     centre = (n - 1) / 2
     cell = max(3, min(10, 60 // max(n, 1)))
+    title = f"{result.model.id}: every layer x head" + (
+        " · what it moved" + subtitle(f"‖weight · v W_O‖₂: {MOVED_UNITS}", "each head's colours from 0 to its own largest")
+        if moved else "")
     fig.update_layout(
-        title=dict(text=f"{result.model.id}: every layer x head"),
+        title=dict(text=title),
         xaxis=dict(tickvals=[h * step + centre for h in range(cfg.n_heads)], ticktext=[f"H{h}" for h in range(cfg.n_heads)],
                    side="top", showgrid=False, zeroline=False, constrain="domain"),
         yaxis=dict(tickvals=[L * step + centre for L in range(cfg.n_layers)], ticktext=[f"L{L}" for L in range(cfg.n_layers)],
                    autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x"),
         plot_bgcolor="white", font=FONT, width=max(500, cfg.n_heads * step * cell + 160),
-        height=max(400, cfg.n_layers * step * cell + 100), margin=dict(l=50, r=20, t=80, b=20))
+        height=max(400, cfg.n_layers * step * cell + 100), margin=dict(l=50, r=20, t=120 if moved else 80, b=20))
     return fig
 
 
@@ -111,38 +159,51 @@ def arc(x0: float, x1: float, height: float, steps: int = 24) -> tuple[list[floa
     return xs.round(4).tolist(), ys.round(4).tolist()
 
 
-def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0) -> go.Figure:
+def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0, measure: str = "weight") -> go.Figure:
+    """Arcs from each key to the query token. Width and opacity follow the weight, or for what moved the
+    share of the head's largest value (as on screen); min_weight drops arcs below that (same scale)."""
     result.check(layer, head)
+    moved = measure == "moved"
     q = resolve_token(result, token)
     labels = [label(t.text) for t in result.tokens]
     n = len(labels)
-    w = result.pattern(layer, head)[q].astype(np.float64)
+    rows = masked_values(result, layer, head, measure)
+    top = peak(rows, measure)
+    w = np.array([0.0 if v is None else v for v in rows[q]])
+    weights = result.pattern(layer, head)[q].astype(np.float64)
     colour = head_color(head)
     query = label(result.tokens[q].text.strip() or result.tokens[q].text)  # for the title: no leading space
     fig = result.figure_type()
     keys = range(q + 1) if result.model.cfg.causal else range(n)
     for k in sorted(keys, key=lambda k: w[k]):  # strongest drawn last, on top
-        if w[k] < min_weight:
+        r = w[k] / top
+        if r < min_weight:
             continue
-        hover = f"key {k} {labels[k]} → query {q} {labels[q]}<br>weight {w[k]:.4f}"
+        hover = f"key {k} {labels[k]} → query {q} {labels[q]}<br>" + (
+            f"moved {w[k]:.4f} (weight {weights[k]:.4f})" if moved else f"weight {w[k]:.4f}")
         if k == q:  # a token reading itself: a small loop above it
             t = np.linspace(0, 2 * np.pi, 30)
             xs, ys = (k + 0.18 * np.sin(t)).tolist(), (0.25 * (1 - np.cos(t))).tolist()
         else:
             xs, ys = arc(k, q, 0.25 + 0.12 * abs(q - k))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.5 + 9 * w[k]),
-                                 opacity=0.15 + 0.85 * w[k], hoverinfo="text", hovertext=hover, showlegend=False,
-                                 name=f"{k}→{q}", customdata=[[k, q, float(w[k])]] * len(xs)))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.5 + 9 * r),
+                                 opacity=0.15 + 0.85 * r, hoverinfo="text", hovertext=hover, showlegend=False,
+                                 name=f"{k}→{q}", customdata=[[k, q, float(w[k])] + ([float(weights[k])] if moved else [])] * len(xs)))
+    what = "moved to" if moved else "weight from"
     fig.add_trace(go.Scatter(
         x=list(range(n)), y=[0] * n, mode="markers+text", text=labels, textposition="bottom center",
         marker=dict(size=[14 if i == q else 8 for i in range(n)], color=[colour if i == q else "#555" for i in range(n)]),
-        hovertext=[f"{i} {labels[i]}: weight from query {w[i]:.4f}" for i in range(n)], hoverinfo="text",
+        hovertext=[f"{i} {labels[i]}: {what} query {w[i]:.4f}" for i in range(n)], hoverinfo="text",
         showlegend=False, name="tokens"))
-    top = 0.25 + 0.12 * max(n - 1, 1) / 2 + 0.3
+    height = 0.25 + 0.12 * max(n - 1, 1) / 2 + 0.3
+    title = f"{result.model.id}: layer {layer}, head {head}: what {query} (token {q}) " + (
+        "takes from" + subtitle(f"{MOVED}, {MOVED_UNITS}", f"strokes from 0 to the head's largest, {top:.4f}") if moved
+        else "reads")
     fig.update_layout(
-        title=dict(text=f"{result.model.id}: layer {layer}, head {head}: what {query} (token {q}) reads"),
-        xaxis=dict(visible=False, range=[-0.8, n - 0.2]), yaxis=dict(visible=False, range=[-0.5, top]),
-        plot_bgcolor="white", font=FONT, width=max(500, 70 * n + 100), height=360, margin=dict(l=20, r=20, t=50, b=20))
+        title=dict(text=title),
+        xaxis=dict(visible=False, range=[-0.8, n - 0.2]), yaxis=dict(visible=False, range=[-0.5, height]),
+        plot_bgcolor="white", font=FONT, width=max(500, 70 * n + 100), height=400 if moved else 360,
+        margin=dict(l=20, r=20, t=90 if moved else 50, b=20))
     return fig
 
 

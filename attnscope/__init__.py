@@ -7,6 +7,8 @@
     r.grid()               # every layer x head at once (one mosaic heatmap)
     r.arrows(2, 3, token="creature")   # arcs from each key token to the query token
     r.embeddings()         # 2-D PCA of every token's residual stream, layer by layer
+    r.heatmap(2, 3, measure="moved")   # what the head moved, ‖weight · v W_O‖₂, instead of where it looks
+    r.moved(2, 3)          # those numbers, [query, key] (r.pattern(2, 3): the weights)
     r.heatmap(2, 3).write_html("head.html")   # figures are plain plotly figures
 
 The same views from the shell: `attnscope export --view heatmap --text "..." -o head.html`

@@ -3,6 +3,7 @@ as a folder of static pages.
 
     attnscope serve [--host 127.0.0.1] [--port 8000] [--workers 1]
     attnscope export --view heatmap --text "a fluffy blue creature" --layer 2 --head 3 -o head.html
+    attnscope export --view heatmap --measure moved --text "a fluffy blue creature" -o moved.csv
     attnscope lesson-pack -o lesson/ [--images]
 
 Long work reports its steps on stderr (tqdm's bar, on a terminal only; --quiet silences it); an error is one line on stderr and a non-zero exit.
@@ -15,6 +16,7 @@ from pathlib import Path
 from app import exports, viewdata
 from app.engine import DEFAULT_MODEL, EngineError
 from app.lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
+from app.runview import MEASURES
 from app.settings import Settings
 
 from .images import NoRenderer, render
@@ -52,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--layer", type=int, default=DEFAULT_LAYER)
     e.add_argument("--head", type=int, default=DEFAULT_HEAD)
     e.add_argument("--token", default=None, help="arrows: the query token, an index or its text (default: the last)")
+    e.add_argument("--measure", choices=MEASURES, default="weight",
+                   help="heatmap, grid, arrows: weight (where each query looks, the attention weights) or moved "
+                        "(what each head carried from each key, ‖weight · v W_O‖₂; not for embeddings)")
     e.add_argument("--cache-dir", default=None, help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
     e.add_argument("-o", "--output", required=True, help="output file; its suffix picks the format")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -95,6 +100,7 @@ def export(args) -> str:
         raise CliError(f"cannot tell the format from {out.name!r}: use one of {', '.join(FORMATS)}")
     if args.token is not None and args.token.lstrip("-").isdigit():
         args.token = int(args.token)
+    exports.check_view(args.view, args.measure)  # before loading a model: --view embeddings --measure moved is refused
     reg = registry(args.cache_dir)
     model_id = reg.resolve(args.model)  # None: the settings' default model
     # progress only for the long steps (a quick export stays silent, its error one line)
@@ -106,19 +112,20 @@ def export(args) -> str:
         if image:
             p.next(f"rendering {out.name}")
         how = write(result, args, out, fmt)
-    return f"wrote {out} ({args.view}, {result.model.id}, {len(result.tokens)} tokens){how}"
+    what = ", what it moved" if args.measure == "moved" else ""
+    return f"wrote {out} ({args.view}{what}, {result.model.id}, {len(result.tokens)} tokens){how}"
 
 
 def write(result, args, out: Path, fmt: str) -> str:
     """The file itself: the same bytes as the app's /export download for .html/.json/.csv."""
     if fmt in (".png", ".svg"):
         try:
-            blob, how = render(exports.figure(result, args.view, args.layer, args.head, args.token), fmt[1:])
+            blob, how = render(exports.figure(result, args.view, args.layer, args.head, args.token, args.measure), fmt[1:])
         except NoRenderer as err:
             raise CliError(str(err)) from None
         out.write_bytes(blob)
         return f" ({how})"
-    out.write_bytes(exports.export(result, args.view, fmt[1:], args.layer, args.head, args.token)[0])
+    out.write_bytes(exports.export(result, args.view, fmt[1:], args.layer, args.head, args.token, args.measure)[0])
     return ""
 
 

@@ -40,21 +40,26 @@ def run(text: str, model: str | Model | None = None, cache_dir=None, *,
 
 
 class Result(RunView):
-    """One text through one model (app.runview.RunView: .tokens, .run, .pattern(), the figure methods),
-    with notebook display; its figures are display.Figure, plain plotly figures that render offline."""
+    """One text through one model (app.runview.RunView: .tokens, .run, .pattern(), .moved(), the figure
+    methods, each with measure="weight" or "moved"), with notebook display; its figures are
+    display.Figure, plain plotly figures that render offline."""
 
     figure_type = Figure
 
     # --- display ----------------------------------------------------------------------------------
-    def summary(self, layer: int | None = None, head: int | None = None, token=None) -> str:
-        """e.g. "layer 2, head 3: 'creature' attends most to 'blue' (0.41)" (the last token by default)."""
+    def summary(self, layer: int | None = None, head: int | None = None, token=None, *, measure: str = "weight") -> str:
+        """e.g. "layer 2, head 3: 'creature' attends most to 'blue' (0.41)" (the last token by default);
+        measure="moved": "... 'creature' takes most from 'blue' (moved 1.2345, weight 0.41)"."""
         layer = self.layer if layer is None else layer
         head = self.head if head is None else head
         q = figures.resolve_token(self, token)
-        row = self.pattern(layer, head)[q]
+        row = self.values(layer, head, measure)[q]
         k = int(np.argmax(row))
         show = lambda i: repr(visible(self.tokens[i].text.strip()) or visible(self.tokens[i].text))  # noqa: E731
         who = "itself" if k == q else show(k)
+        if measure == "moved":
+            return (f"layer {layer}, head {head}: {show(q)} takes most from {who} "
+                    f"(moved {row[k]:.4f}, weight {self.pattern(layer, head)[q, k]:.2f})")
         return f"layer {layer}, head {head}: {show(q)} attends most to {who} ({row[k]:.2f})"
 
     def __repr__(self) -> str:

@@ -1,11 +1,12 @@
 """Exports: GET /export/{view}.{fmt} downloads one view of one text as a file, with the explorer's
-URL parameters (text, model, layer, head, token).
+URL parameters (text, model, layer, head, token, measure).
 
 view: heatmap | grid | arrows | embeddings; fmt: html (plotly.js inline, works offline from
 file://) | json | csv (app/viewdata.py's docstring is the schema). The file is made by
 app/exports.py from the server's cached run, in the compute pool, like every API response."""
 
 import gzip
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -30,7 +31,7 @@ HTML_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data
 
 
 def _export(runner: Runner, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
-            token: int | None, want_gz: bool) -> tuple[bytes, str, str, bool]:
+            token: int | None, measure: str, want_gz: bool) -> tuple[bytes, str, str, bool]:
     """Blocking (compute pool): (body, media type, file name, gzipped)."""
     model = runner.model(model_id)
     check_layer(model, layer)
@@ -43,10 +44,10 @@ def _export(runner: Runner, view: str, fmt: str, text: str, model_id: str | None
     result = RunView(cached, text, layer, head)
     query = None if token in (None, -1) else token  # arrows with no focused token: the last one
     try:
-        body, media = exports.export(result, view, fmt, layer, head, query)
+        body, media = exports.export(result, view, fmt, layer, head, query, measure)
     except exports.ExportTooLarge as e:
         raise ApiError(422, "export_too_large", str(e)) from None
-    name = exports.filename(result, view, fmt, layer, head, query)
+    name = exports.filename(result, view, fmt, layer, head, query, measure)
     if want_gz and len(body) >= GZIP_MIN_BYTES:  # here, not in the middleware: a 5 MB page would block the event loop
         return gzip.compress(body, gzip_level(len(body)), mtime=0), media, name, True
     return body, media, name, False
@@ -55,18 +56,23 @@ def _export(runner: Runner, view: str, fmt: str, text: str, model_id: str | None
 @router.get("/export/{name}", response_class=Response)
 async def export(name: str, request: Request, runner: RunnerDep,
                  text: str = LESSON_SENTENCE, model: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
-                 token: int | None = None):
+                 token: int | None = None, measure: Literal["weight", "moved"] = "weight"):
     """One view as a file to download. text/model/layer/head as in the explorer's URL (defaults: the
     lesson sentence, the default model, DEFAULT_LAYER and DEFAULT_HEAD: layer 2, head 3); token: arrows' query token (-1 or absent:
-    the last), checked against the text for every view."""
+    the last), checked against the text for every view; measure: weight (the attention weights) or moved
+    (what each head carried, ‖weight · v W_O‖₂: heatmap, grid and arrows; the embeddings are a 422)."""
     view, _, fmt = name.rpartition(".")
     if view not in exports.VIEWS or fmt not in exports.FORMATS:
         raise ApiError(404, "unknown_export", f"there is no export {name!r}: use /export/{{view}}.{{fmt}} with view one of "
                        f"{', '.join(exports.VIEWS)} and fmt one of {', '.join(exports.FORMATS)}",
                        views=list(exports.VIEWS), formats=list(exports.FORMATS))
     try:
+        exports.check_view(view, measure)  # before any run: there is nothing to compute for a file we will not make
+    except exports.NotApplicable as e:
+        raise ApiError(422, "not_applicable", str(e), views=list(exports.HEAD_VIEWS)) from None
+    try:
         body, media, filename, gz = await runner.pool.run(_export, runner, view, fmt, text, model, layer, head, token,
-                                                       accepts_gzip(request))
+                                                       measure, accepts_gzip(request))
     except (EngineError, ApiError):
         raise
     except ValueError as e:  # a parameter the figure or data code refused: the client's mistake, said plainly

@@ -121,6 +121,55 @@ def test_svg(exports):
     assert "Chromium" in stdout or "kaleido" in stdout
 
 
+def moved_by_hand(smol, layer: int, head: int):
+    """[query, key] pattern · ‖v[key, kv(head)] @ W_O[head]‖₂ from an independent forward pass's captures
+    and the model's weights, in float64 (the formula of issue 12, not app/contributions.py's code)."""
+    cfg, run = smol.cfg, smol.run(TEXT)
+    v = run[f"blocks.{layer}.attn.hook_v"][:, head // (cfg.n_heads // cfg.n_kv_heads)].astype("float64")  # [pos, d_head]
+    W_O = smol.weights[f"blocks.{layer}.attn.W_O"].astype("float64")[head * cfg.d_head:(head + 1) * cfg.d_head]
+    norms = ((v @ W_O) ** 2).sum(-1) ** 0.5  # [key]
+    return run[f"blocks.{layer}.attn.hook_pattern"][head].astype("float64") * norms
+
+
+def test_measure_moved_writes_the_downloads_file(smol, cache_dir, client, tmp_path, capsys):
+    """--measure moved: the same bytes as /export/...?measure=moved (html aside: plotly gives each
+    page its own element id), whose numbers are what each head moved."""
+    params = {"text": TEXT, "layer": 2, "head": 3, "measure": "moved"}
+    for view, suffix, extra in [("heatmap", "csv", []), ("grid", "json", []), ("arrows", "json", ["--token", "3"])]:
+        path = tmp_path / f"{view}.{suffix}"
+        assert cli.main(["export", "--view", view, "--measure", "moved", "--text", TEXT, "--layer", "2", "--head", "3",
+                         *extra, "--cache-dir", cache_dir, "-o", str(path)]) == 0
+        assert f"({view}, what it moved, " in capsys.readouterr().out
+        r = client.get(f"/export/{view}.{suffix}", params=params | ({"token": 3} if extra else {}))
+        assert r.status_code == 200 and path.read_bytes() == r.content, view
+    want = moved_by_hand(smol, 2, 3)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "heatmap.csv").read_text())))
+    assert len(rows) == len(want) * (len(want) + 1) // 2
+    # 4 decimals (0.5e-4) plus float32's rounding of a norm of about 8 (a few 1e-6)
+    assert all(abs(float(r["moved"]) - want[int(r["query_index"]), int(r["key_index"])]) <= 0.5e-4 + 1e-5 for r in rows)
+    g = json.loads((tmp_path / "grid.json").read_text())
+    assert abs(g["moved"][2][3][3][1] - want[3, 1]) <= 0.5e-4 + 1e-5
+    html = tmp_path / "heatmap.html"
+    assert cli.main(["export", "--measure", "moved", "--text", TEXT, "--cache-dir", cache_dir, "-o", str(html)]) == 0
+    assert "what it moved: ‖weight · v W_O‖₂" in html.read_text()
+    # the embeddings have no head: refused in one line, before any model is loaded
+    assert cli.main(["export", "--view", "embeddings", "--measure", "moved", "--text", TEXT, "-o", str(tmp_path / "e.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "measure=moved applies to heatmap, grid, arrows only" in err, err
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_measure_moved_image(smol, cache_dir, tmp_path):
+    """A PNG/SVG of what moved comes from the same figure: its title says so."""
+    path = tmp_path / "moved.svg"
+    p = subprocess.run([sys.executable, "-m", "attnscope.cli", "export", "--view", "arrows", "--measure", "moved",
+                        "--text", TEXT, "--token", "creature", "-o", str(path)], env=env(cache_dir), capture_output=True,
+                       text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    svg = path.read_text()
+    assert ET.fromstring(svg).tag.endswith("svg") and "takes from" in svg and "what it moved" in svg
+
+
 def test_unknown_model_is_one_line(cache_dir):
     p = subprocess.run([sys.executable, "-m", "attnscope.cli", "export", "--text", TEXT, "--model", "nope",
                         "-o", "x.json"], env=env(cache_dir), capture_output=True, text=True, timeout=60)

@@ -163,6 +163,11 @@ def test_hostile_text_never_becomes_markup(client, view):
     ("heatmap", 404, "unknown_export"),
     ("grid.json?text=" + "word%20" * 200, 422, "export_too_large"),
     ("heatmap.json?text=" + "word%20" * 600, 422, "too_many_tokens"),
+    ("embeddings.json?measure=moved", 422, "not_applicable"),
+    ("embeddings.csv?measure=moved", 422, "not_applicable"),
+    ("embeddings.html?measure=moved", 422, "not_applicable"),
+    ("heatmap.csv?measure=norms", 422, "invalid_request"),
+    ("grid.json?measure=moved&text=" + "word%20" * 200, 422, "export_too_large"),
 ])
 def test_bad_parameters_are_4xx_json(client, query, status, error):
     r = client.get("/export/" + query)
@@ -178,6 +183,118 @@ def test_gzip_when_asked_and_the_html_still_decodes(client):
     assert r.headers.get("content-encoding") == "gzip" and "Plotly.newPlot" in r.text
     r = client.get("/export/heatmap.json", params={"text": TEXT}, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in r.headers and json.loads(r.content)["view"] == "heatmap"
+
+
+# --- what moved (measure=moved) ---------------------------------------------------------------------
+
+def moved_api(client, model, layer):
+    return api(client, "/api/attention", text=TEXT, model=model, layers=[layer], measure="moved")
+
+
+def figure_json(html: str) -> dict:
+    """The figure inside an exported page: Plotly.newPlot(id, data, layout, config)."""
+    start = html.index("Plotly.newPlot(")
+    rest = html[start + len("Plotly.newPlot("):].lstrip()
+    rest = rest[rest.index(",") + 1:].lstrip()  # past the div id
+    data, end = json.JSONDecoder().raw_decode(rest)
+    rest = rest[end:].lstrip()[1:].lstrip()
+    layout, _ = json.JSONDecoder().raw_decode(rest)
+    return {"data": data, "layout": layout}
+
+
+@pytest.mark.parametrize("model,layer,head", [("smollm2-135m-instruct", 2, 3), ("all-minilm-l6-v2", 4, 7)])
+def test_moved_json_and_csv_are_the_apis_moved_numbers(client, model, layer, head):
+    """measure=moved: the very numbers /api/attention sends with "measure": "moved" for the state
+    (equal, not close: both are the float32 norms at 4 decimals), beside the weights and v_out_norm."""
+    att = moved_api(client, model, layer)
+    M, causal, n = att["attention"][str(layer)][head], att["causal"], len(att["tokens"])
+    weights = api(client, "/api/attention", text=TEXT, model=model, layers=[layer])["attention"][str(layer)][head]
+    norms = api(client, "/api/head", text=TEXT, model=model, layer=layer, head=head, detail=True)["v_out_norm"]
+    mask = lambda i, j: causal and j > i  # noqa: E731
+    d = export(client, "heatmap.json", text=TEXT, model=model, layer=layer, head=head, measure="moved").json()
+    assert d["measure"] == "moved" and d["tokens"] == att["tokens"]
+    assert d["moved"] == [[None if mask(i, j) else M[i][j] for j in range(n)] for i in range(n)]
+    assert d["peak"] == max(max(row) for row in M)  # the head's largest, what the explorer scales it by
+    assert d["v_out_norm"] == norms
+    assert all(close(w, None if mask(i, j) else weights[i][j]) for i, row in enumerate(d["pattern"]) for j, w in enumerate(row))
+    header, rows = read_csv(export(client, "heatmap.csv", text=TEXT, model=model, layer=layer, head=head, measure="moved"))
+    assert header == viewdata.MOVED_COLUMNS == ["layer", "head", "query_index", "query_token", "key_index", "key_token",
+                                                "moved", "weight", "v_out_norm"]
+    assert len(rows) == (n * (n + 1) // 2 if causal else n * n)
+    for row in rows:
+        q, k, moved, w, norm = int(row[2]), int(row[4]), float(row[6]), float(row[7]), float(row[8])
+        assert (int(row[0]), int(row[1])) == (layer, head) and not mask(q, k)
+        assert moved == M[q][k] and close(w, weights[q][k]) and norm == norms[k]
+        assert abs(moved - w * norm) <= 0.5e-4 + 0.5e-5 * w + 1e-6  # moved = weight x ‖v W_O‖, up to the roundings
+    # arrows: one query row of the same numbers, scaled by the head's largest over every query
+    q = n - 2
+    a = export(client, "arrows.json", text=TEXT, model=model, layer=layer, head=head, token=q, measure="moved").json()
+    assert a["query"] == q and a["moved"] == d["moved"][q] and a["peak"] == d["peak"] and a["v_out_norm"] == norms
+    header, rows = read_csv(export(client, "arrows.csv", text=TEXT, model=model, layer=layer, head=head, token=q, measure="moved"))
+    assert [float(r[6]) for r in rows] == [M[q][k] for k in range(q + 1 if causal else n)]
+
+
+def test_moved_grid_is_every_heads_moved_numbers(client):
+    full = api(client, "/api/attention", text=TEXT, measure="moved")["attention"]
+    g = export(client, "grid.json", text=TEXT, measure="moved").json()
+    n = len(g["tokens"])
+    assert "patterns" not in g and len(g["moved"]) == g["n_layers"] == len(full)
+    for L, heads in enumerate(g["moved"]):
+        for h, rows in enumerate(heads):
+            M = full[str(L)][h]
+            assert rows == [[None if j > i else M[i][j] for j in range(n)] for i in range(n)], (L, h)
+            assert g["peaks"][L][h] == max(max(r) for r in M)
+    header, rows = read_csv(export(client, "grid.csv", text=TEXT, measure="moved"))
+    assert header == viewdata.MOVED_COLUMNS and len(rows) == g["n_layers"] * g["n_heads"] * n * (n + 1) // 2
+    assert all(float(r[6]) == full[r[0]][int(r[1])][int(r[2])][int(r[4])] for r in rows)
+
+
+@pytest.mark.parametrize("fmt", list(TYPES))
+def test_moved_files_say_so_in_their_name(client, fmt):
+    for view, name in [("heatmap", "attnscope-heatmap-moved-L2-H3"), ("arrows", "attnscope-arrows-moved-L2-H3-T4"),
+                       ("grid", "attnscope-grid-moved")]:
+        r = export(client, f"{view}.{fmt}", text=TEXT, layer=2, head=3, token=4, measure="moved")
+        assert r.status_code == 200, r.text
+        assert r.headers["content-disposition"] == f'attachment; filename="{name}.{fmt}"'
+    # the default measure is the weights, named as before
+    r = export(client, f"heatmap.{fmt}", text=TEXT, layer=2, head=3, measure="weight")
+    assert r.headers["content-disposition"] == f'attachment; filename="attnscope-heatmap-L2-H3.{fmt}"'
+
+
+def test_moved_html_says_what_it_shows_and_is_scaled_as_on_screen(client):
+    """The page's title, the chart's title and its colour bar say "what it moved" and the formula; the
+    colours run from 0 to the head's largest (as the explorer's heatmap), not to 1."""
+    M = moved_api(client, "smollm2-135m-instruct", 2)["attention"]["2"][3]
+    html = export(client, "heatmap.html", text=TEXT, layer=2, head=3, measure="moved").text
+    assert re.search(r"<title>attnscope · heatmap of one head · what it moved: ‖weight · v W_O‖₂ · smollm2", html)
+    fig = figure_json(html)
+    hm, title = fig["data"][0], fig["layout"]["title"]["text"]
+    assert "what it moved" in title and "‖weight · v W_O‖₂" in title and "residual stream" in title
+    assert "moved" in hm["colorbar"]["title"]["text"] and "W_O" in hm["colorbar"]["title"]["text"]
+    assert hm["zmin"] == 0 and hm["zmax"] == max(max(r) for r in M) != 1  # norms, not weights: here 7.84
+    assert hm["z"] == [[None if j > i else M[i][j] for j in range(len(M))] for i in range(len(M))]
+    assert "moved %{z:.4f}" in hm["hovertemplate"] and "weight %{customdata[5]" in hm["hovertemplate"]
+    weights = figure_json(export(client, "heatmap.html", text=TEXT, layer=2, head=3).text)
+    assert weights["data"][0]["zmax"] == 1 and "moved" not in weights["layout"]["title"]["text"]
+    # the grid: each head's block divided by its own largest (the explorer's thumbnails), the raw value on hover
+    full = api(client, "/api/attention", text=TEXT, measure="moved")["attention"]
+    g = figure_json(export(client, "grid.html", text=TEXT, measure="moved").text)
+    z, custom, n = g["data"][0]["z"], g["data"][0]["customdata"], len(M)
+    assert "what it moved" in g["layout"]["title"]["text"]
+    for L, h in [(0, 0), (2, 3), (29, 8)]:
+        block = [row[h * (n + 1):h * (n + 1) + n] for row in z[L * (n + 1):L * (n + 1) + n]]
+        top = max(max(r) for r in full[str(L)][h])
+        assert max(v for r in block for v in r if v is not None) == 1.0
+        assert all(abs(block[i][j] - full[str(L)][h][i][j] / top) < 1e-12 for i in range(n) for j in range(i + 1))
+        assert custom[L * (n + 1) + n - 1][h * (n + 1)][4] == full[str(L)][h][n - 1][0]
+    # the arrows: strokes follow moved / the head's largest, as the explorer's arrows do
+    a = figure_json(export(client, "arrows.html", text=TEXT, layer=2, head=3, token=4, measure="moved").text)
+    arcs = [t for t in a["data"] if t["name"] != "tokens"]
+    top = max(max(r) for r in M)
+    assert "takes from" in a["layout"]["title"]["text"] and "what it moved" in a["layout"]["title"]["text"]
+    for t in arcs:
+        k, q, moved, w = t["customdata"][0]
+        assert q == 4 and moved == M[4][k] and t["line"]["width"] == pytest.approx(0.5 + 9 * moved / top)
 
 
 FORMULAS = "=HYPERLINK(\"http://x\")+1-2@SUM(A1)\tx"

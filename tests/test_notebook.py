@@ -114,6 +114,57 @@ def test_arrows_go_from_each_key_to_the_query(smol, result):
         result.heatmap(30, 0)
 
 
+def moved_by_hand(model, layer: int, head: int) -> np.ndarray:
+    """[query, key] pattern · ‖v[key, kv(head)] @ W_O[head]‖₂ from an independent forward pass and the
+    model's weights, in float64: issue 12's formula, not app/contributions.py's code."""
+    cfg, run = model.cfg, model.run(TEXT)
+    v = run[f"blocks.{layer}.attn.hook_v"][:, head // (cfg.n_heads // cfg.n_kv_heads)].astype(np.float64)  # [pos, d_head]
+    W_O = np.asarray(model.weights[f"blocks.{layer}.attn.W_O"], dtype=np.float64)[head * cfg.d_head:(head + 1) * cfg.d_head]
+    return run[f"blocks.{layer}.attn.hook_pattern"][head].astype(np.float64) * np.linalg.norm(v @ W_O, axis=-1)
+
+
+# the figures hold the API's 4 decimals (0.5e-4) of float32 norms of about 1-10 (float32 rounding: ~1e-6)
+MOVED_TOL = 0.5e-4 + 1e-5
+
+
+def test_moved_views_hold_what_each_head_moved(smol, result):
+    """measure="moved": every head view shows pattern · ‖v W_O‖ instead of the weights, scaled by the
+    head's largest (as the explorer draws it), and says so."""
+    n = len(result.tokens)
+    for layer, head in [(2, 3), (29, 8)]:
+        want = moved_by_hand(smol, layer, head)
+        assert np.allclose(result.moved(layer, head), want, rtol=1e-5, atol=1e-6)
+        hm = result.heatmap(layer, head, measure="moved")
+        z = hm.data[0].z
+        assert all((v is None) == (k > q) for q, row in enumerate(z) for k, v in enumerate(row))
+        assert all(abs(z[q][k] - want[q, k]) <= MOVED_TOL for q in range(n) for k in range(q + 1))
+        assert hm.data[0].zmin == 0 and abs(hm.data[0].zmax - want.max()) <= MOVED_TOL
+        assert "what it moved" in hm.layout.title.text and "W_O" in hm.data[0].colorbar.title.text
+        assert hm.data[0].customdata[n - 1][0][5] == pytest.approx(float(result.pattern(layer, head)[n - 1, 0]))
+    assert "what it moved" not in (result.heatmap(2, 3).layout.title.text or "")  # the default stays the weights
+    grid = result.grid(measure="moved")
+    z = grid.data[0].z
+    for L, h in [(0, 0), (2, 3), (29, 8)]:
+        block = np.array([[np.nan if v is None else v for v in row[h * (n + 1):h * (n + 1) + n]]
+                          for row in z[L * (n + 1):L * (n + 1) + n]])
+        want = moved_by_hand(smol, L, h)
+        assert np.nanmax(block) == 1.0  # each head scaled to its own largest, as the explorer's thumbnails
+        assert np.allclose(np.tril(np.nan_to_num(block)), np.tril(want / want.max()), atol=2 * MOVED_TOL / want.max())
+    arrows = result.arrows(2, 3, token="creature", measure="moved")
+    want = moved_by_hand(smol, 2, 3)
+    arcs = {int(t.customdata[0][0]): t for t in arrows.data if t.name != "tokens"}
+    q = [t.text.strip() for t in result.tokens].index("creature")
+    assert sorted(arcs) == list(range(q + 1)) and "takes from" in arrows.layout.title.text
+    for k, t in arcs.items():
+        assert abs(t.customdata[0][2] - want[q, k]) <= MOVED_TOL
+        assert t.line.width == pytest.approx(0.5 + 9 * t.customdata[0][2] / result.heatmap(2, 3, measure="moved").data[0].zmax)
+    top = int(np.argmax(want[q]))
+    said = result.summary(2, 3, token="creature", measure="moved")
+    assert said.startswith("layer 2, head 3: 'creature' takes most from ") and f"moved {want[q, top]:.4f}" in said
+    with pytest.raises(ValueError, match="measure 'norms' is not one of weight, moved"):
+        result.heatmap(2, 3, measure="norms")
+
+
 def test_embeddings_are_the_residual_pca(result):
     fig = result.embeddings()
     g = analysis.residual_geometry(result.cached)
@@ -158,11 +209,12 @@ def test_a_notebook_runs_it(smol, cache_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("ATTNSCOPE_CACHE_DIR", cache_dir)  # the kernel inherits it: converted weights reused
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell('import attnscope\nr = attnscope.run("a fluffy blue creature")\nr'),
-                nbformat.v4.new_code_cell("r.heatmap(2, 3)")]
+                nbformat.v4.new_code_cell("r.heatmap(2, 3)"), nbformat.v4.new_code_cell('r.heatmap(2, 3, measure="moved")')]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     for cell in nb.cells:
         data = [o for o in cell.outputs if o.output_type == "execute_result"][0]["data"]
         assert "text/html" in data and "text/plain" in data, list(data)
+    assert "what it moved" in nb.cells[2].outputs[0]["data"]["text/plain"]
     first = nb.cells[0].outputs[0]["data"]
     assert "creature" in first["text/plain"] and "image/svg+xml" in first
     assert "require" not in first["text/html"].replace(PLOTLYJS, "")

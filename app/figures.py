@@ -10,12 +10,18 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import analysis
-from .style import MASKED, VIRIDIS_SCALE, head_color, label
+from .style import MASKED, VIRIDIS_SCALE, head_color, label, viridis
 
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12)
 # what "moved" is, for titles, captions and colour bars
 MOVED = "what it moved: ‖weight · v W_O‖₂"
 MOVED_UNITS = "the size of what the head adds to the residual stream, in the stream's units"
+
+
+# The explorer's grid (static/js/views/grid.js) colours a thumbnail by √value so that weak but structured
+# patterns stay visible; the exported grid does the same with its colour scale (colour at value t is
+# viridis(√t): stops at t = (i/32)², piecewise linear between), so z and the colour bar keep the true values.
+SQRT_VIRIDIS_SCALE = [[(i / 32) ** 2, viridis(i / 32)] for i in range(33)]
 
 
 def subtitle(*lines: str) -> str:
@@ -115,14 +121,16 @@ def grid(result, measure: str = "weight") -> go.Figure:
     hover = "layer %{customdata[0]}, head %{customdata[1]}<br>query %{customdata[2]}<br>key %{customdata[3]}<br>"
     hover += "moved %{customdata[4]:.4f} (%{z:.0%} of the head's largest)" if moved else "weight %{z:.4f}"
     fig = result.figure_type(go.Heatmap(
-        z=z, customdata=custom, zmin=0, zmax=1, colorscale=VIRIDIS_SCALE, hoverongaps=False,
-        colorbar=dict(title=dict(text="moved ÷<br>the head's<br>largest" if moved else "weight")),
+        z=z, customdata=custom, zmin=0, zmax=1, colorscale=SQRT_VIRIDIS_SCALE, hoverongaps=False,
+        colorbar=dict(title=dict(text="moved ÷<br>the head's<br>largest" if moved else "weight"),
+                      tickvals=[0, 0.05, 0.2, 0.4, 0.6, 0.8, 1]),
         hovertemplate=hover + "<extra></extra>"))
     centre = (n - 1) / 2
     cell = max(3, min(10, 60 // max(n, 1)))
     title = f"{result.model.id}: every layer x head" + (
-        " · what it moved" + subtitle(f"‖weight · v W_O‖₂: {MOVED_UNITS}", "each head's colours from 0 to its own largest")
-        if moved else "")
+        " · what it moved" + subtitle(f"‖weight · v W_O‖₂: {MOVED_UNITS}",
+                                      "each head's colours from 0 to its own largest; brightness follows √, as on screen")
+        if moved else subtitle("brightness follows √weight, as on screen"))
     fig.update_layout(
         title=dict(text=title),
         xaxis=dict(tickvals=[h * step + centre for h in range(cfg.n_heads)], ticktext=[f"H{h}" for h in range(cfg.n_heads)],
@@ -130,7 +138,7 @@ def grid(result, measure: str = "weight") -> go.Figure:
         yaxis=dict(tickvals=[L * step + centre for L in range(cfg.n_layers)], ticktext=[f"L{L}" for L in range(cfg.n_layers)],
                    autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x"),
         plot_bgcolor="white", font=FONT, width=max(500, cfg.n_heads * step * cell + 160),
-        height=max(400, cfg.n_layers * step * cell + 100), margin=dict(l=50, r=20, t=120 if moved else 80, b=20))
+        height=max(400, cfg.n_layers * step * cell + 100), margin=dict(l=50, r=20, t=135 if moved else 110, b=20))
     return fig
 
 

@@ -54,6 +54,46 @@ def test_grid_embed_carries_every_layer_as_the_api_sends_it(client):
     assert d["data"]["grid"]["attention"] == grid["attention"]
 
 
+@pytest.mark.parametrize("view", HEAD_VIEWS)
+def test_head_embeds_show_what_moved_with_measure_moved(client, view):
+    """measure=moved (the explorer's "what it moved" toggle): the inline data is /api/attention's with
+    "measure": "moved", and the link back, the oEmbed snippet and its title keep the measure."""
+    params = {"text": TEXT, "layer": 5, "head": 1, "token": 7, "measure": "moved"}
+    r = embed(client, view, **params)
+    assert r.status_code == 200, r.text
+    d = initial_data(r.text)
+    assert d["error"] is None and d["state"]["measure"] == "moved"
+    if view == "grid":
+        att = api(client, "/api/attention", text=TEXT, encoding="uint8", measure="moved")
+        assert d["data"]["grid"]["attention"] == att["attention"] and d["data"]["grid"]["measure"] == "moved"
+    else:
+        att = api(client, "/api/attention", text=TEXT, layers=[5], measure="moved")
+        assert d["data"]["attention"]["attention"] == att["attention"] and d["data"]["attention"]["measure"] == "moved"
+    link = re.search(r'<a id="explorer-link" href="([^"]+)"', r.text).group(1).replace("&amp;", "&")
+    assert urlsplit(link).path == "/" and parse_qs(urlsplit(link).query)["measure"] == ["moved"]
+    o = client.get("/oembed", params={"url": f"http://testserver/embed/{view}?{urlencode(params)}"}).json()
+    assert "measure=moved" in o["html"] and "(what it moved)" in o["title"]
+    # the weights stay the default, and say nothing of it
+    w = initial_data(embed(client, view, text=TEXT, layer=5, head=1).text)
+    assert w["state"]["measure"] == "weight"
+    assert "measure" not in client.get("/oembed", params={"url": f"http://testserver/embed/{view}?text=x"}).json()["html"]
+
+
+def test_an_explorer_url_in_moved_mode_embeds_what_moved(client):
+    url = "http://testserver/?" + urlencode({"text": TEXT, "layer": 2, "head": 3, "measure": "moved"})
+    o = client.get("/oembed", params={"url": url}).json()
+    src = re.search(r'src="([^"]+)"', o["html"]).group(1).replace("&amp;", "&")
+    assert urlsplit(src).path == "/embed/heatmap" and parse_qs(urlsplit(src).query)["measure"] == ["moved"]
+
+
+@pytest.mark.parametrize("view", HEAD_VIEWS)
+def test_a_bad_measure_says_so_in_the_frame(client, view):
+    r = embed(client, view, measure="norms")
+    assert r.status_code == 422
+    assert initial_data(r.text)["error"] == {"error": "bad_parameter", "detail":
+                                             "measure must be weight (where it looks) or moved (what it moved), not 'norms'"}
+
+
 @pytest.mark.parametrize("view", VIEWS)
 def test_every_embed_is_chromeless_themeable_and_links_back(client, view):
     r = embed(client, view, text=TEXT, layer=1, head=2, theme="dark", static="1")

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from app import viewdata
+from app.style import viridis
 from tests.client import post_ok as api
 
 TEXT = "the cat sat on the mat because it was tired"
@@ -281,6 +282,8 @@ def test_moved_html_says_what_it_shows_and_is_scaled_as_on_screen(client):
     g = figure_json(export(client, "grid.html", text=TEXT, measure="moved").text)
     z, custom, n = g["data"][0]["z"], g["data"][0]["customdata"], len(M)
     assert "what it moved" in g["layout"]["title"]["text"]
+    # brightness √, as grid.js draws the thumbnails: the colour at a quarter of the head's largest is viridis(½)
+    assert [0.25, viridis(0.5)] in g["data"][0]["colorscale"] and [1.0, viridis(1.0)] in g["data"][0]["colorscale"]
     for L, h in [(0, 0), (2, 3), (29, 8)]:
         block = [row[h * (n + 1):h * (n + 1) + n] for row in z[L * (n + 1):L * (n + 1) + n]]
         top = max(max(r) for r in full[str(L)][h])

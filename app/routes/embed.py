@@ -27,8 +27,10 @@ VIEWS = {"arrows": "Arrows between tokens", "heatmap": "Heatmap of one head", "g
          "lens": "The prediction forming, layer by layer"}
 COMMON = ("model", "theme", "static")
 HEAD = ("text", "layer", "head", "token")
+# the head views show the weights or, with measure=moved, what each head moved (as the explorer's toggle)
+MEASURES = ("weight", "moved")
 # the URL parameters each embed reads, in the order its URLs are written
-PARAMS = {"arrows": HEAD + COMMON, "heatmap": HEAD + COMMON, "grid": HEAD + COMMON,
+PARAMS = {"arrows": HEAD + ("measure",) + COMMON, "heatmap": HEAD + ("measure",) + COMMON, "grid": HEAD + ("measure",) + COMMON,
           "explain": HEAD + ("step", "all") + COMMON, "compare": ("word", "sentences") + COMMON,
           "lens": ("text",) + COMMON}
 PLOTLY = {"heatmap", "explain", "compare", "lens"}  # the views that draw with plotly.js
@@ -83,6 +85,11 @@ def embed_state(view: str, q: QueryParams, runner: Runner) -> dict:
     state |= {"layer": _int_param(q, "layer", DEFAULT_LAYER), "head": _int_param(q, "head", DEFAULT_HEAD), "token": _int_param(q, "token", token_default)}
     if view == "explain":
         state |= {"step": _int_param(q, "step", 1), "all": q.get("all") == "1"}
+    else:
+        measure = q.get("measure") or "weight"
+        if measure not in MEASURES:
+            raise BadParam(f"measure must be weight (where it looks) or moved (what it moved), not {measure!r}")
+        state["measure"] = measure
     return state
 
 
@@ -113,12 +120,13 @@ def view_data(runner: Runner, view: str, state: dict) -> dict:
         if not 1 <= state["step"] <= n_explain_steps(model):
             raise BadParam(f"step {state['step']} is out of range: this model's explanation has steps 1-{n_explain_steps(model)}")
     elif view == "grid":
-        data = {"grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8"))}
+        data = {"grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"]))}
         payloads.check_layer(model, state["layer"])
         payloads.check_head(model, state["head"])
         tokens = data["grid"]["tokens"]
     else:
-        data = {"attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]]))}
+        data = {"attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]],
+                                                                                 measure=state["measure"]))}
         payloads.check_head(model, state["head"])
         if view == "heatmap":
             data["head"] = payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"]))
@@ -138,12 +146,14 @@ def page_url(base: str, view: str | None, state: dict | None) -> str:
         return f"{base}/compare?" + urlencode([("word", state["word"]), ("model", state["model"])] + [("s", s) for s in state["sentences"]])
     keys = {"explain": ("text", "model", "layer", "head", "token", "step", "all"), "lens": ("text", "model")}
     path = {"explain": "/explain", "lens": "/lens"}.get(view, "/")
-    values = {**state, "all": "1" if state.get("all") else None}
-    return f"{base}{path}?" + urlencode([(k, values[k]) for k in keys.get(view, HEAD[:4] + ("model",)) if values.get(k) is not None])
+    values = {**state, "all": "1" if state.get("all") else None, "measure": "moved" if state.get("measure") == "moved" else None}
+    return f"{base}{path}?" + urlencode([(k, values[k]) for k in keys.get(view, HEAD[:4] + ("model", "measure"))
+                                         if values.get(k) is not None])
 
 
 def state_pairs(view: str, state: dict) -> list[tuple[str, str]]:
-    values = {**state, "static": "1" if state.get("static") else None, "all": "1" if state.get("all") else None}
+    values = {**state, "static": "1" if state.get("static") else None, "all": "1" if state.get("all") else None,
+              "measure": "moved" if state.get("measure") == "moved" else None}
     return [(k, str(values[k])) for k in PARAMS[view] if k != "sentences" and values.get(k) is not None] + \
         [("sentences", s) for s in state.get("sentences", [])]
 
@@ -210,7 +220,8 @@ def oembed_title(view: str, pairs: list[tuple[str, str]]) -> str:
         n = len(sentences) or (len(COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] else 0)
         return f"attnscope · {VIEWS[view].lower()}: “{_short(word, 40)}” in {n} sentences"
     text = params.get("text", LENS_SENTENCE if view == "lens" else LESSON_SENTENCE)
-    return f"attnscope · {VIEWS[view].lower()}: “{_short(text)}”"
+    moved = " (what it moved)" if "measure" in PARAMS[view] and params.get("measure") == "moved" else ""
+    return f"attnscope · {VIEWS[view].lower()}{moved}: “{_short(text)}”"
 
 
 @router.get("/oembed")

@@ -4,7 +4,7 @@
 // parent (Embedly's and AMP's messages) whenever it changes, so the host can size the iframe.
 
 import { $, el as make, initialData, publicOrigin } from "./dom.js";
-import { decodeGrid } from "./explorer/data.js";
+import { decodeGrid, peak } from "./explorer/data.js";
 import { noFocus, tokenFocus } from "./focus.js";
 import { plotlyReady } from "./plotly.js";
 import { Store } from "./store.js";
@@ -62,10 +62,13 @@ function caption() {
   } else {
     where = view === "grid" ? `${m.n_layers} layers × ${m.n_heads} heads; layer ${state.layer}, head ${state.head} outlined`
       : `layer ${state.layer}, head ${state.head}`;
-    const tok = state.token >= 0 && view !== "grid" ? ` · where ${tokenName(state.token)} looks` : "";
-    where += tok;
+    const moved = state.measure === "moved";
+    const focused = state.token >= 0 && view !== "grid";
+    if (moved) where += ` · what it moved (‖weight · v W_O‖₂)${focused ? ` into ${tokenName(state.token)}` : ""}`;
+    else if (focused) where += ` · where ${tokenName(state.token)} looks`;
     link = new URLSearchParams({ text: state.text, model: state.model, layer: state.layer, head: state.head, token: state.token });
     if (view === "explain") link.set("step", String(state.step));
+    if (moved) link.set("measure", "moved");
   }
   $("caption").textContent = `${m.name} · ${where}`;
   const page = HEAD_VIEWS.includes(view) ? "/" : `/${view}`;
@@ -73,9 +76,13 @@ function caption() {
   $("explorer-link").title = `open this in attnscope${HEAD_VIEWS.includes(view) ? "'s explorer" : ""}`;
 }
 
+// measure "moved": the arrows and the heatmap scale each head by its largest value, as the explorer does
+const peaks = (attention) => attention.map((P) => peak(state.measure, P.flat()));
+
 function arrowsView(d) {
   tokens = d.attention.tokens;
-  const data = { tokens, pattern: d.attention.attention[String(state.layer)] };
+  const pattern = d.attention.attention[String(state.layer)];
+  const data = { tokens, pattern, peaks: peaks(pattern) };
   const redraw = () => drawArrows(el, data, { heads: [state.head], token: state.token, dir: "out", focus, still: state.static });
   store.on(["token", "locked"], () => { redraw(); caption(); });
   redraw();
@@ -85,7 +92,9 @@ function arrowsView(d) {
 
 async function heatmapView(d) {
   tokens = d.attention.tokens;
-  const data = { tokens, pattern: d.attention.attention[String(state.layer)][state.head], scores: d.head.scores, causal: d.attention.causal };
+  const layer = d.attention.attention[String(state.layer)];
+  const data = { tokens, pattern: layer[state.head], scores: d.head.scores, causal: d.attention.causal,
+    measure: state.measure, peak: peaks(layer)[state.head], weights: d.head.pattern };
   await plotlyReady();
   const redraw = () => drawHeatmap(el, data, { layer: state.layer, head: state.head, token: state.token, dir: "out",
     onCellClick: (q) => focus.toggle(q) });

@@ -1,6 +1,7 @@
 """Embeds in headless Chromium, framed by a page of ANOTHER origin (a second loopback server):
 the embed renders and tells its host its height; the explorer itself refuses to be framed."""
 
+import base64
 import functools
 import http.server
 import threading
@@ -205,6 +206,51 @@ def test_static_embeds_do_not_react_and_interactive_ones_do(page, server):
         page.open(embed_url(server, view))
         page.wait_for_selector("#view .main-svg")
         assert not any(page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(c => c._context.staticPlot)"))
+    assert page.errors == []
+
+
+def test_head_embeds_draw_what_moved_with_measure_moved(page, server):
+    """measure=moved in an embed's URL: the heatmap, arrows and grid draw what each head moved, scaled by
+    each head's largest as the explorer draws it, and the caption and the link back say so."""
+    moved = httpx.post(server + "/api/attention", json={"text": TEXT, "layers": [5], "measure": "moved"}, timeout=60).json()
+    M = moved["attention"]["5"]
+    page.open(embed_url(server, "heatmap", measure="moved"))
+    page.wait_for_selector("#view .main-svg")
+    z, zmax, title = page.evaluate("() => { const e = document.getElementById('view'); return [e.data[0].z, e.data[0].zmax, e.layout.title.text]; }")
+    assert title == "layer 5, head 1 · what it moved" and zmax == max(max(r) for r in M[1])
+    assert all(v is None if j > i else v == M[1][i][j] for i, row in enumerate(z) for j, v in enumerate(row))
+    assert page.text_content("#caption").endswith("layer 5, head 1 · what it moved (‖weight · v W_O‖₂) into ‘·it’")
+    assert "measure=moved" in page.get_attribute("#explorer-link", "href")
+    page.shot("embed-heatmap-moved")
+    page.open(embed_url(server, "arrows", measure="moved"))
+    drawn = page.eval_on_selector_all("svg.arrow-layer path[data-head]", "ps => ps.map(p => [Number(p.dataset.key), Number(p.dataset.weight), Number(p.getAttribute('stroke-width'))])")
+    top = max(max(r) for r in M[1])
+    assert drawn and all(abs(w - M[1][7][k]) <= 0.5e-4 and abs(sw - (0.8 + 5 * M[1][7][k] / top)) <= 0.01 for k, w, sw in drawn)
+    page.open(embed_url(server, "grid", measure="moved"))
+    assert page.evaluate("() => window.attnscope.embed.state.measure") == "moved" and "what it moved" in page.text_content("#caption")
+    # each thumbnail scaled to its own head's largest (grid.js: colour LUT[round(√(value / largest) · 255)]),
+    # from the uint8 bytes the embed was given: value / largest = byte / the head's largest byte
+    grid = httpx.post(server + "/api/attention", json={"text": TEXT, "encoding": "uint8", "measure": "moved"}, timeout=60).json()
+    n = len(grid["tokens"])
+    lut = page.evaluate("() => import('/static/js/colors.js').then(m => Array.from(m.LUT.viridis))")
+    g = page.evaluate("() => window.attnscope.embed.geometry")
+    for L, H in [(0, 0), (5, 1), (29, 8)]:
+        raw = base64.b64decode(grid["attention"][str(L)]["data"])
+        tri = n * (n + 1) // 2
+        head = raw[H * tri:(H + 1) * tri]  # rows 0..n-1, row i holding keys 0..i
+        cells = [(q, k, head[q * (q + 1) // 2 + k]) for q in range(n) for k in range(q + 1)]
+        top = max(b for _, _, b in cells)
+        points = [(g["left"] + L * g["pitch"] + (k + 0.5) * g["cell"] / n, g["top"] + H * g["pitch"] + (q + 0.5) * g["cell"] / n)
+                  for q, k, _ in cells]
+        shown = page.evaluate("""(points) => {
+            const c = document.querySelector('#view canvas'), dpr = c.width / c.getBoundingClientRect().width, ctx = c.getContext('2d');
+            return points.map(([x, y]) => Array.from(ctx.getImageData(Math.floor(x * dpr), Math.floor(y * dpr), 1, 1).data.slice(0, 3)));
+        }""", points)
+        for (q, k, b), rgb in zip(cells, shown):
+            v = round((b / top) ** 0.5 * 255)
+            # float32 division in the browser may round the other way at a .5: one step of the table either side
+            assert rgb in [lut[3 * i:3 * i + 3] for i in range(max(0, v - 1), min(255, v + 1) + 1)], (L, H, q, k, b, top, rgb)
+    page.shot("embed-grid-moved")
     assert page.errors == []
 
 

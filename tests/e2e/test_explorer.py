@@ -372,7 +372,7 @@ def test_what_it_moved_beside_where_it_looks(page, server):
     assert drawn and all(q == 3 and abs(w - moved[h][q][k]) <= 1e-4 for h, q, k, w in drawn)
     assert "takes most from" in page.text_content("#describe")
     page.wait_for_function("() => location.search.includes('measure=moved')")
-    assert page.get_attribute("a[data-export-link='heatmap.json']", "href") is None  # the server's files hold weights
+    assert page.get_attribute("a[data-export-link='heatmap.json']", "href").endswith("&measure=moved")  # the server's file of what moved
     page.locator(".arrows-panel").screenshot(path=str(page_artifact("moved-arrows")))
     page.locator(".heatmap-panel").screenshot(path=str(page_artifact("moved-heatmap")))
     page.locator(".grid-panel").screenshot(path=str(page_artifact("moved-grid")))

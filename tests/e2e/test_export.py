@@ -1,6 +1,8 @@
 """Exports from the explorer in headless Chromium: PNG and SVG of every view, the data links that
 follow the live state, and the self-contained HTML opened from file:// with the network off."""
 
+import base64
+import csv
 import io
 import json
 import re
@@ -12,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.test_explorer import page_artifact, wait_rendered
+from tests.test_export import figure_json
 
 SVG = "{http://www.w3.org/2000/svg}"
 TEXT = 'a fluffy <b>blue</b> & "odd" creature'
@@ -195,3 +198,71 @@ def test_images_take_the_screens_colours(browser, server, tmp_path, scheme, pane
             page_artifact(f"export-{view}-dark").write_bytes(png)
     assert not page.errors, page.errors
     ctx.close()
+
+
+def canvas_pixels(page, points):
+    """The explorer's grid canvas at CSS points [(x, y)], as [r, g, b] (device pixels read back)."""
+    return page.evaluate("""(points) => {
+        const c = document.querySelector('#grid canvas'), dpr = c.width / c.getBoundingClientRect().width;
+        const ctx = c.getContext('2d');
+        return points.map(([x, y]) => Array.from(ctx.getImageData(Math.floor(x * dpr), Math.floor(y * dpr), 1, 1).data.slice(0, 3)));
+    }""", points)
+
+
+def test_moved_mode_exports_what_moved(page, server, tmp_path):
+    """With "what it moved" on, the server's files hold what moved, equal to the API's for the state, and
+    say so; the PNG/SVG made from the screen show what the screen shows, with the same scales."""
+    page.open(server + "/?" + urlencode({"text": TEXT, "token": 3, "locked": 1, "measure": "moved"}))
+    wait_rendered(page, TEXT)
+    page.evaluate("() => window.attnscope.settled()")
+    s = page.state()
+    L, H = s["layer"], s["head"]
+    assert s["measure"] == "moved"
+    for href in page.eval_on_selector_all("a[data-export-link]", "as => as.map(a => a.getAttribute('href'))"):
+        assert parse_qs(urlsplit(href).query)["measure"] == ["moved"], href  # every data link, none disabled
+    moved = httpx.post(server + "/api/attention", json={"text": TEXT, "layers": [L], "measure": "moved"}).json()["attention"][str(L)]
+    n = len(moved[H])
+    # the heatmap's CSV: the API's moved numbers for this layer and head, every pair the model computed
+    name, blob = download(page, "a[data-export-link='heatmap.csv']", tmp_path)
+    assert name == f"attnscope-heatmap-moved-L{L}-H{H}.csv"
+    rows = list(csv.DictReader(io.StringIO(blob.decode("utf-8"))))
+    assert len(rows) == n * (n + 1) // 2
+    assert all(float(r["moved"]) == moved[H][int(r["query_index"])][int(r["key_index"])] for r in rows)
+    name, blob = download(page, "a[data-export-link='arrows.csv']", tmp_path)
+    assert name == f"attnscope-arrows-moved-L{L}-H{H}-T3.csv"
+    assert [float(r["moved"]) for r in csv.DictReader(io.StringIO(blob.decode()))] == moved[H][3][:4]
+    # the heatmap's HTML: titled what it moved, on the screen's colour scale (0 to the head's largest)
+    name, blob = download(page, "a[data-export-link='heatmap.html']", tmp_path)
+    html = blob.decode("utf-8")
+    assert name == f"attnscope-heatmap-moved-L{L}-H{H}.html" and "<title>attnscope · heatmap of one head · what it moved" in html
+    fig = figure_json(html)
+    screen = page.evaluate("() => { const e = document.getElementById('heatmap'); return [e.data[0].zmax, e.layout.title.text]; }")
+    assert f"layer {L}, head {H} · what it moved" in fig["layout"]["title"]["text"] and screen[1].endswith("what it moved")
+    assert fig["data"][0]["zmax"] == screen[0] == max(max(r) for r in moved[H])
+    # the client's images: the heatmap is plotly's own picture of the screen's chart
+    name, blob = download(page, "button[data-export='heatmap'][data-format='svg']", tmp_path)
+    assert name == f"attnscope-heatmap-moved-L{L}-H{H}.svg"
+    shown = texts(parse_svg(blob))
+    assert f"layer {L}, head {H} · what it moved" in shown and "moved ‖·‖₂" in shown
+    # the arrows: the screen's strokes (scaled by each head's largest), captioned what it moved
+    name, blob = download(page, "button[data-export='arrows'][data-format='svg']", tmp_path)
+    root = parse_svg(blob)
+    assert name == f"attnscope-arrows-moved-L{L}-H{'+'.join(map(str, s['heads']))}-T3.svg"
+    assert any("what it moved" in t for t in texts(root))
+    widths = sorted(float(p.get("stroke-width")) for p in root.iter(f"{SVG}path") if p.get("marker-end"))
+    assert widths and widths == sorted(page.eval_on_selector_all(
+        "svg.arrow-layer path[data-head]", "ps => ps.map(p => Number(p.getAttribute('stroke-width')))"))
+    # the grid: its thumbnails are the screen's pixels (each head scaled to its largest, brightness √)
+    name, blob = download(page, "button[data-export='grid'][data-format='svg']", tmp_path)
+    root = parse_svg(blob)
+    assert name == "attnscope-grid-moved.svg" and any("what it moved" in t for t in texts(root))
+    image = next(root.iter(f"{SVG}image")).get("href")
+    tiles = Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1]))).convert("RGB")
+    g = page.evaluate("() => window.attnscope.geometry('grid')")
+    scale = tiles.width / g["width"]
+    cells = [(g["left"] + layer * g["pitch"] + (k + 0.5) * g["cell"] / n, g["top"] + head * g["pitch"] + (q + 0.5) * g["cell"] / n)
+             for layer, head in [(0, 0), (L, H), (29, 8)] for q in range(n) for k in range(q + 1)]
+    on_screen = canvas_pixels(page, cells)
+    in_file = [list(tiles.getpixel((int(x * scale), int(y * scale)))) for x, y in cells]
+    assert in_file == on_screen
+    assert not page.errors, page.errors

@@ -13,7 +13,7 @@ const attentionOne = (s) => ({ text: s.text, model: s.model, layers: [s.layer], 
 
 // What the views scale a head by: 1 for weights; for moved (raw norms) the head's largest value, so
 // that its strongest carry draws as strongly as a weight of 1. values: any iterable of numbers.
-function peak(measure, values) {
+export function peak(measure, values) {
   if (measure !== "moved") return 1;
   let m = 0;
   for (const v of values) if (v > m) m = v;

@@ -1,7 +1,7 @@
 // The explorer's export toolbars. PNG and SVG are made in the browser from what a view drew, once
 // that view shows the current state (an export asked for while a view is updating waits for it, so
 // the file is exactly the state the page claims). HTML, JSON and CSV are the server's files
-// (/export/...) for the same state: their links follow the store.
+// (/export/...) for the same state, the measure too (weights, or what moved): their links follow the store.
 
 import { $ } from "../dom.js";
 import { plotlyReady } from "../plotly.js";
@@ -9,22 +9,29 @@ import { keyOf } from "./data.js";
 import { arrowsSVG, exportURL, gridSVG, heatmapImage, linesSVG, save } from "../export.js";
 
 const LINK_KEYS = ["text", "model", "layer", "head", "token", "measure"];
-// The server's files hold attention weights: while the page shows what moved they would not be what is
-// on screen, so their links rest (PNG and SVG, made from the screen, still work).
-const WEIGHTS_ONLY = "The server's HTML, JSON and CSV files hold the attention weights: switch to “where it looks” to download them";
+const MOVED = "what it moved: ‖weight · v W_O‖₂";
 
+// the file names the server gives its files too: attnscope-heatmap-moved-L2-H3, attnscope-grid-moved...
 function exportName(view, s) {
-  if (view === "grid") return "attnscope-grid";
+  const name = `attnscope-${view}${s.measure === "moved" ? "-moved" : ""}`;
+  if (view === "grid") return name;
   const heads = view === "heatmap" ? [s.head] : s.heads;
-  return `attnscope-${view}-L${s.layer}-H${heads.join("+")}${view !== "heatmap" && s.token >= 0 ? `-T${s.token}` : ""}`;
+  return `${name}-L${s.layer}-H${heads.join("+")}${view !== "heatmap" && s.token >= 0 ? `-T${s.token}` : ""}`;
 }
 
 function about(view, s, m, chips) {
+  const moved = s.measure === "moved";
   const heads = view === "heatmap" || view === "grid" ? [s.head] : s.heads;
   const token = s.token >= 0 && chips?.[s.token] ? `, query token ${s.token} ${chips[s.token].textContent}` : "";
   return { desc: s.text, caption: view === "grid"
-    ? `${m.id} · every layer × head (brightness √weight) · selected: layer ${s.layer}, head ${s.head}`
-    : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}` };
+    ? `${m.id} · every layer × head (${moved ? `${MOVED}, brightness √(moved ÷ the head's largest)` : "brightness √weight"}) · selected: layer ${s.layer}, head ${s.head}`
+    : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}${moved ? ` · ${MOVED}, strokes ÷ each head's largest` : ""}` };
+}
+
+// the server's file for the state: exportURL's parameters, and the measure when it is not the default
+function fileURL(view, fmt, s) {
+  const url = exportURL(view, fmt, s);
+  return s.measure === "moved" ? `${url}&measure=moved` : url;
 }
 
 async function exportImage(view, format, { store, models, views, cache }) {
@@ -37,11 +44,12 @@ async function exportImage(view, format, { store, models, views, cache }) {
     return heatmapImage($("heatmap"), format, name);
   }
   let svg;
-  if (view === "arrows") svg = arrowsSVG($("arrows"), { title: "attnscope: arrows between tokens", ...what });
-  else if (view === "lines") svg = linesSVG($("lines"), geometry, { title: "attnscope: query → key lines", ...what });
+  const moved = s.measure === "moved" ? " · what it moved" : "";
+  if (view === "arrows") svg = arrowsSVG($("arrows"), { title: `attnscope: arrows between tokens${moved}`, ...what });
+  else if (view === "lines") svg = linesSVG($("lines"), geometry, { title: `attnscope: query → key lines${moved}`, ...what });
   else if (view === "grid") {
     const grid = cache.get(keyOf("grid", s)).value;
-    svg = gridSVG($("grid"), grid, geometry, models[s.model].causal ? s.headsOff : [], { title: "attnscope: every layer × head", ...what });
+    svg = gridSVG($("grid"), grid, geometry, models[s.model].causal ? s.headsOff : [], { title: `attnscope: every layer × head${moved}`, ...what });
   }
   await save(svg, format, name);
 }
@@ -62,14 +70,9 @@ export function wireExports(ctx) {
     });
   }
   const links = () => {
-    const moved = store.state.measure === "moved";
     for (const a of document.querySelectorAll("a[data-export-link]")) {
       const [view, fmt] = a.dataset.exportLink.split(".");
-      if (moved) a.removeAttribute("href");
-      else a.href = exportURL(view, fmt, store.state);
-      a.toggleAttribute("aria-disabled", moved);
-      if (moved) a.title = WEIGHTS_ONLY;
-      else a.removeAttribute("title");
+      a.href = fileURL(view, fmt, store.state);
     }
   };
   links();

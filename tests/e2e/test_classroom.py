@@ -133,3 +133,23 @@ def test_phones_no_page_is_wider_than_the_screen(browser, server, width):
         assert page.errors == [], page.errors
     finally:
         ctx.close()
+
+
+def test_on_a_phone_the_heads_grid_says_it_scrolls_and_which_layers_are_in_view(browser, server):
+    ctx = browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True, has_touch=True)
+    try:
+        page = Page(ctx.new_page())
+        page.open(f"{server}/")
+        page.evaluate("() => window.attnscope.settled()")
+        cue = page.locator(".grid-cue")
+        assert cue.is_visible() and cue.text_content().startswith("Layers 0–") and "of 0–29 in view" in cue.text_content()
+        assert "scrolls" in page.get_attribute("#grid", "class").split()
+        page.evaluate("() => { const g = document.getElementById('grid'); g.scrollLeft = g.scrollWidth; }")
+        page.wait_for_function("() => document.querySelector('.grid-cue').textContent.includes('–29 of 0–29')")
+        assert "at-end" in page.get_attribute("#grid", "class").split()
+        # on a desktop the whole grid fits: no cue
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.wait_for_function("() => document.querySelector('.grid-cue').hidden")
+        assert page.errors == [], page.errors
+    finally:
+        ctx.close()

@@ -8,6 +8,34 @@ import { css } from "../dom.js";
 const MAX_PIXELS = 64;  // a thumbnail samples at most 64x64 cells of its pattern
 
 const drawn = new WeakMap();  // canvas -> {geometry, onPick} of its last drawing, for its event handlers
+const cues = new WeakMap();  // el -> its "scroll sideways" cue
+
+// On a narrow screen the grid is wider than its box and scrolls sideways: say so, and which layers are
+// in view, and fade the edge where more is (static/css/app.css .grid.scrolls).
+function scrollCue(el, geometry) {
+  let c = cues.get(el);
+  if (!c) {
+    c = { cue: document.createElement("p"), geometry };
+    c.cue.className = "grid-cue muted small";
+    el.after(c.cue);
+    cues.set(el, c);
+    el.addEventListener("scroll", () => updateCue(el), { passive: true });
+  }
+  c.geometry = geometry;
+  updateCue(el);
+}
+
+function updateCue(el) {
+  const { cue, geometry: { left, pitch, nLayers } } = cues.get(el);
+  const scrolls = el.scrollWidth > el.clientWidth + 1, atEnd = el.scrollLeft + el.clientWidth >= el.scrollWidth - 1;
+  const first = Math.max(0, Math.ceil((el.scrollLeft - left) / pitch));
+  const last = Math.min(nLayers - 1, Math.floor((el.scrollLeft + el.clientWidth - left) / pitch) - 1);
+  el.classList.toggle("scrolls", scrolls);
+  el.classList.toggle("at-end", atEnd);
+  el.classList.toggle("at-start", el.scrollLeft <= 1);
+  cue.hidden = !scrolls;
+  cue.textContent = `Layers ${first}–${last} of 0–${nLayers - 1} in view: scroll sideways ${atEnd ? "←" : "→"} for the rest.`;
+}
 
 function canvasOf(el) {
   let canvas = el.querySelector("canvas");
@@ -78,6 +106,7 @@ export function drawGrid(el, { data, peak, n, nLayers, nHeads, causal }, { layer
     ctx.moveTo(x + cell - 2, y + 2); ctx.lineTo(x + 2, y + cell - 2);
     ctx.stroke();
   }
+  scrollCue(el, geometry);
   return geometry;
 }
 

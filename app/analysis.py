@@ -288,16 +288,58 @@ def ablated_run(model: Model, text: str, heads: list[tuple[int, int]], mode: str
 
 
 # --- what heads do: simple, documented scores -------------------------------------------------------
+#
+# Each pattern is scored four ways: on the weights (where the head looks) or on what it moved (the same
+# formula on contributions.moved normalised per query row), with key 0 kept or left out. Most heads park
+# most of their weight on the first token, a sink that moves little: leaving key 0 out and renormalising
+# each row over the other keys, as Neuronpedia's head dashboards do, scores what a head does with the
+# rest, and its first-token share says how much that rest is.
 
-HEAD_SCORES = {
-    "previous": "previous token: mean over positions i >= 1 of pattern[i, i-1]",
-    "first": "first token (attention sink): mean over positions i >= 1 of pattern[i, 0]",
-    "self": "self: mean over positions i of pattern[i, i]",
-    "broad": "broad: mean over positions i >= 1 of the entropy of row i divided by the log of the number of keys "
-             "it can see (1 = uniform attention, 0 = all on one token)",
-    "induction": "induction: on a sequence of k random tokens repeated twice, mean over positions i >= k of "
-                 "pattern[i, i-k+1], the token that followed the previous occurrence of the current one",
+HEAD_PATTERNS = ("previous", "first", "self", "broad", "induction")
+MEASURES = ("weight", "moved")
+SINK = ("kept", "left out")  # key 0
+
+
+def score_name(pattern: str, measure: str = "weight", sink: str = "kept") -> str:
+    return pattern + ("_moved" if measure == "moved" else "") + ("_no_sink" if sink == "left out" else "")
+
+
+# name -> what it scores; "first" with key 0 left out would be 0 by definition
+HEAD_VARIANTS = {score_name(p, m, s): {"pattern": p, "measure": m, "sink": s}
+                 for m in MEASURES for s in SINK for p in HEAD_PATTERNS if not (p == "first" and s == "left out")}
+
+_TITLE = {"previous": "previous token", "first": "first token (attention sink)", "self": "self", "broad": "broad",
+          "induction": "induction"}
+_EXPR = {  # X: a matrix whose rows sum to 1; s: the first query with a choice (two keys to pick from)
+    "previous": "mean over positions i >= {s} of {X}[i, i-1]",
+    "first": "mean over positions i >= 1 of {X}[i, 0]",
+    "self": "mean over positions i{s_self} of {X}[i, i]",
+    "broad": "mean over positions i >= {s} of the entropy of row i of {X} divided by the log of the number of keys it "
+             "can see{aside} (1 = uniform attention, 0 = all on one token)",
+    "induction": "on a sequence of k random tokens repeated twice, mean over positions i >= k of {X}[i, i-k+1], the "
+                 "token that followed the previous occurrence of the current one",
 }
+_MATRIX = {
+    ("weight", "kept"): ("pattern", ""),
+    ("moved", "kept"): ("M", "; M[i, j] = moved[i, j] / Σ_k moved[i, k], moved[i, j] = ‖pattern[i, j] · (v_j W_O)‖: "
+                             "what the head carries from key j into query i, as a share of all it carries into i"),
+    ("weight", "left out"): ("P̃", "; P̃[i, j] = pattern[i, j] / Σ_{k >= 1} pattern[i, k] for keys j >= 1 (over the "
+                                  "keys row i sees): key 0 left out, each row renormalised over the others"),
+    ("moved", "left out"): ("M̃", "; M̃[i, j] = moved[i, j] / Σ_{k >= 1} moved[i, k] for keys j >= 1 (over the keys "
+                                 "row i sees), moved[i, j] = ‖pattern[i, j] · (v_j W_O)‖: what the head carries from "
+                                 "each key but key 0, as a share of their sum"),
+}
+
+
+def _formula(pattern: str, measure: str, sink: str) -> str:
+    X, where = _MATRIX[(measure, sink)]
+    kept = sink == "kept"
+    title = _TITLE[pattern] + (", what moved" if measure == "moved" else "") + ("" if kept else ", key 0 left out")
+    expr = _EXPR[pattern].format(X=X, s=1 if kept else 2, s_self="" if kept else " >= 2", aside="" if kept else " but key 0")
+    return f"{title}: {expr}{where}"
+
+
+HEAD_SCORES = {name: _formula(**v) for name, v in HEAD_VARIANTS.items()}
 
 
 def pattern_stack(cr_or_cache, n_layers: int) -> np.ndarray:  # -> [layer, head, query, key]
@@ -305,17 +347,44 @@ def pattern_stack(cr_or_cache, n_layers: int) -> np.ndarray:  # -> [layer, head,
     return np.stack([cache[f"blocks.{L}.attn.hook_pattern"] for L in range(n_layers)])
 
 
-def text_head_scores(P: np.ndarray, causal: bool) -> dict[str, np.ndarray]:
-    """previous / first / self / broad scores of every head from patterns [layer, head, n, n]."""
-    n = P.shape[-1]
-    i = np.arange(1, n)
-    out = {"previous": P[..., i, i - 1].mean(-1) if n > 1 else np.zeros(P.shape[:2]),
-           "first": P[..., i, 0].mean(-1) if n > 1 else np.zeros(P.shape[:2]),
-           "self": np.diagonal(P, axis1=-2, axis2=-1).mean(-1)}
-    ent = -(P * np.log(np.where(P > 0, P, 1))).sum(-1)  # [layer, head, query]
-    visible = (np.arange(n) + 1) if causal else np.full(n, n)
-    norm = np.log(np.maximum(visible, 2))
-    out["broad"] = (ent[..., 1:] / norm[1:]).mean(-1) if n > 1 else np.zeros(P.shape[:2])
+def per_row(X: np.ndarray) -> np.ndarray:  # [..., query, key] >= 0 -> each row divided by its sum (a 0 row stays 0)
+    s = X.sum(-1, keepdims=True)
+    return np.divide(X, s, out=np.zeros_like(X), where=s > 0)
+
+
+def without_first(X: np.ndarray) -> np.ndarray:  # [..., query, key] -> key 0 set to 0, each row renormalised over the rest
+    X = X.copy()
+    X[..., 0] = 0
+    return per_row(X)
+
+
+def text_head_scores(A: np.ndarray, causal: bool, sink: str = "kept") -> dict[str, np.ndarray]:
+    """previous / first / self / broad scores of every head from A [..., n, n] whose rows sum to 1 (the
+    weights, or what moved per_row): as HEAD_SCORES says, with key 0 kept or left out (A renormalised
+    over keys 1.. first; then a query needs two keys besides key 0 to have a choice: i >= 2)."""
+    n, kept = A.shape[-1], sink == "kept"
+    X = A if kept else without_first(A)
+    s = 1 if kept else 2
+    zero = np.zeros(A.shape[:-2], dtype=np.float64)
+    i = np.arange(s, n)
+    mean = lambda x: x.mean(-1) if len(i) else zero  # noqa: E731  (too few tokens: 0)
+    out = {"previous": mean(X[..., i, i - 1])}
+    if kept:
+        out["first"] = mean(X[..., i, 0])
+    out["self"] = np.diagonal(X, axis1=-2, axis2=-1).mean(-1) if kept else mean(X[..., i, i])
+    ent = -(X * np.log(np.where(X > 0, X, 1))).sum(-1)  # [..., query]
+    seen = (np.arange(n) + 1) if causal else np.full(n, n)  # keys row i can see
+    norm = np.log(np.maximum(seen - (0 if kept else 1), 2))
+    out["broad"] = mean(ent[..., i] / norm[i])
+    return out
+
+
+def all_head_scores(A: np.ndarray, M: np.ndarray, causal: bool, score) -> dict[str, np.ndarray]:
+    """score(X, sink) -> {pattern: [...]} for the weights A and what moved M [..., n, n], every variant, by name."""
+    out = {}
+    for measure, X in (("weight", A), ("moved", per_row(M))):
+        for sink in SINK:
+            out |= {score_name(p, measure, sink): v for p, v in score(X, sink).items()}
     return out
 
 
@@ -331,19 +400,38 @@ def induction_ids(model: Model, k: int = 24, seed: int = 0) -> list[int]:
     return seq + seq
 
 
-def induction_scores(model: Model, k: int = 24) -> np.ndarray:  # [layer, head]
+Moved = Callable[[CachedRun, int], np.ndarray]  # (run, layer) -> [head, query, key]: contributions.moved
+
+
+INDUCTION = [name for name, v in HEAD_VARIANTS.items() if v["pattern"] == "induction"]
+
+
+def induction_scores(model: Model, moved: Moved, k: int = 24) -> np.ndarray:  # -> [INDUCTION's variant, layer, head]
+    """The induction scores, every variant (in INDUCTION's order), on the probe (induction_ids). One array,
+    so that a cache that counts its values' nbytes can keep it."""
     ids = induction_ids(model, k)
-    names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
+    names = {f"blocks.{L}.attn.{n}" for L in range(model.cfg.n_layers) for n in ("hook_pattern", "hook_v")}
     _, cache = forward(model.cfg, model.weights, ids, names=names, logits=None)
-    P = pattern_stack(cache, model.cfg.n_layers)
-    pos_offset = 1 if model.cfg.architecture == "bert" else 0  # BERT's [CLS] comes first
-    i = np.arange(pos_offset + k, pos_offset + 2 * k)
-    return P[..., i, i - k + 1].mean(-1)
+    probe = CachedRun(model, Run(model.id, [], cache))
+    i = np.arange(k, 2 * k) + (1 if model.cfg.architecture == "bert" else 0)  # BERT's [CLS] comes first
+
+    def score(X, sink):
+        return {"induction": (X if sink == "kept" else without_first(X))[..., i, i - k + 1].mean(-1)}
+
+    layers = [all_head_scores(cache[f"blocks.{L}.attn.hook_pattern"], moved(probe, L), model.cfg.causal, score)
+              for L in range(model.cfg.n_layers)]
+    return np.stack([np.stack([s[name] for s in layers]) for name in INDUCTION])
 
 
-def head_scores(cr: CachedRun, induction: np.ndarray) -> dict[str, np.ndarray]:
-    P = pattern_stack(cr, cr.model.cfg.n_layers)
-    return text_head_scores(P, cr.model.cfg.causal) | {"induction": induction}
+def head_scores(cr: CachedRun, induction: np.ndarray, moved: Moved) -> dict[str, np.ndarray]:
+    """Every HEAD_SCORES score of every head ([layer, head]), the text's and the probe's (induction), in
+    HEAD_VARIANTS' order. One layer at a time: the layer's weights and what moved, [head, n, n] each."""
+    causal = cr.model.cfg.causal
+    score = lambda X, sink: text_head_scores(X, causal, sink)  # noqa: E731
+    layers = [all_head_scores(cr.run.cache[f"blocks.{L}.attn.hook_pattern"], moved(cr, L), causal, score)
+              for L in range(cr.model.cfg.n_layers)]
+    probe = dict(zip(INDUCTION, induction))
+    return {name: probe[name] if name in probe else np.stack([s[name] for s in layers]) for name in HEAD_VARIANTS}
 
 
 # --- the guided lesson --------------------------------------------------------------------------------

@@ -188,17 +188,26 @@ def compare_payload(runner: Runner, req: CompareRequest) -> dict:
             "explained_variance_2d": np.round(c["explained_variance_2d"], 6)}
 
 
+def head_scores(runner: Runner, model: Model, cr: analysis.CachedRun) -> dict[str, np.ndarray]:
+    """Every head finder score of every head (analysis.HEAD_SCORES), the induction probe's cached per model."""
+    # a 3-tuple key: no text's run, keyed (model id, text), can be taken for it
+    induction = runner.runs.get_or_compute((model.id, "induction-probe", None),
+                                           lambda: analysis.induction_scores(model, contributions.moved))
+    return analysis.head_scores(cr, induction, contributions.moved)
+
+
+def top_heads(s: np.ndarray, top: int) -> list[dict]:  # s: [layer, head] -> the top heads, highest first
+    order = np.argsort(-s, axis=None, kind="stable")[:top]
+    return [{"layer": int(i // s.shape[1]), "head": int(i % s.shape[1]), "score": round(float(s.flat[i]), 4)} for i in order]
+
+
 def heads_payload(runner: Runner, req: HeadsRequest) -> dict:
     model = runner.model(req.model)
     cr = runner.run(model, req.text)
-    induction = runner.runs.get_or_compute((model.id, "induction-probe"), lambda: analysis.induction_scores(model))
-    scores = analysis.head_scores(cr, induction)
-    top = {}
-    for name, s in scores.items():
-        order = np.argsort(-s, axis=None, kind="stable")[: req.top]
-        top[name] = [{"layer": int(i // s.shape[1]), "head": int(i % s.shape[1]), "score": round(float(s.flat[i]), 4)} for i in order]
+    scores = head_scores(runner, model, cr)
+    top = {name: top_heads(s, req.top) for name, s in scores.items()}
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "formulas": analysis.HEAD_SCORES,
-            "scores": {k: np.round(v, 4) for k, v in scores.items()}, "top": top}
+            "variants": analysis.HEAD_VARIANTS, "scores": {k: np.round(v, 4) for k, v in scores.items()}, "top": top}
 
 
 # --- the lesson ----------------------------------------------------------------------------------

@@ -254,9 +254,17 @@ class HeadScore(BaseModel):
     score: float
 
 
+class ScoreVariant(BaseModel):
+    pattern: Literal["previous", "first", "self", "broad", "induction"]
+    measure: Literal["weight", "moved"] = Field(description="on the weights, or on what the head moved (per query row)")
+    sink: Literal["kept", "left out"] = Field(description="key 0 (the first token) kept, or left out with each row "
+                                                         "renormalised over the other keys")
+
+
 class HeadsPublic(BaseModel):
     model: str
     tokens: list[TokenPublic]
     formulas: dict[str, str] = Field(description="what each score measures, as a formula")
+    variants: dict[str, ScoreVariant] = Field(description="what each score reads: its pattern, measure and key 0")
     scores: dict[str, list[list[float]]] = Field(description="scores[name][layer][head]")
     top: dict[str, list[HeadScore]] = Field(description="the highest-scoring heads for each score")

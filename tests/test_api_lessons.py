@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from app import analysis
 from tests.client import post_ok as post
 
 
@@ -116,27 +118,87 @@ def test_out_of_range_heads_are_a_4xx(client, ablate):
     assert r.status_code == 422 and r.json()["error"] == "out_of_range"
 
 
+SCORE_NAMES = {"previous", "first", "self", "broad", "induction",
+               "previous_no_sink", "self_no_sink", "broad_no_sink", "induction_no_sink",
+               "previous_moved", "first_moved", "self_moved", "broad_moved", "induction_moved",
+               "previous_moved_no_sink", "self_moved_no_sink", "broad_moved_no_sink", "induction_moved_no_sink"}
+
+
+def moved_by_hand(model, cache, L):  # [head, query, key]: pattern[h, i, j] * ‖v[j, kv(h)] W_O[h]‖, from the captures
+    cfg = model.cfg
+    W_O = np.asarray(model.weights[f"blocks.{L}.attn.W_O"], dtype=np.float64)
+    v = cache[f"blocks.{L}.attn.hook_v"].astype(np.float64)
+    G = cfg.n_heads // cfg.n_kv_heads
+    norms = np.stack([np.linalg.norm(v[:, h // G] @ W_O[h * cfg.d_head:(h + 1) * cfg.d_head], axis=-1) for h in range(cfg.n_heads)])
+    return cache[f"blocks.{L}.attn.hook_pattern"] * norms[:, None, :]
+
+
 def test_head_finder_scores_follow_their_formulas(client, smol):
     text = "a fluffy blue creature roamed the verdant forest"
     body = post(client, "/api/heads", text=text, top=5)
-    assert set(body["scores"]) == set(body["formulas"]) == {"previous", "first", "self", "broad", "induction"}
+    assert set(body["scores"]) == set(body["formulas"]) == set(body["variants"]) == set(body["top"]) == SCORE_NAMES
+    assert body["variants"]["previous_moved_no_sink"] == {"pattern": "previous", "measure": "moved", "sink": "left out"}
     run = smol.run(text)
-    P = np.stack([run[f"blocks.{L}.attn.hook_pattern"] for L in range(30)])
+    P = np.stack([run[f"blocks.{L}.attn.hook_pattern"] for L in range(30)]).astype(np.float64)
     n = P.shape[-1]
     prev = np.array([[np.mean([P[L, h, i, i - 1] for i in range(1, n)]) for h in range(9)] for L in range(30)])
     np.testing.assert_allclose(body["scores"]["previous"], prev, atol=1e-4)
-    first = P[:, :, 1:, 0].mean(-1)
-    np.testing.assert_allclose(body["scores"]["first"], first, atol=1e-4)
+    np.testing.assert_allclose(body["scores"]["first"], P[:, :, 1:, 0].mean(-1), atol=1e-4)
+    # key 0 left out: each row renormalised over keys 1..i, from query 2 on
+    rest = P[..., 1:].sum(-1)  # [layer, head, query]
+    prev_ns = np.mean([P[..., i, i - 1] / rest[..., i] for i in range(2, n)], axis=0)
+    np.testing.assert_allclose(body["scores"]["previous_no_sink"], prev_ns, atol=1e-4)
+    # what moved: the same formulas on pattern x ‖v W_O‖, each query's row normalised
+    M = np.stack([moved_by_hand(smol, run.cache, L) for L in range(30)])
+    M /= M.sum(-1, keepdims=True)
+    np.testing.assert_allclose(body["scores"]["first_moved"], M[:, :, 1:, 0].mean(-1), atol=1e-4)
+    np.testing.assert_allclose(body["scores"]["previous_moved"], np.mean([M[..., i, i - 1] for i in range(1, n)], axis=0), atol=1e-4)
+    self_mns = np.mean([M[..., i, i] / M[..., i, 1:].sum(-1) for i in range(2, n)], axis=0)
+    np.testing.assert_allclose(body["scores"]["self_moved_no_sink"], self_mns, atol=1e-4)
     for name, top in body["top"].items():
         s = np.array(body["scores"][name])
         assert len(top) == 5 and top[0]["score"] == pytest.approx(s.max(), abs=1e-4)
         assert [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
     # SmolLM2 has real induction heads: on a repeated random sequence they look at what came next last time
     assert body["top"]["induction"][0]["score"] > 0.5
-    assert 0 <= np.min(body["scores"]["broad"]) and np.max(body["scores"]["broad"]) <= 1 + 1e-6
+    for name in SCORE_NAMES:
+        if name.startswith("broad"):
+            assert 0 <= np.min(body["scores"][name]) and np.max(body["scores"][name]) <= 1 + 1e-6, name
+    # the sink, measured: most heads put most of their weight on the first token, and less of what moves
+    assert np.mean(body["scores"]["first_moved"]) < np.mean(body["scores"]["first"]) and np.mean(body["scores"]["first"]) > 0.5
+
+
+def test_induction_scores_follow_their_formulas_on_the_probe(client, smol):
+    from app.engine.forward import forward
+
+    body = post(client, "/api/heads", text="hello", top=1)
+    k = 24
+    ids = analysis.induction_ids(smol, k)
+    names = {f"blocks.{L}.attn.{t}" for L in range(30) for t in ("hook_pattern", "hook_v")}
+    _, cache = forward(smol.cfg, smol.weights, ids, names=names, logits=None)
+    i = np.arange(k, 2 * k)
+    for name, X in (("induction", lambda L: cache[f"blocks.{L}.attn.hook_pattern"].astype(np.float64)),
+                    ("induction_moved", lambda L: moved_by_hand(smol, cache, L))):
+        A = np.stack([X(L) for L in range(30)])
+        A /= A.sum(-1, keepdims=True)
+        np.testing.assert_allclose(body["scores"][name], A[..., i, i - k + 1].mean(-1), atol=1e-4)
+        left = A[..., i, i - k + 1] / A[..., i, 1:].sum(-1)
+        np.testing.assert_allclose(body["scores"][name + "_no_sink"], left.mean(-1), atol=1e-4)
 
 
 def test_head_finder_on_the_encoder(client):
     body = post(client, "/api/heads", text="the cat sat on the mat", model="all-minilm-l6-v2", top=3)
-    assert np.array(body["scores"]["self"]).shape == (6, 12)
+    assert set(body["scores"]) == SCORE_NAMES
+    assert np.array(body["scores"]["self"]).shape == np.array(body["scores"]["broad_moved_no_sink"]).shape == (6, 12)
     assert body["top"]["previous"][0]["score"] > 0.9  # MiniLM layer 0 has a previous-token head
+    assert body["top"]["previous_no_sink"][0]["score"] > 0.9
+
+
+def test_a_text_named_like_a_cache_entry_is_just_a_text(client):
+    """The induction probe and the lesson's data share the run cache with the texts' runs, under keys
+    no text can have: a text "induction-probe" or "lesson" is run like any other."""
+    post(client, "/api/heads", text="hello there", top=1)
+    assert client.get("/lesson").status_code == 200
+    for text in ("induction-probe", "lesson"):
+        body = post(client, "/api/attention", text=text, layers=[0])
+        assert "".join(t["text"] for t in body["tokens"]) == text

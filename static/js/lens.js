@@ -1,9 +1,9 @@
 // The logit lens and the head finder: what each layer would predict, and what each head does.
 
 import { ApiError, busy, post } from "./api.js";
-import { plotlyScale } from "./colors.js";
-import { $, css, el, initialData } from "./dom.js";
-import { config, plotlyReady } from "./plotly.js";
+import { $, initialData } from "./dom.js";
+import { plotlyReady } from "./plotly.js";
+import { drawHeadFinder } from "./views/heads.js";
 import { drawLens } from "./views/lens.js";
 import { drawRollout } from "./views/rollout.js";
 
@@ -15,23 +15,13 @@ function showLens(r) {
   $("lens-note").textContent = drawLens($("lens"), r).note;
 }
 
-function drawHeads(h) {
-  const box = $("heads-out");
-  box.replaceChildren();
-  for (const [name, formula] of Object.entries(h.formulas)) {
-    const chart = el("div", { className: "finder-chart" });
-    const list = el("ol", { className: "finder-top" }, ...h.top[name].map((t) => el("li", {}, el("a", {
-      href: `/?${new URLSearchParams({ text: state.text, model: state.model, layer: t.layer, head: t.head })}`,
-      textContent: `layer ${t.layer}, head ${t.head}: ${t.score.toFixed(3)}` }))));
-    box.append(el("section", { className: "finder" }, el("h3", { textContent: name }), el("p", { className: "formula", textContent: formula }), chart, list));
-    const s = h.scores[name];
-    window.Plotly.react(chart, [{ type: "heatmap", z: s[0].map((_, H) => s.map((row) => row[H])), colorscale: plotlyScale("viridis"), zmin: 0, zmax: 1,
-      hovertemplate: "layer %{x}, head %{y}: %{z:.3f}<extra></extra>", showscale: false }], {
-      height: 170, margin: { l: 30, r: 5, t: 5, b: 30 }, paper_bgcolor: "rgba(0,0,0,0)", font: { color: css("--fg"), size: 10 },
-      xaxis: { title: { text: "layer" } }, yaxis: { title: { text: "head" } },
-    }, config({ displayModeBar: false }));
-    chart.on?.("plotly_click", (ev) => { const p = ev.points?.[0]; if (p) location.href = `/?${new URLSearchParams({ text: state.text, model: state.model, layer: p.x, head: p.y })}`; });
-  }
+// The head finder, one reading at a time (weight or moved, key 0 kept or left out): views/heads.js.
+let lastHeads = null;
+function drawHeads(h = lastHeads) {
+  lastHeads = h;
+  const href = (layer, head) => `/?${new URLSearchParams({ text: state.text, model: state.model, layer, head })}`;
+  drawHeadFinder($("heads-out"), h, { measure: state.finderMeasure ?? "weight", sink: state.finderSink ?? "kept", href,
+    onReading: (r) => { state.finderMeasure = r.measure; state.finderSink = r.sink; drawHeads(); } });
 }
 
 let lastRollout = null;

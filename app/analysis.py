@@ -436,12 +436,47 @@ def head_scores(cr: CachedRun, induction: np.ndarray, moved: Moved) -> dict[str,
 
 # --- the guided lesson --------------------------------------------------------------------------------
 
-def heads_linking(cr: CachedRun, query: int, keys: list[int], top: int = 5) -> list[dict]:
-    """Heads ranked by how much of the query token's attention goes to the given key tokens."""
-    P = pattern_stack(cr, cr.model.cfg.n_layers)  # [layer, head, q, k]
-    share = P[:, :, query, keys].sum(-1)  # [layer, head]
-    order = np.argsort(-share, axis=None, kind="stable")[:top]
-    H = share.shape[1]
-    sink = float(np.median(P[:, :, query, 0]))
-    return [{"layer": int(i // H), "head": int(i % H), "share": round(float(share.flat[i]), 4),
-             "row": np.round(P[i // H, i % H, query], 4), "median_first_token": round(sink, 4)} for i in order]
+def query_rows(cr: CachedRun, query: int, moved: Moved) -> tuple[np.ndarray, np.ndarray]:
+    """The query token's row in every head: its weights and what moved as shares (per_row), [layer, head, key] each."""
+    n_layers = cr.model.cfg.n_layers
+    P = np.stack([cr.run.cache[f"blocks.{L}.attn.hook_pattern"][:, query] for L in range(n_layers)])
+    M = per_row(np.stack([moved(cr, L)[:, query] for L in range(n_layers)]))
+    return P, M
+
+
+def heads_linking(cr: CachedRun, query: int, keys: list[int], moved: Moved, top: int = 5, by: str = "moved") -> list[dict]:
+    """Heads ranked by how much of the query token's row comes from the given key tokens: its weights'
+    share ("weight"), or the share of what the head moved into it from them ("moved", per_row of
+    contributions.moved), the one ranked by `by`; "first" is the head's first-token weight for this query."""
+    P, M = query_rows(cr, query, moved)
+    weight, share = P[..., keys].sum(-1), M[..., keys].sum(-1)  # [layer, head]
+    order = np.argsort(-(share if by == "moved" else weight), axis=None, kind="stable")[:top]
+    H = weight.shape[1]
+    r = lambda x: round(float(x), 4)  # noqa: E731
+    return [{"layer": int(i // H), "head": int(i % H), "weight": r(weight.flat[i]), "moved": r(share.flat[i]),
+             "first": r(P[i // H, i % H, 0]), "row": np.round(P[i // H, i % H], 4), "moved_row": np.round(M[i // H, i % H], 4)}
+            for i in order]
+
+
+def first_token_summary(cr: CachedRun, query: int, scores: dict[str, np.ndarray], moved: Moved,
+                        value_norms: Callable[[CachedRun, int], np.ndarray]) -> dict:
+    """How much the first token takes and how much it moves: over every head (the head finder's "first"
+    and "first_moved" scores, averaged), for one query (the median head), and per unit of weight
+    (‖v_0 W_O‖ over the median ‖v_j W_O‖ of the other keys, the median over heads)."""
+    P, M = query_rows(cr, query, moved)
+    V = np.stack([value_norms(cr, L) for L in range(cr.model.cfg.n_layers)])  # [layer, head, key]
+    r = lambda x: round(float(x), 4)  # noqa: E731
+    return {"weight": r(scores["first"].mean()), "moved": r(scores["first_moved"].mean()),
+            "value_ratio": r(np.median(V[..., 0] / np.median(V[..., 1:], -1))),
+            "query_weight": r(np.median(P[..., 0])), "query_moved": r(np.median(M[..., 0]))}
+
+
+def shared_head(rows: list[tuple[np.ndarray, np.ndarray]], keys: list[int]) -> dict:
+    """The head that moves the most from keys[s] in every sentence s: the largest smallest share.
+    rows: per sentence, query_rows' (weights, moved shares), [layer, head, key] each."""
+    moved = np.stack([M[..., k] for (_, M), k in zip(rows, keys)])  # [sentence, layer, head]
+    worst = moved.min(0)
+    i = int(np.argmax(worst))
+    L, h = divmod(i, worst.shape[1])
+    return {"layer": L, "head": h, "moved": [round(float(m[L, h]), 4) for m in moved],
+            "weight": [round(float(P[L, h, k]), 4) for (P, _), k in zip(rows, keys)]}

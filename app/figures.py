@@ -300,20 +300,27 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
     return fig
 
 
-def specialists(heads: dict, model_id: str) -> go.Figure:
-    """heads: /api/heads' "top" and "formulas". Horizontal bars: the top heads of each pattern and their score."""
+def specialists(finder: dict, model_id: str) -> go.Figure:
+    """finder: the lesson's head finder ("rows": each pattern's top heads, by the score with key 0 left out
+    (first: kept), each with that score, the same with key 0 kept and on what moved; "formulas").
+    Horizontal bars, three per head: one per reading."""
+    rows = finder["rows"]
+    y = [f"{r['pattern']} · L{h['layer']} H{h['head']}" for r in rows for h in r["heads"]]
+    readings = (("score", "the score (key 0 left out; first token: kept)", "#3b528b"),
+                ("kept", "with key 0 kept", "#a0a6b1"), ("moved", "the same score on what moved", "#d4572a"))
     fig = go.Figure()
-    names = list(heads["top"])
-    for i, name in enumerate(names):
-        top = heads["top"][name]
+    for key, name, colour in readings:
+        x = [h[key] for r in rows for h in r["heads"]]
+        formula = [label(finder["formulas"][r["moved_name" if key == "moved" else "name" if key == "score" else "pattern"]])
+                   for r in rows for _ in r["heads"]]
         fig.add_trace(go.Bar(
-            y=[f"{name} · L{h['layer']} H{h['head']}" for h in top], x=[h["score"] for h in top], orientation="h",
-            name=name, marker=dict(color=head_color(i)), text=[f"{h['score']:.2f}" for h in top], textposition="outside",
-            cliponaxis=False, hovertemplate=f"%{{y}}: %{{x:.4f}}<br>{label(heads['formulas'][name])}<extra></extra>"))
+            y=y, x=x, orientation="h", name=name, marker=dict(color=colour), text=[f"{v:.2f}" for v in x],
+            textposition="outside", cliponaxis=False, customdata=formula,
+            hovertemplate=f"%{{y}}, {name}: %{{x:.4f}}<br>%{{customdata}}<extra></extra>"))
     fig.update_layout(
-        title=dict(text=f"{model_id}: the clearest specialists, the top heads of each pattern"),
-        xaxis=dict(title="score (0 to 1)", range=[0, 1.1]), yaxis=dict(autorange="reversed"), showlegend=False,
-        font=FONT, width=820, height=120 + 22 * sum(len(t) for t in heads["top"].values()), plot_bgcolor="white",
-        margin=dict(l=170, r=30, t=50, b=50))
+        title=dict(text=f"{model_id}: the clearest specialists, the top heads of each pattern"), barmode="group",
+        xaxis=dict(title="score (0 to 1)", range=[0, 1.15]), yaxis=dict(autorange="reversed"),
+        legend=dict(orientation="h", y=-0.08), font=FONT, width=820, height=160 + 54 * len(y), plot_bgcolor="white",
+        margin=dict(l=170, r=30, t=50, b=90))
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     return fig

@@ -9,8 +9,9 @@ import numpy as np
 
 from . import analysis, contributions, lesson
 from .engine import Model, ModelLoadError
-from .http import ApiError
-from .lesson import COMPARE_DEFAULT, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_SENTENCES, TOWER_SENTENCES
+from .http import ApiError, dumps
+from .lesson import (COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_MEANINGS,
+                     MOLE_SENTENCES, TOWER_SENTENCES)
 from .runs import Runner
 from .schemas import (AttentionRequest, AttributionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest,
                       PredictionsRequest, ResidualRequest, RolloutRequest)
@@ -230,33 +231,118 @@ def lesson_token(model: Model, tokens, text: str, word: str) -> int:
     raise LessonWordSplit(model.id, word, text, [t.text for t in tokens])
 
 
+def lesson_card(runner: Runner, model: Model, text: str, layer: int, head: int, query: int) -> dict:
+    """One head's computation for one query token, step by step, from /api/head's detail payload (the
+    numbers /explain shows): e, q = W_q e, each key's k, v, q·k, the scaled score s, the weight w and
+    what it moved, and z = Σ_j w_j v_j."""
+    d = head_payload(runner, HeadRequest(text=text, model=model.id, layer=layer, head=head, detail=True))
+    h = analysis.head_detail(runner.run(model, text), layer, head)  # the unrounded q and k, for q·k as the forward pass takes it
+    dots = h["q"][query].astype(np.float64) @ h["k"][: query + 1].astype(np.float64).T
+    w, vn = d["pattern"][query], d["v_out_norm"]
+    moved = w[: query + 1] * vn[: query + 1]
+    pre = "q_pre_rope" if "q_pre_rope" in d else "q"
+    keys = [{"index": j, "text": d["tokens"][j]["text"], "k": d["k_pre_rope" if pre != "q" else "k"][j], "v": d["v"][j],
+             "dot": round(float(dots[j]), 4), "score": d["scores"][query][j], "weight": round(float(w[j]), 4),
+             "v_out_norm": round(float(vn[j]), 4), "moved": round(float(moved[j]), 4),
+             "share": round(float(moved[j] / moved.sum()), 4)} for j in range(query + 1)]
+    return {"layer": layer, "head": head, "query": query, "kv_head": d["kv_head"], "d_model": model.cfg.d_model,
+            "d_head": model.cfg.d_head, "scale": d["scale"], "rope": pre != "q", "e": d["e"][query],
+            "e_norm": round(float(np.linalg.norm(d["e"][query])), 4), "q": d[pre][query], "keys": keys,
+            "z": d["z"][query], "z_norm": round(float(np.linalg.norm(d["z"][query])), 4),
+            "out_norm": round(float(np.linalg.norm(d["out"][query])), 4)}
+
+
+def lesson_embeddings(cr: analysis.CachedRun, first: int = 6) -> dict:
+    """Each token's context-free vector (hook_embed): its first numbers and its length."""
+    e = cr.run.cache["hook_embed"]  # [pos, d_model]
+    return {"d_model": int(e.shape[1]), "first": np.round(e[:, :first], 4),
+            "norm": np.round(np.linalg.norm(e.astype(np.float64), axis=-1), 4)}
+
+
+def head_rows(cr: analysis.CachedRun, layer: int, head: int) -> dict:
+    """One head's weights and what it moved as shares of each row ([query][key] each), for hoverable arrows."""
+    return {"layer": layer, "head": head, "pattern": np.round(cr.run.cache[f"blocks.{layer}.attn.hook_pattern"][head], 4),
+            "moved": np.round(analysis.per_row(contributions.moved(cr, layer)[head]), 4)}
+
+
+def lesson_specialists(scores: dict[str, np.ndarray], top: int = 3) -> dict:
+    """The head finder for the lesson: each pattern's top heads by its score with key 0 left out (first:
+    with it), each with the same score with key 0 kept and on what moved (key 0 left out)."""
+    rows = []
+    r = lambda x: round(float(x), 4)  # noqa: E731
+    for p in analysis.HEAD_PATTERNS:
+        sink = "kept" if p == "first" else "left out"
+        name, moved = analysis.score_name(p, "weight", sink), analysis.score_name(p, "moved", sink)
+        rows.append({"pattern": p, "name": name, "moved_name": moved, "heads": [
+            t | {"kept": r(scores[p][t["layer"], t["head"]]), "moved": r(scores[moved][t["layer"], t["head"]]),
+                 "first": r(scores["first"][t["layer"], t["head"]])}
+            for t in top_heads(scores[name], top)]})
+    names = [n for row in rows for n in (row["name"], row["moved_name"], row["pattern"])]
+    return {"rows": rows, "formulas": {n: analysis.HEAD_SCORES[n] for n in dict.fromkeys(names)}}
+
+
+class LessonData:
+    """The lesson's data for one model, kept in the run cache (counted by the size of its JSON)."""
+
+    def __init__(self, data: dict):
+        self.data, self.nbytes = data, len(dumps(data))
+
+
 def lesson_data(runner: Runner, model_id: str | None = None) -> dict:
-    """The lesson's live examples, computed with the model (default: the default model; runs are cached),
-    and its text with their numbers ("sections", app/lesson.py's)."""
+    """The lesson's live examples, computed with the model (default: the default model), and its text
+    with their numbers ("sections", app/lesson.py's). Computed once per model, then cached (a 3-tuple
+    key, apart from the runs' (model id, text)); callers only read it."""
     model = runner.model(model_id)
+    return runner.runs.get_or_compute((model.id, "lesson", None), lambda: LessonData(build_lesson(runner, model))).data
+
+
+def build_lesson(runner: Runner, model: Model) -> dict:
+    moved = contributions.moved
     fluffy = runner.run(model, LESSON_SENTENCE)
     toks = fluffy.run.tokens
     creature = lesson_token(model, toks, LESSON_SENTENCE, "creature")
     adjectives = [lesson_token(model, toks, LESSON_SENTENCE, w) for w in ("fluffy", "blue")]
-    towers = []
+    scores = head_scores(runner, model, fluffy)
+    previous = scores[analysis.score_name("previous", "weight", "left out")]
+    linking = analysis.heads_linking(fluffy, creature, adjectives, moved, 5)
+    for h in linking:
+        h["previous"] = round(float(previous[h["layer"], h["head"]]), 4)
+        h["keys"] = [{"index": k, "weight": round(float(h["row"][k]), 4), "moved": round(float(h["moved_row"][k]), 4)}
+                     for k in adjectives]
+
+    towers, rows = [], []
     for text in TOWER_SENTENCES:
         cr = runner.run(model, text)
         t = lesson_token(model, cr.run.tokens, text, "tower")
+        rows.append(analysis.query_rows(cr, t, moved))
         towers.append({"text": text, "tokens": analysis.tokens_public(cr.run), "query": t,
-                       "heads": analysis.heads_linking(cr, t, [t - 1], 3)})
+                       "heads": analysis.heads_linking(cr, t, [t - 1], moved, 3)})
+    shared = analysis.shared_head(rows, [t["query"] - 1 for t in towers])
+    shared["previous"] = round(float(previous[shared["layer"], shared["head"]]), 4)
+    for t in towers:
+        t["rows"] = head_rows(runner.run(model, t["text"]), shared["layer"], shared["head"])
+    tower_compare = compare_payload(runner, CompareRequest(model=model.id, word="tower", sentences=TOWER_SENTENCES))
+    next_after = [predictions_payload(runner, PredictionsRequest(text=t["text"], model=model.id, top_k=3))["predictions"][t["query"]]
+                  for t in towers]
+
     france = FRANCE_SENTENCE
     cr = runner.run(model, france)
     ft = cr.run.tokens
-    to_france = analysis.heads_linking(cr, len(ft) - 1, [lesson_token(model, ft, france, "france")], 5)
+    to_france = analysis.heads_linking(cr, len(ft) - 1, [lesson_token(model, ft, france, "france")], moved, 5)
     heads_off = [(h["layer"], h["head"]) for h in to_france]
     ablation = predictions_payload(runner, PredictionsRequest(text=france, model=model.id, top_k=5, ablate=heads_off))
-    heads = heads_payload(runner, HeadsRequest(text=LESSON_SENTENCE, model=model.id, top=3))
     mole = compare_payload(runner, CompareRequest(model=model.id, word=COMPARE_DEFAULT[0], sentences=MOLE_SENTENCES))
     data = {
-        "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
+        "model": {"id": model.id, "name": model.name, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads,
+                  "d_model": model.cfg.d_model, "d_head": model.cfg.d_head},
         "fluffy": {"text": LESSON_SENTENCE, "tokens": analysis.tokens_public(fluffy.run), "query": creature, "keys": adjectives,
-                   "heads": analysis.heads_linking(fluffy, creature, adjectives, 5)},
-        "towers": towers, "mole": mole, "mole_sentences": MOLE_SENTENCES, "head_finder": {"top": heads["top"], "formulas": heads["formulas"]},
+                   "embedding": lesson_embeddings(fluffy), "heads": linking,
+                   "card": lesson_card(runner, model, LESSON_SENTENCE, DEFAULT_LAYER, DEFAULT_HEAD, creature),
+                   "rows": head_rows(fluffy, DEFAULT_LAYER, DEFAULT_HEAD),
+                   "first_token": analysis.first_token_summary(fluffy, creature, scores, moved, contributions.value_norms)},
+        "towers": towers, "tower_head": shared, "tower_compare": tower_compare, "tower_next": next_after,
+        "mole": mole, "mole_sentences": MOLE_SENTENCES, "mole_meanings": MOLE_MEANINGS,
+        "head_finder": lesson_specialists(scores),
         "france": {"text": france, "tokens": analysis.tokens_public(cr.run), "ablated": ablation, "heads_to_france": to_france},
     }
     return data | {"sections": lesson.sections(data)}

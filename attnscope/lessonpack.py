@@ -57,13 +57,14 @@ class Chart:
 class Section:
     id: str
     title: str
-    # ("p", text) | ("chips", tokens) | ("chart", Chart) | ("list", [text or (bold, text)])
+    # ("p", text) | ("chips", tokens) | ("chart", Chart) | ("list", [text or (bold, text)]) | ("table", {head, rows})
+    # | ("card", {title, lines, table, after}): one head's math, as app/lesson.py lays it out
     blocks: list = field(default_factory=list)
 
 
 def build_charts(runner, model, lesson: dict) -> dict[str, Chart]:
     """One plotly figure per chart, from the lesson's numbers and its (cached) runs."""
-    f, best = lesson["fluffy"], lesson["fluffy"]["heads"][0]
+    f, best = lesson["fluffy"], lesson["fluffy"]["card"]  # the head whose computation the lesson shows
     fluffy = Result(runner.run(model, f["text"]), f["text"], best["layer"], best["head"])
     charts = [
         Chart("adjectives-arrows",
@@ -74,13 +75,13 @@ def build_charts(runner, model, lesson: dict) -> dict[str, Chart]:
         Chart("mole-similarity", "“mole” in three sentences: cosine similarity layer by layer",
               figures.similarity_by_layer(lesson["mole"], lesson["mole_sentences"])),
     ]
+    h = lesson["tower_head"]  # the head that carries the word before 'tower' in both sentences
     for i, t in enumerate(lesson["towers"]):
-        h = t["heads"][0]
         r = Result(runner.run(model, t["text"]), t["text"], h["layer"], h["head"])
         charts.append(Chart(f"tower-{i + 1}-arrows", f"“{t['text']}”: layer {h['layer']}, head {h['head']}",
                             figures.arrows(r, h["layer"], h["head"], t["query"])))
     charts.append(Chart("head-finder", "The head finder's specialists", figures.specialists(lesson["head_finder"], model.id)))
-    charts.append(Chart("france-ablation", f"“{lesson['france']['text']}”, with the heads that read ‘France’ switched off",
+    charts.append(Chart("france-ablation", f"“{lesson['france']['text']}”, with the heads that move the most of ‘France’ switched off",
                         figures.ablation(lesson["france"]["ablated"])))
     for c in charts:
         if c.name.endswith("-arrows"):  # the lesson's short sentences: room for the title, one width for all
@@ -91,19 +92,22 @@ def build_charts(runner, model, lesson: dict) -> dict[str, Chart]:
 def lesson_sections(lesson: dict, charts: dict[str, Chart]) -> list[Section]:
     """The lesson's text (lesson["sections"], app/lesson.py's: the words of /lesson) around its charts."""
     t = lesson["sections"]
+    ps = lambda section, key="p": [("p", p) for p in t[section].get(key, [])]  # noqa: E731
+    a = t["adjectives"]
     sections = [
-        Section("tokens", t["tokens"]["title"], [("chips", lesson["fluffy"]["tokens"])] + [("p", p) for p in t["tokens"]["p"]]),
-        Section("adjectives", t["adjectives"]["title"], [("chart", charts["adjectives-arrows"])]
-                + [("p", p) for p in t["adjectives"]["p"]] + [("chart", charts["adjectives-heatmap"])]),
-        Section("mole", t["mole"]["title"], [("list", [f"{i + 1}. {s}" for i, s in enumerate(t["mole"]["sentences"])]),
-                                             ("chart", charts["mole-similarity"])] + [("p", p) for p in t["mole"]["p"]]),
+        Section("tokens", t["tokens"]["title"], ps("tokens") + [("chips", lesson["fluffy"]["tokens"]),
+                                                                ("list", t["tokens"]["vectors"])]),
+        Section("adjectives", a["title"], ps("adjectives") + [("card", a["card"])] + ps("adjectives", "p_card")
+                + [("chart", charts["adjectives-arrows"])] + ps("adjectives", "p_sink") + [("table", a["table"])]
+                + ps("adjectives", "p_end") + [("chart", charts["adjectives-heatmap"])]),
+        Section("mole", t["mole"]["title"], [("list", t["mole"]["sentences"]), ("chart", charts["mole-similarity"])] + ps("mole")),
         Section("towers", t["towers"]["title"], [b for i, caption in enumerate(t["towers"]["captions"])
                                                  for b in (("chart", charts[f"tower-{i + 1}-arrows"]), ("p", caption))]
-                + [("p", p) for p in t["towers"]["p"]]),
-        Section("heads", t["heads"]["title"], [("p", p) for p in t["heads"]["p"]]
+                + ps("towers")),
+        Section("heads", t["heads"]["title"], ps("heads")
                 + [("list", [(name, f": {head} — {formula}") for name, head, formula in t["heads"]["list"]]),
-                   ("chart", charts["head-finder"])]),
-        Section("ablation", t["ablation"]["title"], [("chart", charts["france-ablation"])] + [("p", p) for p in t["ablation"]["p"]]),
+                   ("chart", charts["head-finder"])] + ps("heads", "p_end")),
+        Section("ablation", t["ablation"]["title"], [("chart", charts["france-ablation"])] + ps("ablation")),
     ]
     for s in sections:
         for kind, value in s.blocks:
@@ -140,6 +144,15 @@ ul.plain { list-style: none; padding-left: 0; }
 .pager { display: flex; justify-content: space-between; gap: 12px; margin: 18px 0; }
 footer { padding-bottom: 32px; font-size: .92rem; }
 code { background: var(--chip); padding: 0 4px; border-radius: 4px; }
+.card { border: 1px solid var(--line); border-left: 4px solid var(--accent); border-radius: 8px; padding: 8px 14px; margin: .8rem 0; }
+.card h3 { font-size: 1rem; margin: .2rem 0 .5rem; }
+.math-line { margin: .25rem 0; }
+.math-line code { margin-right: .4rem; }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: .5rem 0; font-size: .92rem; }
+th, td { padding: 3px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+th { color: var(--muted); font-weight: 600; }
 .no-plotly .chart::before { content: "plotly.min.js did not load: keep it in the same folder as this page.";
   color: var(--accent); display: block; }
 """
@@ -174,6 +187,12 @@ def figure_div(chart: Chart, div_id: str) -> str:
                                 config={"displaylogo": False, "responsive": True})
 
 
+def table_html(t: dict) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in t["head"])
+    rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in t["rows"])
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+
+
 def render_blocks(blocks: list, in_index: bool) -> str:
     out = []
     for kind, value in blocks:
@@ -182,6 +201,12 @@ def render_blocks(blocks: list, in_index: bool) -> str:
         elif kind == "list":
             items = (f"<li><b>{esc(x[0])}</b>{esc(x[1])}</li>" if isinstance(x, tuple) else f"<li>{esc(x)}</li>" for x in value)
             out.append('<ul class="plain">' + "".join(items) + "</ul>")
+        elif kind == "table":
+            out.append(table_html(value))
+        elif kind == "card":
+            lines = lambda ls: "".join(f'<div class="math-line"><code>{esc(f)}</code> <span>{esc(w)}</span></div>' for f, w in ls)  # noqa: E731
+            out.append(f'<div class="card"><h3>{esc(value["title"])}</h3>{lines(value["lines"])}{table_html(value["table"])}'
+                       f'{lines(value["after"])}</div>')
         elif kind == "chips":
             out.append('<div class="chips">' + "".join(
                 f'<span class="chip" title="token {i}, id {t["id"]}">{esc(token_label(t["text"]))}<sub>{i}</sub></span>'

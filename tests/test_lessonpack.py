@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from app.lesson import PATTERNS, paragraphs
 from attnscope import cli, lessonpack
 from tests.e2e.conftest import ARTIFACTS, Page
 
@@ -134,31 +135,43 @@ def test_numbers_are_the_servers(pack, server_lesson):
     text = visible_text(out / "index.html")
     pct = lambda x: f"{round(100 * x)}%"  # noqa: E731
     f = lesson["fluffy"]
-    best = f["heads"][0]
     assert f"reads “{f['text']}” as {len(f['tokens'])} tokens" in text
-    assert (f"layer {best['layer']}, head {best['head']} comes closest: ‘creature’ puts {pct(best['share'])} "
-            "of its attention on ‘fluffy’ and ‘blue’") in text
-    assert f"sends {pct(best['median_first_token'])} of ‘creature’'s attention" in text
-    prev = ", ".join(f"L{h['layer']}H{h['head']}" for h in lesson["head_finder"]["top"]["previous"][:3])
-    assert f"top previous-token heads are {prev})" in text
+    c = f["card"]
+    assert f"How layer {c['layer']}, head {c['head']} computes the update of ‘creature’" in text
+    for k, row in zip(c["keys"], lesson["sections"]["adjectives"]["card"]["table"]["rows"]):  # the card's table, cell by cell
+        assert " ".join(row) in text and f"{k['dot']:.2f}" in row[1] and row[-1] == pct(k["share"])
+    first = c["keys"][0]
+    assert f"‘creature’ puts {pct(first['weight'])} of its weight on ‘a’, the first token" in text
+    assert f"so it gives {pct(first['share'])} of what moves" in text
+    sink = f["first_token"]
+    assert f"the first token takes {pct(sink['weight'])} of the attention" in text
+    assert f"the median head puts {pct(sink['query_weight'])} of its weight on the first token" in text
+    for h in f["heads"]:  # the heads ranked by what they move from the adjectives, with their numbers
+        assert f"L{h['layer']}H{h['head']} {pct(h['moved'])} {pct(h['weight'])}" in text
     last = lesson["mole"]["similarity"][-1]
-    assert f"least similar pair is at {min(last[0][1], last[0][2], last[1][2]):.2f}" in text
-    for t in lesson["towers"]:
-        h = t["heads"][0]
-        assert f"in layer {h['layer']}, head {h['head']}, ‘tower’ puts {pct(h['share'])} of its attention" in text
-    for name, top in lesson["head_finder"]["top"].items():
-        assert f"{name}: layer {top[0]['layer']}, head {top[0]['head']} ({top[0]['score']:.2f})" in text
+    assert f"the animal and the skin mark {last[0][2]:.2f}" in text
+    assert "1. the animal: “American shrew mole”" in text
+    t = lesson["tower_head"]
+    assert f"layer {t['layer']}, head {t['head']} does it in both" in text
+    for x, w in zip(lesson["towers"], t["weight"]):
+        assert f"in layer {t['layer']}, head {t['head']}, ‘tower’ puts {pct(w)} of its weight" in text
+    for row in lesson["head_finder"]["rows"]:  # each pattern's top head, by the sink-aware score, with its readings
+        h = row["heads"][0]
+        assert f"{PATTERNS[row['pattern']]}: layer {h['layer']}, head {h['head']} ({h['score']:.2f};" in text
+        assert f"what moved: {h['moved']:.2f})" in text
     fr = lesson["france"]
     orig, now = fr["ablated"]["original"][-1], fr["ablated"]["predictions"][-1]
     assert f"the model answers ‘{orig[0]['text'].strip()}’ ({pct(orig[0]['prob'])})" in text
     assert f"its top answer becomes ‘{now[0]['text'].strip()}’ ({pct(now[0]['prob'])})" in text
-    assert ", ".join(f"L{h['layer']}H{h['head']}" for h in fr["heads_to_france"]) in text
+    assert ", ".join(f"L{h['layer']}H{h['head']} ({pct(h['moved'])})" for h in fr["heads_to_france"][:3]) in text
 
     # the words are the page's: one source (app/lesson.py) for /lesson and the pack
     for section in lesson["sections"].values():
         assert section["title"] in text
-        for p in section["p"] + section.get("captions", []):
+        for p in paragraphs(section):
             assert " ".join(p.split()) in text, p
+        if "hint" in section:  # what hovering does: the live page's only
+            assert section["hint"] not in text
     # a chart page repeats its section's text
     assert f"its top answer becomes ‘{now[0]['text'].strip()}’" in visible_text(out / "france-ablation.html")
 

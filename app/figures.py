@@ -215,24 +215,40 @@ def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0, m
     return fig
 
 
-def embeddings(result, normalize: bool = False) -> go.Figure:
+# The /compare page draws every token's path through the layers from /api/residual with normalize true
+# (static/js/compare.js): the PCA of unit vectors, each vector's direction. The raw vectors would give
+# PC1 to the first token alone (SmolLM2's first token, the attention sink, has a residual stream 60 times
+# longer than the others' at the median boundary, up to 140 times: PC1 holds 99.7% of the variance of the
+# lesson sentence and is that one token), leaving every other token in one blob.
+EMBEDDINGS_NORMALIZE = True
+
+
+def embeddings(result, normalize: bool = EMBEDDINGS_NORMALIZE) -> go.Figure:
+    """Each token's residual stream from the embedding to the last layer, 2-D PCA fitted on every (boundary,
+    token) vector: /api/residual's pca_2d for the same normalize. Markers grow with depth, as on /compare."""
     g = result.geometry(normalize)
     xy, layers, var = g["pca_2d"], g["layers"], g["explained_variance_2d"]
     labels = [label(t.text) for t in result.tokens]
+    B = len(layers)
     fig = result.figure_type()
     for i, lab in enumerate(labels):
         c = head_color(i)
         fig.add_trace(go.Scatter(
             x=xy[:, i, 0].tolist(), y=xy[:, i, 1].tolist(), mode="lines+markers", name=f"{i} {lab}",
-            line=dict(color=c, width=1.5), marker=dict(size=[10] + [5] * (len(layers) - 2) + [10], color=c),
+            line=dict(color=c, width=1.5), marker=dict(size=[4 + 9 * b / max(B - 1, 1) for b in range(B)], color=c),
             text=[f"{lab} after {'the embedding' if b == 'embed' else 'layer ' + b}" for b in layers],
-            hovertemplate="%{text}<br>PC1 %{x:.2f}, PC2 %{y:.2f}<extra></extra>"))
-        fig.add_annotation(x=float(xy[-1, i, 0]), y=float(xy[-1, i, 1]), text=lab, showarrow=False, yshift=10,
+            hovertemplate="%{text}<br>PC1 %{x:.3f}, PC2 %{y:.3f}<extra></extra>"))
+        fig.add_annotation(x=float(xy[-1, i, 0]), y=float(xy[-1, i, 1]), text=lab, showarrow=False, yshift=12,
                            font=dict(color=c))
+    what = "unit vectors (directions), as on /compare" if normalize else "the raw vectors (lengths included)"
     fig.update_layout(
-        title=dict(text=f"{result.model.id}: each token's residual stream, embedding to last layer (2-D PCA)"),
-        xaxis=dict(title=f"PC1 ({100 * var[0]:.1f}% of variance)"), yaxis=dict(title=f"PC2 ({100 * var[1]:.1f}%)"),
-        font=FONT, width=800, height=560, plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=50))
+        title=dict(text=f"{result.model.id}: each token's residual stream, layer by layer (2-D PCA)"
+                        + subtitle(f"PCA of {what}; markers grow with depth, the label at the last layer")),
+        xaxis=dict(title=f"PC1 ({100 * var[0]:.1f}% of variance)", zeroline=False),
+        yaxis=dict(title=f"PC2 ({100 * var[1]:.1f}%)", zeroline=False),
+        font=FONT, width=800, height=560, plot_bgcolor="white", margin=dict(l=60, r=20, t=70, b=50))
+    fig.update_xaxes(showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig
 
 

@@ -83,7 +83,8 @@ class RunView:
         self.check(layer, head)
         return analysis.head_detail(self.cached, layer, head)["scores"]
 
-    def geometry(self, normalize: bool = False) -> dict:
+    def geometry(self, normalize: bool = figures.EMBEDDINGS_NORMALIZE) -> dict:
+        """analysis.residual_geometry; by default of unit vectors, as the /compare page and the embeddings view."""
         if normalize not in self._geometry:
             self._geometry[normalize] = analysis.residual_geometry(self.cached, normalize)
         return self._geometry[normalize]
@@ -100,7 +101,7 @@ class RunView:
         return figures.arrows(self, self.layer if layer is None else layer, self.head if head is None else head,
                               token, min_weight, measure)
 
-    def embeddings(self, normalize: bool = False):
+    def embeddings(self, normalize: bool = figures.EMBEDDINGS_NORMALIZE):
         return figures.embeddings(self, normalize)
 
 

@@ -13,7 +13,8 @@ CSV layouts (one header row, then one row per value):
       moved = ‖weight · v W_O‖₂, v_out_norm = ‖v[key] W_O[head]‖₂ (what a weight of 1 would move,
       5 decimals as /api/head's), so moved = weight x v_out_norm up to rounding.
   embeddings: boundary,token_index,token,pc1,pc2
-      boundary "embed" is the embedding, "L" the residual stream after layer L (no measure=moved).
+      boundary "embed" is the embedding, "L" the residual stream after layer L (no measure=moved); the PCA
+      of unit vectors, as the /compare page draws it (/api/residual with "normalize": true).
   A text cell (a token) that starts with =, +, -, @, tab or CR gets a leading ' so that a spreadsheet
   shows it as text instead of running it as a formula (OWASP "CSV injection"); numbers stay numbers.
 JSON: {"model", "text", "view", "measure", "tokens": [{"id", "text", "start", "end"}], ...} plus, by view:
@@ -23,7 +24,7 @@ JSON: {"model", "text", "view", "measure", "tokens": [{"id", "text", "start", "e
   with measure=moved, also: heatmap moved [query][key], v_out_norm [key], peak (the head's largest);
       grid moved [layer][head][query][key] and peaks [layer][head] in place of patterns;
       arrows moved [key], v_out_norm [key], peak (the head's largest over every query)
-  embeddings: layers (boundary names), pca_2d [boundary][token][2], explained_variance_2d [2]
+  embeddings: layers (boundary names), normalize (true), pca_2d [boundary][token][2], explained_variance_2d [2]
 """
 
 import numpy as np
@@ -89,7 +90,7 @@ def json_data(result, view: str, layer: int, head: int, token=None, measure: str
             out |= {"moved": m[q], "v_out_norm": v_out_norm(result, layer, head), "peak": figures.peak(m, "moved")}
         return out
     g = result.geometry()
-    return base | {"layers": g["layers"], "pca_2d": np.round(g["pca_2d"], 6).tolist(),
+    return base | {"layers": g["layers"], "normalize": figures.EMBEDDINGS_NORMALIZE, "pca_2d": np.round(g["pca_2d"], 6).tolist(),
                    "explained_variance_2d": np.round(g["explained_variance_2d"], 6).tolist()}
 
 

@@ -77,10 +77,22 @@ def test_arrows_json_is_one_query_row_and_the_grid_every_head(client):
 
 
 def test_embeddings_json_is_the_residual_apis_pca(client):
+    """The /compare page's PCA: /api/residual with normalize true (unit vectors), as the chart in the HTML."""
     d = export(client, "embeddings.json", text=TEXT).json()
-    res = api(client, "/api/residual", text=TEXT)
-    assert d["layers"] == res["layers"]
-    assert all(abs(a - b) <= 1e-4 for A, B in zip(d["pca_2d"], res["pca_2d"]) for ta, tb in zip(A, B) for a, b in zip(ta, tb))
+    res = api(client, "/api/residual", text=TEXT, normalize=True)
+    assert d["layers"] == res["layers"] and d["normalize"] is True
+    # both rounded (6 and 5 decimals) from the same float64 PCA: at most 0.5e-6 + 0.5e-5 apart
+    assert all(abs(a - b) <= 0.6e-5 for A, B in zip(d["pca_2d"], res["pca_2d"]) for ta, tb in zip(A, B) for a, b in zip(ta, tb))
+    assert all(abs(a - b) <= 0.6e-5 for a, b in zip(d["explained_variance_2d"], res["explained_variance_2d"]))
+    header, rows = read_csv(export(client, "embeddings.csv", text=TEXT))
+    layers = res["layers"]
+    for boundary, i, _, pc1, pc2 in rows:
+        want = res["pca_2d"][layers.index(boundary)][int(i)]
+        assert abs(float(pc1) - want[0]) <= 0.6e-5 and abs(float(pc2) - want[1]) <= 0.6e-5
+    # the HTML's chart draws those numbers and names its variance
+    fig = figure_json(export(client, "embeddings.html", text=TEXT).text)
+    assert all(abs(a - b[3][0]) <= 0.6e-5 for a, b in zip(fig["data"][3]["x"], res["pca_2d"]))
+    assert f"PC1 ({100 * res['explained_variance_2d'][0]:.1f}% of variance)" == fig["layout"]["xaxis"]["title"]["text"]
 
 
 def read_csv(r):

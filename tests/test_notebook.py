@@ -166,12 +166,13 @@ def test_moved_views_hold_what_each_head_moved(smol, result):
 
 
 def test_embeddings_are_the_residual_pca(result):
-    fig = result.embeddings()
-    g = analysis.residual_geometry(result.cached)
-    assert len(fig.data) == len(result.tokens)
-    for i, tr in enumerate(fig.data):
-        assert np.allclose(tr.x, g["pca_2d"][:, i, 0]) and np.allclose(tr.y, g["pca_2d"][:, i, 1])
-        assert len(tr.x) == result.model.cfg.n_layers + 1
+    """By default of unit vectors, as the /compare page draws them (tests/test_figures.py: the API's numbers)."""
+    for fig, normalize in [(result.embeddings(), True), (result.embeddings(normalize=False), False)]:
+        g = analysis.residual_geometry(result.cached, normalize)
+        assert len(fig.data) == len(result.tokens)
+        for i, tr in enumerate(fig.data):
+            assert np.allclose(tr.x, g["pca_2d"][:, i, 0]) and np.allclose(tr.y, g["pca_2d"][:, i, 1])
+            assert len(tr.x) == result.model.cfg.n_layers + 1
 
 
 def test_mimebundle_is_offline_and_unique_per_render(result, tmp_path):

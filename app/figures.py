@@ -82,63 +82,93 @@ def heatmap(result, layer: int, head: int, measure: str = "weight") -> go.Figure
         f"‖weight · v W_O‖₂: {MOVED_UNITS}{masked}", f"colours from 0 to the head's largest, {peak(z, measure):.4f}"))
     fig.update_layout(
         title=dict(text=title, font=dict(size=14)),
-        xaxis=dict(title="key", tickvals=list(range(n)), ticktext=labels, tickangle=-45, side="bottom", showgrid=False),
-        yaxis=dict(title="query", tickvals=list(range(n)), ticktext=labels, autorange="reversed", showgrid=False),
+        # no grid or zero lines (as static/js/views/heatmap.js): plotly draws them on the background that the
+        # masked cells leave empty, so the zero line at query 0 crossed the whole masked row
+        xaxis=dict(title="key", tickvals=list(range(n)), ticktext=labels, tickangle=-45, side="bottom", showgrid=False,
+                   zeroline=False),
+        yaxis=dict(title="query", tickvals=list(range(n)), ticktext=labels, autorange="reversed", showgrid=False,
+                   zeroline=False),
         plot_bgcolor=MASKED, width=max(600, side + 120), height=max(420, side), font=FONT,
         margin=dict(l=90, r=20, t=100 if moved else 60, b=90))
     return fig
 
 
 def grid_matrix(result, measure: str = "weight") -> tuple[list[list[float | None]], int, list[list[list[float | None]]]]:
-    """Every layer x head as one mosaic [layer * (n + 1)][head * (n + 1)]: block (L, h) starts at
-    row L * (n + 1), column h * (n + 1); the separating row/column and masked cells are None. For what
-    moved each block is divided by its head's largest value (the explorer's thumbnails), so the
-    mosaic is in [0, 1] either way. Also returns the values themselves, [layer][head][query][key]."""
+    """Every layer x head as one mosaic [head * step][layer * step], as the explorer lays it out
+    (static/js/views/grid.js: layers left to right, heads top to bottom): block (L, h) starts at row
+    h * step, column L * step, step = n + gap; the gap rows/columns between blocks and the masked cells
+    are None. For what moved each block is divided by its head's largest value (the explorer's
+    thumbnails), so the mosaic is in [0, 1] either way. Returns (mosaic, step, the values themselves
+    [layer][head][query][key])."""
     cfg, n = result.model.cfg, len(result.tokens)
-    step = n + 1
-    z = [[None] * (cfg.n_heads * step - 1) for _ in range(cfg.n_layers * step - 1)]
+    # the explorer leaves 3 px between thumbnails of about 40: one cell up to 18 tokens, then about 8% of n,
+    # so that long texts' thumbnails stay apart
+    step = n + max(1, round(0.08 * n))
+    z = [[None] * (cfg.n_layers * step - step + n) for _ in range(cfg.n_heads * step - step + n)]
     values = [[masked_values(result, L, h, measure) for h in range(cfg.n_heads)] for L in range(cfg.n_layers)]
     for L in range(cfg.n_layers):
         for h in range(cfg.n_heads):
             top = peak(values[L][h], measure)
             for q, row in enumerate(values[L][h]):
-                z[L * step + q][h * step:h * step + n] = row if top == 1.0 else [None if v is None else v / top for v in row]
+                z[h * step + q][L * step:L * step + n] = row if top == 1.0 else [None if v is None else v / top for v in row]
     return z, step, values
 
 
+# The explorer's thumbnails paint a masked cell grey at 40/255 opacity over the panel (grid.js); the
+# export draws the same grey on top of the cells the mosaic leaves empty, so a thumbnail reads as a
+# square with its masked half greyed out, and the white gaps between thumbnails stay white.
+GRID_MASKED = "rgba(128, 128, 128, 0.157)"
+# a thumbnail's side in CSS px: the explorer's (grid.js: its panel's width over the layers, 18 to 72 px),
+# for a figure about 960 px wide; at least one px per cell
+GRID_WIDTH, GRID_PITCH = 960, (18, 72)
+
+
 def grid(result, measure: str = "weight") -> go.Figure:
+    """Every head's pattern as a thumbnail, as the explorer's grid shows them: layers left to right, heads
+    top to bottom, brightness √weight (SQRT_VIRIDIS_SCALE), the causal mask grey."""
     cfg, n = result.model.cfg, len(result.tokens)
     moved = measure == "moved"
     z, step, values = grid_matrix(result, measure)
     labels = [label(t.text) for t in result.tokens]
     custom = [[None] * len(z[0]) for _ in z]
+    mask = [[None] * len(z[0]) for _ in z]
     for r in range(len(z)):
-        L, q = divmod(r, step)
+        h, q = divmod(r, step)
         for c in range(len(z[0])):
-            h, k = divmod(c, step)
+            L, k = divmod(c, step)
             if q < n and k < n:
                 custom[r][c] = [L, h, labels[q], labels[k]] + ([values[L][h][q][k]] if moved else [])
+                if values[L][h][q][k] is None:
+                    mask[r][c] = 1
     hover = "layer %{customdata[0]}, head %{customdata[1]}<br>query %{customdata[2]}<br>key %{customdata[3]}<br>"
     hover += "moved %{customdata[4]:.4f} (%{z:.0%} of the head's largest)" if moved else "weight %{z:.4f}"
     fig = result.figure_type(go.Heatmap(
-        z=z, customdata=custom, zmin=0, zmax=1, colorscale=SQRT_VIRIDIS_SCALE, hoverongaps=False,
+        z=z, customdata=custom, zmin=0, zmax=1, colorscale=SQRT_VIRIDIS_SCALE, hoverongaps=False, name="heads",
         colorbar=dict(title=dict(text="moved ÷<br>the head's<br>largest" if moved else "weight"),
-                      tickvals=[0, 0.05, 0.2, 0.4, 0.6, 0.8, 1]),
+                      tickvals=[0, 0.1, 0.25, 0.5, 0.75, 1]),
         hovertemplate=hover + "<extra></extra>"))
+    if result.model.cfg.causal:
+        fig.add_trace(go.Heatmap(z=mask, zmin=0, zmax=1, colorscale=[[0, GRID_MASKED], [1, GRID_MASKED]], showscale=False,
+                                 hoverinfo="skip", name="masked"))
     centre = (n - 1) / 2
-    cell = max(3, min(10, 60 // max(n, 1)))
+    pitch = max(step, min(GRID_PITCH[1], max(GRID_PITCH[0], GRID_WIDTH // cfg.n_layers)))  # px per thumbnail
+    every = 5 if pitch < 24 else 1  # grid.js labels every fifth layer when thumbnails are this small
+    how = "layers left to right, heads top to bottom, as on screen; brightness follows √"
     title = f"{result.model.id}: every layer x head" + (
         " · what it moved" + subtitle(f"‖weight · v W_O‖₂: {MOVED_UNITS}",
-                                      "each head's colours from 0 to its own largest; brightness follows √, as on screen")
-        if moved else subtitle("brightness follows √weight, as on screen"))
+                                      f"{how}(moved ÷ the head's largest)") if moved else subtitle(f"{how}weight"))
+    top = 135 if moved else 110  # the title, then the layer axis' title and labels
+    height = max(360, cfg.n_heads * pitch + top + 30)
     fig.update_layout(
-        title=dict(text=title),
-        xaxis=dict(tickvals=[h * step + centre for h in range(cfg.n_heads)], ticktext=[f"H{h}" for h in range(cfg.n_heads)],
-                   side="top", showgrid=False, zeroline=False, constrain="domain"),
-        yaxis=dict(tickvals=[L * step + centre for L in range(cfg.n_layers)], ticktext=[f"L{L}" for L in range(cfg.n_layers)],
-                   autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x"),
-        plot_bgcolor="white", font=FONT, width=max(500, cfg.n_heads * step * cell + 160),
-        height=max(400, cfg.n_layers * step * cell + 100), margin=dict(l=50, r=20, t=135 if moved else 110, b=20))
+        title=dict(text=title, yref="container", y=1 - 34 / height, yanchor="top"),
+        xaxis=dict(title=dict(text="layer"), tickvals=[L * step + centre for L in range(0, cfg.n_layers, every)],
+                   ticktext=[str(L) for L in range(0, cfg.n_layers, every)], side="top", showgrid=False, zeroline=False,
+                   constrain="domain"),
+        yaxis=dict(title=dict(text="head"), tickvals=[h * step + centre for h in range(cfg.n_heads)],
+                   ticktext=[str(h) for h in range(cfg.n_heads)], autorange="reversed", showgrid=False, zeroline=False,
+                   scaleanchor="x", constrain="domain"),
+        plot_bgcolor="white", font=FONT, width=max(560, cfg.n_layers * pitch + 170),
+        height=height, margin=dict(l=60, r=20, t=top, b=20))
     return fig
 
 

@@ -9,10 +9,15 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import plotly.offline
 import pytest
 
+import attnscope
+from app.style import MASKED
 from attnscope import cli
+from tests.client import post_ok
+from tests.test_figures import masked_cells, plotly_png, rgb
 
 TEXT = "a fluffy blue creature"
 # (view, suffix, extra arguments)
@@ -93,6 +98,17 @@ def test_csv(exports, pattern, texts, smol):
     assert len(emb) - 1 == (smol.cfg.n_layers + 1) * n and emb[1][0] == "embed" and emb[-1][0] == "29"
 
 
+def test_embeddings_are_the_compare_pages_numbers(exports, client):
+    """The web page's normalisation (/compare asks /api/residual for normalize true), and its numbers."""
+    res = post_ok(client, "/api/residual", text=TEXT, normalize=True)
+    rows = list(csv.DictReader(io.StringIO(exports["embeddings", "csv"][0].read_text())))
+    assert len(rows) == len(res["layers"]) * len(res["tokens"])
+    for r in rows:
+        want = res["pca_2d"][res["layers"].index(r["boundary"])][int(r["token_index"])]
+        # 7 and 5 decimals of the same float64 PCA: at most 0.5e-7 + 0.5e-5 apart
+        assert abs(float(r["pc1"]) - want[0]) <= 0.6e-5 and abs(float(r["pc2"]) - want[1]) <= 0.6e-5
+
+
 def test_html(exports, pattern, texts):
     path, stdout = exports["heatmap", "html"]
     html = path.read_text()
@@ -111,6 +127,15 @@ def test_png(exports):
     w, h = struct.unpack(">II", blob[16:24])
     assert w > 300 and h > 300 and len(blob) > 10_000
     assert "Chromium" in stdout or "kaleido" in stdout  # says which renderer made it
+
+
+def test_png_has_no_line_across_the_masked_cells(exports, smol, browser):
+    """The PNG is the figure at scale 2: its plot area is the in-page figure's, doubled; every masked
+    pixel is the masked grey (plotly's zero line crossed query 0's masked row in white)."""
+    _, box = plotly_png(browser, attnscope.run(TEXT, model=smol).heatmap(2, 3))
+    pixels = masked_cells(exports["heatmap", "png"][0].read_bytes(), tuple(2 * v for v in box), len(smol.tokenize(TEXT)))
+    assert len(pixels) > 0.3 * 4 * box[2] * box[3]
+    assert (np.abs(pixels - rgb(MASKED)).max(-1) > 2).sum() == 0
 
 
 def test_svg(exports):

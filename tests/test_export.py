@@ -296,12 +296,12 @@ def test_moved_html_says_what_it_shows_and_is_scaled_as_on_screen(client):
     assert "what it moved" in g["layout"]["title"]["text"]
     # brightness √, as grid.js draws the thumbnails: the colour at a quarter of the head's largest is viridis(½)
     assert [0.25, viridis(0.5)] in g["data"][0]["colorscale"] and [1.0, viridis(1.0)] in g["data"][0]["colorscale"]
-    for L, h in [(0, 0), (2, 3), (29, 8)]:
-        block = [row[h * (n + 1):h * (n + 1) + n] for row in z[L * (n + 1):L * (n + 1) + n]]
+    for L, h in [(0, 0), (2, 3), (29, 8)]:  # layers left to right, heads top to bottom, as the explorer's grid
+        block = [row[L * (n + 1):L * (n + 1) + n] for row in z[h * (n + 1):h * (n + 1) + n]]
         top = max(max(r) for r in full[str(L)][h])
         assert max(v for r in block for v in r if v is not None) == 1.0
         assert all(abs(block[i][j] - full[str(L)][h][i][j] / top) < 1e-12 for i in range(n) for j in range(i + 1))
-        assert custom[L * (n + 1) + n - 1][h * (n + 1)][4] == full[str(L)][h][n - 1][0]
+        assert custom[h * (n + 1) + n - 1][L * (n + 1)][4] == full[str(L)][h][n - 1][0]
     # the arrows: strokes follow moved / the head's largest, as the explorer's arrows do
     a = figure_json(export(client, "arrows.html", text=TEXT, layer=2, head=3, token=4, measure="moved").text)
     arcs = [t for t in a["data"] if t["name"] != "tokens"]

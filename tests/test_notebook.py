@@ -79,15 +79,26 @@ def test_token_labels_are_escaped_for_plotly(smol):
 
 
 def test_grid_blocks_are_every_heads_pattern(smol, result):
+    """As the explorer's grid (static/js/views/grid.js): layers left to right, heads top to bottom."""
     fig = result.grid()
     z, n = fig.data[0].z, len(result.tokens)
     run = smol.run(TEXT)
     cfg = smol.cfg
-    assert len(z) == cfg.n_layers * (n + 1) - 1 and len(z[0]) == cfg.n_heads * (n + 1) - 1
+    assert len(z) == cfg.n_heads * (n + 1) - 1 and len(z[0]) == cfg.n_layers * (n + 1) - 1
     for L in range(cfg.n_layers):
         for h in range(cfg.n_heads):
-            block = [row[h * (n + 1):h * (n + 1) + n] for row in z[L * (n + 1):L * (n + 1) + n]]
+            block = [row[L * (n + 1):L * (n + 1) + n] for row in z[h * (n + 1):h * (n + 1) + n]]
             assert_same_z(block, expected_z(run[f"blocks.{L}.attn.hook_pattern"][h], causal=True))
+            assert fig.data[0].customdata[h * (n + 1) + n - 1][L * (n + 1)][:2] == [L, h]  # hover names the head
+    # the axes say so: layers along the top, heads down the side, each label at its thumbnails' centre
+    assert fig.layout.xaxis.title.text == "layer" and list(fig.layout.xaxis.ticktext) == [str(L) for L in range(cfg.n_layers)]
+    assert fig.layout.yaxis.title.text == "head" and list(fig.layout.yaxis.ticktext) == [str(h) for h in range(cfg.n_heads)]
+    assert fig.layout.xaxis.tickvals[3] == 3 * (n + 1) + (n - 1) / 2 and fig.layout.yaxis.autorange == "reversed"
+    # the causal mask is grey, as the screen's thumbnails: a second trace covering exactly the masked cells
+    mask = fig.data[1].z
+    assert fig.data[1].hoverinfo == "skip" and fig.data[1].showscale is False
+    assert all((mask[r][c] is not None) == (r % (n + 1) < n and c % (n + 1) < n and c % (n + 1) > r % (n + 1))
+               for r in range(len(z)) for c in range(len(z[0])))
 
 
 def test_arrows_go_from_each_key_to_the_query(smol, result):
@@ -144,9 +155,9 @@ def test_moved_views_hold_what_each_head_moved(smol, result):
     assert "what it moved" not in (result.heatmap(2, 3).layout.title.text or "")  # the default stays the weights
     grid = result.grid(measure="moved")
     z = grid.data[0].z
-    for L, h in [(0, 0), (2, 3), (29, 8)]:
-        block = np.array([[np.nan if v is None else v for v in row[h * (n + 1):h * (n + 1) + n]]
-                          for row in z[L * (n + 1):L * (n + 1) + n]])
+    for L, h in [(0, 0), (2, 3), (29, 8)]:  # block (L, h): heads are rows, layers columns (the explorer's layout)
+        block = np.array([[np.nan if v is None else v for v in row[L * (n + 1):L * (n + 1) + n]]
+                          for row in z[h * (n + 1):h * (n + 1) + n]])
         want = moved_by_hand(smol, L, h)
         assert np.nanmax(block) == 1.0  # each head scaled to its own largest, as the explorer's thumbnails
         assert np.allclose(np.tril(np.nan_to_num(block)), np.tril(want / want.max()), atol=2 * MOVED_TOL / want.max())
@@ -196,7 +207,7 @@ def test_mimebundle_is_offline_and_unique_per_render(result, tmp_path):
     assert float(m.group(2)) == pytest.approx(row.max(), abs=0.005)
     # the static SVG: one rect per (query, key), masked ones grey
     svg = ET.fromstring(first["image/svg+xml"])
-    rects = svg.findall("{http://www.w3.org/2000/svg}rect")
+    rects = svg.find("{http://www.w3.org/2000/svg}g").findall("{http://www.w3.org/2000/svg}rect")
     n = len(result.tokens)
     assert len(rects) == n * n
     assert sum(r.get("fill") == "#d9d9d9" for r in rects) == n * (n - 1) // 2

@@ -2,6 +2,7 @@
 driven by Playwright. A missing browser is a failure that says what to install, never a skip."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,19 +13,25 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
-def server(cache_dir, smol, minilm):
-    """The app as users get it: `uvicorn app.main:app`, both models preloaded."""
-    env = {**os.environ, "ATTNSCOPE_CACHE_DIR": str(cache_dir), "ATTNSCOPE_PRELOAD": "all", "WORKERS": "1"}
+@contextmanager
+def ready_server(env: dict):
+    """A Server on env, ready (or the test fails with its output), closed afterwards."""
     s = Server(env)
     try:
         try:
             s.wait_ready(120)
         except ServerError as e:
             pytest.fail(str(e), pytrace=False)
-        yield s.url
+        yield s
     finally:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def server(cache_dir, smol, minilm):
+    """The app as users get it: `uvicorn app.main:app`, both models preloaded."""
+    with ready_server({**os.environ, "ATTNSCOPE_CACHE_DIR": str(cache_dir), "ATTNSCOPE_PRELOAD": "all", "WORKERS": "1"}) as s:
+        yield s.url
 
 
 # Every wait here ends as soon as its condition holds, so its bound costs nothing when things go

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_embed import embed_frame
-from tests.live_server import Server, ServerError
+from tests.e2e.conftest import ready_server
 
 DECK = """<!doctype html>
 <html><head><meta charset="utf-8"><title>slides</title></head>
@@ -50,15 +50,8 @@ def public_server(cache_dir, smol):
     to it, as a reverse proxy would) while the browser also opens it at http://127.0.0.1:PORT: two
     origins of one server, so every link can be told apart."""
     env = {**os.environ, "ATTNSCOPE_CACHE_DIR": str(cache_dir), "ATTNSCOPE_PRELOAD": "default", "ATTNSCOPE_PUBLIC_URL": PUBLIC}
-    s = Server(env)
-    try:
-        try:
-            s.wait_ready(120)
-        except ServerError as e:
-            pytest.fail(str(e), pytrace=False)
+    with ready_server(env) as s:
         yield s.url, PUBLIC
-    finally:
-        s.close()
 
 
 def test_with_a_public_url_snippets_and_links_use_it(page, public_server):

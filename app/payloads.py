@@ -13,7 +13,7 @@ from .http import ApiError, dumps
 from .lesson import (COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, FRANCE_SENTENCE, LESSON_SENTENCE, MOLE_MEANINGS,
                      MOLE_SENTENCES, TOWER_SENTENCES)
 from .runs import Runner
-from .schemas import (AttentionRequest, AttributionRequest, CompareRequest, HeadRequest, HeadsRequest, LensRequest,
+from .schemas import (AttentionRequest, AttributionRequest, CompareRequest, FlowRequest, HeadRequest, HeadsRequest, LensRequest,
                       PredictionsRequest, ResidualRequest, RolloutRequest)
 
 log = logging.getLogger("attnscope.api")
@@ -152,6 +152,36 @@ def attribution_payload(runner: Runner, req: AttributionRequest) -> dict:
     ref = lambda i: None if i is None else {"id": i, "text": model.tokenizer.id_text(i)}  # noqa: E731
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "position": position, "target": ref(target),
             "contrast": ref(req.contrast), **a}
+
+
+FLOW_TOP_HEADS = 3  # heads named per attention edge
+
+
+def flow_payload(runner: Runner, req: FlowRequest) -> dict:
+    """The information flow graph: every block's importances (attention edges above min_importance,
+    with the heads that moved most along each), and the routes to one token for one threshold."""
+    model = runner.model(req.model)
+    cr = runner.run(model, req.text)
+    n = len(cr.run.tokens)
+    position = n - 1 if req.position is None else req.position
+    if not 0 <= position < n:
+        raise ApiError(422, "out_of_range", f"position {position} is out of range: the text has positions 0-{n - 1}")
+    f = runner.runs.get_or_compute((model.id, "flow", req.text), lambda: contributions.flow(cr))
+    # rounded as sent, in float64: the graph here and one a client rebuilds compare the same numbers
+    r = contributions.Flow(*(np.round(a.astype(np.float64), 4) for a in (f.attention, f.attention_residual, f.mlp, f.mlp_residual)))
+    layers = []
+    for L in range(model.cfg.n_layers):
+        i, j = map(np.ascontiguousarray, np.nonzero(r.attention[L] >= req.min_importance))  # (nonzero's are strided views)
+        moved = contributions.moved(cr, L)[:, i, j].T  # [edge, head]
+        top = np.ascontiguousarray(np.argsort(-moved, axis=1, kind="stable")[:, :FLOW_TOP_HEADS])
+        layers.append({"query": i, "key": j, "importance": r.attention[L, i, j], "heads": top,
+                       "moved": np.round(np.take_along_axis(moved, top, 1).astype(np.float64), 4)})
+    graph = [{"kind": k, "layer": L, "source": s, "target": t, "importance": imp}
+             for k, L, s, t, imp in contributions.flow_routes(r, position, req.threshold)]
+    return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "n_layers": model.cfg.n_layers,
+            "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "layers": [str(L) for L in range(model.cfg.n_layers)],
+            "position": position, "threshold": req.threshold, "min_importance": req.min_importance, "attention": layers,
+            "attention_residual": r.attention_residual, "mlp": r.mlp, "mlp_residual": r.mlp_residual, "graph": graph}
 
 
 def residual_payload(runner: Runner, req: ResidualRequest) -> dict:

@@ -7,7 +7,7 @@ forward pass), so these classes describe the JSON rather than build it.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .lesson import LESSON_SENTENCE, MOLE_SENTENCES
 from .text import Text
@@ -73,6 +73,21 @@ class AttributionRequest(TextRequest):
     contrast: int | None = Field(None, ge=0, description="a second token id: explain logit(target) - logit(contrast)")
 
 
+class FlowRequest(TextRequest):
+    position: int | None = Field(None, description="the token whose routes `graph` holds, at the top layer (default: the last)")
+    threshold: float = Field(0.04, ge=0.001, le=1, description="τ: an edge is kept when its importance is at least this "
+                                                               "(and it leads to a node already kept)")
+    min_importance: float = Field(0.01, ge=0.001, le=1, description="attention edges below this are left out of `attention` "
+                                                                    "(the graph for any threshold >= it can be rebuilt from the response)")
+
+    @model_validator(mode="after")
+    def _threshold_at_least_min_importance(self):
+        if self.threshold < self.min_importance:
+            raise ValueError(f"threshold {self.threshold} is below min_importance {self.min_importance}: the edges the "
+                             "graph would need are not listed; lower min_importance too")
+        return self
+
+
 class ResidualRequest(TextRequest):
     normalize: bool = Field(False, description="fit the PCA on unit-length vectors (directions only)")
 
@@ -132,6 +147,47 @@ class RolloutPublic(BaseModel):
     rollout: list[list[list[float]]] = Field(
         description="rollout[L][i][j]: the share of input token j in position i after layer L (Abnar & Zuidema 2020): "
                     "Ã_L = ½·mean_h(A_L) + ½·I with rows renormalised, R_0 = Ã_0, R_L = Ã_L · R_(L-1); rows sum to 1")
+
+
+class FlowLayerEdges(BaseModel):
+    query: list[int] = Field(description="the position the edge leads to (its node x^{L,mid})")
+    key: list[int] = Field(description="the position it comes from (its node x^L)")
+    importance: list[float] = Field(description="z_ij's importance in x_i^{L,mid}, 4 decimals")
+    heads: list[list[int]] = Field(description="per edge, the heads that moved most along it, largest first (up to 3)")
+    moved: list[list[float]] = Field(description="per edge, those heads' moved = ‖A^h[i, j] · v_j W_O^h‖₂ (Kobayashi et al. "
+                                                 "2020): the size of each head's part of z_ij")
+
+
+class FlowEdge(BaseModel):
+    kind: Literal["attention", "attention_residual", "mlp", "mlp_residual"] = Field(
+        description="attention: x_source^L -> x_target^{L,mid}; attention_residual: x_target^L -> x_target^{L,mid}; "
+                    "mlp and mlp_residual: x_target^{L,mid} -> x_target^{L+1} (source == target but for attention)")
+    layer: int
+    source: int = Field(description="token position the edge comes from")
+    target: int = Field(description="token position the edge leads to")
+    importance: float
+
+
+class FlowPublic(BaseModel):
+    model: str
+    tokens: list[TokenPublic]
+    n_layers: int
+    n_heads: int
+    causal: bool
+    layers: list[str] = Field(description="layer L, for L = 0 .. n_layers - 1")
+    position: int
+    threshold: float
+    min_importance: float
+    attention: list[FlowLayerEdges] = Field(
+        description="attention[L]: layer L's attention edges with importance >= min_importance. The attention block at i "
+                    "sums the residual x_i^L and, for every key j, z_ij = Σ_h A^h[i, j] · v_j W_O^h; a part z's importance is "
+                    "prox(z, y) / Σ_parts prox, prox(z, y) = max(0, ‖y‖₁ − ‖y − z‖₁), y the block's output (biases "
+                    "included; post-LN models: the sum before the LayerNorm) (Ferrando & Voita 2024)")
+    attention_residual: list[list[float]] = Field(description="[layer][pos] the residual x_i^L's importance in x_i^{L,mid}")
+    mlp: list[list[float]] = Field(description="[layer][pos] the MLP output's importance in x_i^{L+1}")
+    mlp_residual: list[list[float]] = Field(description="[layer][pos] the residual x_i^{L,mid}'s importance in x_i^{L+1}")
+    graph: list[FlowEdge] = Field(description="the routes to `position`: from its node at the top, layer by layer down, the "
+                                              "edges with importance >= threshold whose target node is already kept")
 
 
 class TokenRef(BaseModel):

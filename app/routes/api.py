@@ -1,5 +1,5 @@
 """The JSON API: /api/models, /api/attention, /api/head, /api/predictions, /api/residual, the
-lessons' /api/compare, /api/lens, /api/heads, and what moved: /api/rollout, /api/attribution.
+lessons' /api/compare, /api/lens, /api/heads, and what moved: /api/rollout, /api/attribution, /api/flow.
 
 Each route resolves what it can on the event loop (model id, cache), and does the work (forward
 pass, encoding) in the compute pool via Runner.respond; the payloads are app/payloads.py's, and one
@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from .. import payloads
 from ..deps import RunnerDep
 from ..schemas import (AttentionPublic, AttentionRequest, AttributionPublic, AttributionRequest, ComparePublic, CompareRequest,
-                       ErrorPublic, HeadPublic, HeadRequest, HeadsPublic, HeadsRequest, LensPublic, LensRequest, ModelsPublic,
-                       PredictionsPublic, PredictionsRequest, ResidualPublic, ResidualRequest, RolloutPublic, RolloutRequest)
+                       ErrorPublic, FlowPublic, FlowRequest, HeadPublic, HeadRequest, HeadsPublic, HeadsRequest, LensPublic,
+                       LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest, ResidualPublic, ResidualRequest,
+                       RolloutPublic, RolloutRequest)
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -64,6 +65,15 @@ async def attribution(req: AttributionRequest, request: Request, runner: RunnerD
     MLP and the biases wrote at that position (direct logit attribution; the parts sum to the logit)."""
     key = (req.model, "attribution", req.text, req.position, req.target, req.contrast)
     return await runner.respond(request, key, lambda: payloads.attribution_payload(runner, req))
+
+
+@router.post("/flow", response_model=FlowPublic, responses=ERRORS)
+async def flow(req: FlowRequest, request: Request, runner: RunnerDep):
+    """The information flow graph (Ferrando & Voita 2024): how much each part of every block (the
+    residual, what the heads wrote from each token, the MLP) makes up its output, and the routes that
+    lead to one token at the top, kept where each edge's importance is at least the threshold."""
+    key = (req.model, "flow", req.text, req.position, req.threshold, req.min_importance)
+    return await runner.respond(request, key, lambda: payloads.flow_payload(runner, req))
 
 
 @router.post("/residual", response_model=ResidualPublic, responses=ERRORS)

@@ -54,7 +54,7 @@ def get(path_and_query: str, headers=API):
 
 
 TEXT = {"/api/attention": {}, "/api/head": {"layer": 0, "head": 0}, "/api/predictions": {}, "/api/residual": {},
-        "/api/lens": {}, "/api/heads": {}, "/api/rollout": {}, "/api/attribution": {}}
+        "/api/lens": {}, "/api/heads": {}, "/api/rollout": {}, "/api/attribution": {}, "/api/flow": {}}
 
 
 def requests_for(path: str, text: str | None) -> list[tuple[str, str, dict]]:

@@ -157,7 +157,7 @@ export function drawFlow(el, data, { position, threshold, onPick = () => {} }) {
     }
     const r = Math.sqrt(importance);  // width and opacity grow with importance; the root keeps a 0.05 edge visible beside a 0.9 one
     lines.append(svgEl("path", { d, class: `flow-edge flow-${kind}`, "stroke-width": (0.6 + 4.4 * r).toFixed(2),
-      "stroke-opacity": (0.3 + 0.7 * r).toFixed(3), "data-k": k }));
+      "stroke-opacity": (0.3 + 0.7 * r).toFixed(3), "data-k": k, "data-edge": `${kind} ${L} ${j} ${i}` }));
     hits.append(svgEl("path", { d, class: "flow-hit", "data-k": k }));
   });
   g.append(lines);
@@ -218,6 +218,7 @@ export function summary(data, position, threshold, edges) {
   const top = quoted(data.tokens[position].text);
   if (!inputs.length) return `At τ = ${threshold}, no route from the input reaches ${top} (${position}): lower the threshold.`;
   const across = edges.filter((e) => e.kind === "attention" && e.source !== e.target).length;
+  const names = inputs.slice(0, 10).map((j) => quoted(data.tokens[j].text)).join(", ") + (inputs.length > 10 ? `, and ${inputs.length - 10} more` : "");
   return `At τ = ${threshold}, ${edges.length} edges lead from ${inputs.length} input token${inputs.length > 1 ? "s" : ""} `
-    + `(${inputs.map((j) => quoted(data.tokens[j].text)).join(", ")}) to ${top} (${position}) at the top; ${across} of them carry information from one token to another.`;
+    + `(${names}) to ${top} (${position}) at the top; ${across} of them carry information from one token to another.`;
 }

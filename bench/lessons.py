@@ -1,8 +1,8 @@
 """Lesson endpoints against one bare forward of the same text, side by side in one run:
 POST /api/compare with 4 sentences, POST /api/lens and POST /api/heads at 32 tokens,
 /api/predictions with heads switched off, and what moved: /api/attention measure=moved (all
-layers, uint8, as the grid asks), /api/rollout and /api/attribution. In-process (FastAPI's TestClient), caches off, a new
-text for every repetition, medians.
+layers, uint8, as the grid asks), /api/rollout, /api/attribution and /api/flow (also at 128 and 512 tokens,
+with its response size). In-process (FastAPI's TestClient), caches off, a new text for every repetition, medians.
 
     .venv/bin/python bench/lessons.py [--runs 9]
 """
@@ -58,6 +58,7 @@ def main():
             ("/api/attention moved, all, uint8", median_ms(lambda r: post("/api/attention", text=text(r), encoding="uint8", measure="moved"), args.runs), fwd32),
             ("/api/rollout", median_ms(lambda r: post("/api/rollout", text=text(r)), args.runs), fwd32),
             ("/api/attribution (top-1, last)", median_ms(lambda r: post("/api/attribution", text=text(r)), args.runs), fwd32),
+            ("/api/flow (defaults)", median_ms(lambda r: post("/api/flow", text=text(r)), args.runs), fwd32),
         ]
         sents = lambda r: [f"{s} {r}" for s in MOLE]  # noqa: E731
         fwd4 = median_ms(lambda r: [model.run(s, names=names, logits=None) for s in sents(r)], args.runs)
@@ -68,6 +69,20 @@ def main():
             print(f"{name + ' (32 tokens)':38} {ms:8.1f} {base:16.1f} {ms / base:6.2f}")
         print(f"{'/api/compare, 4 short sentences':38} {comp:8.1f} {fwd1:16.1f} {comp / fwd1:6.2f}   (vs one sentence's forward)")
         print(f"{'':38} {'':8} {fwd4:16.1f} {comp / fwd4:6.2f}   (vs the 4 forwards it needs)")
+
+        # /api/flow's cost grows as n² d_model per layer (every z_ij is a d_model vector): longer texts
+        print(f"\n{'/api/flow at n tokens':38} {'ms':>8} {'bare forward ms':>16} {'ratio':>6} {'JSON kB':>8} {'gzip kB':>8}")
+        long_text = (BASE32 + " ") * 20
+        for n in (128, 512):
+            cut = long_text[:model.tokenizer.encode(long_text)[n - 4].end]  # n - 3 tokens; "{r} " adds a few
+            at = lambda r: f"{r} {cut}"  # noqa: E731  (a new text each time)
+            runs = max(3, args.runs // 3)
+            fwd = median_ms(lambda r: model.run(at(r), names=names, logits=None), runs)
+            ms = median_ms(lambda r: post("/api/flow", text=at(r)), runs)
+            body = post("/api/flow", text=at(99)).content
+            gz = c.post("/api/flow", json={"text": at(99)}, headers={"Accept-Encoding": "gzip"})
+            print(f"{'/api/flow (' + str(len(model.tokenize(at(0)))) + ' tokens)':38} {ms:8.1f} {fwd:16.1f} {ms / fwd:6.2f} "
+                  f"{len(body) / 1e3:8.0f} {int(gz.headers.get('content-length', len(gz.content))) / 1e3:8.0f}")
 
 
 if __name__ == "__main__":

@@ -100,4 +100,10 @@ def test_the_encoder_s_graph(page, server):
     j = api_flow(server, model="all-minilm-l6-v2", position=0)
     assert drawn(page) == routes(j)
     assert any(e["source"] > e["target"] for e in j["graph"] if e["kind"] == "attention")  # later tokens reach [CLS]
+    # the keyboard: Enter on a top token picks it, and the focus stays on it
+    page.focus('.flow-pick[data-i="2"]')
+    page.keyboard.press("Enter")
+    wait_flow(page, "all-minilm-l6-v2|2|0.04")
+    assert drawn(page) == routes(api_flow(server, model="all-minilm-l6-v2", position=2))
+    assert page.evaluate("() => document.activeElement.dataset.i") == "2"
     assert not page.errors

@@ -179,7 +179,9 @@ export function drawFlow(el, data, { position, threshold, onPick = () => {} }) {
     text(pick, short, { x: x(i), y: 19 });
     g.append(pick);
   }
+  const focused = p.graph.contains(document.activeElement) ? document.activeElement.closest(".flow-pick")?.dataset.i : undefined;
   p.graph.replaceChildren(g);
+  if (focused !== undefined) p.graph.querySelector(`.flow-pick[data-i="${focused}"]`)?.focus();  // a keyboard pick keeps its place
 
   const show = (k) => {
     for (const e of p.graph.querySelectorAll(".flow-edge.hot")) e.classList.remove("hot");

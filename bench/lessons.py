@@ -37,7 +37,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
-    app = create_app(Settings(preload="default", run_cache_mb=0, response_cache_mb=0))
+    app = create_app(Settings(preload="default", run_cache_mb=0, response_cache_mb=0, allowed_hosts="testserver"))  # TestClient's Host
     with TestClient(app) as c:
         model = app.state.registry.get()
         names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
@@ -70,20 +70,31 @@ def main():
         print(f"{'/api/compare, 4 short sentences':38} {comp:8.1f} {fwd1:16.1f} {comp / fwd1:6.2f}   (vs one sentence's forward)")
         print(f"{'':38} {'':8} {fwd4:16.1f} {comp / fwd4:6.2f}   (vs the 4 forwards it needs)")
 
-        # /api/flow's cost grows as n² d_model per layer (every z_ij is a d_model vector): longer texts
-        print(f"\n{'/api/flow at n tokens':38} {'ms':>8} {'bare forward ms':>16} {'ratio':>6} {'JSON kB':>8} {'gzip kB':>8}")
+        # /api/flow's cost grows as n² d_model per layer (every z_ij is a d_model vector). At each length,
+        # interleaved pairs (a bare forward, a pause, /api/flow, a pause) on a new text each, so a load
+        # that changes during the run moves both sides of a pair alike; the ratio is the pairs' median.
+        print(f"\n{'/api/flow at n tokens (pairs)':38} {'ms':>8} {'bare forward ms':>16} {'ratio':>6} {'JSON kB':>8} {'gzip kB':>8}")
         long_text = (BASE32 + " ") * 20
-        for n in (128, 512):
+        for n in (34, 128, 512):
             cut = long_text[:model.tokenizer.encode(long_text)[n - 4].end]  # n - 3 tokens; "{r} " adds a few
             at = lambda r: f"{r} {cut}"  # noqa: E731  (a new text each time)
-            runs = max(3, args.runs // 3)
-            fwd = median_ms(lambda r: model.run(at(r), names=names, logits=None), runs)
-            ms = median_ms(lambda r: post("/api/flow", text=at(r)), runs)
+            post("/api/flow", text=at(-1))  # warm-up
+            pairs = []
+            for r in range(max(3, args.runs // 2)):
+                t = time.perf_counter()
+                model.run(at(2 * r), names=names, logits=None)
+                fwd = time.perf_counter() - t
+                time.sleep(0.5)
+                t = time.perf_counter()
+                post("/api/flow", text=at(2 * r + 1))
+                pairs.append((time.perf_counter() - t, fwd))
+                time.sleep(0.5)
+            ms, fwd = (1000 * statistics.median(p[k] for p in pairs) for k in (0, 1))
+            ratio = statistics.median(a / b for a, b in pairs)
             body = post("/api/flow", text=at(99)).content
             gz = c.post("/api/flow", json={"text": at(99)}, headers={"Accept-Encoding": "gzip"})
-            print(f"{'/api/flow (' + str(len(model.tokenize(at(0)))) + ' tokens)':38} {ms:8.1f} {fwd:16.1f} {ms / fwd:6.2f} "
+            print(f"{'/api/flow (' + str(len(model.tokenize(at(0)))) + ' tokens)':38} {ms:8.1f} {fwd:16.1f} {ratio:6.2f} "
                   f"{len(body) / 1e3:8.0f} {int(gz.headers.get('content-length', len(gz.content))) / 1e3:8.0f}")
-
 
 if __name__ == "__main__":
     main()

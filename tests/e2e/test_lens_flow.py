@@ -62,6 +62,9 @@ def test_the_graph_on_screen_is_the_api_s(page, server):
     info = page.text_content(".flow-info")
     assert info.startswith(f"Layer {L}, attention") and f"({src}) → " in info and f"importance {a['importance'][e]:.4f}" in info
     assert ", ".join(f"H{h} {m:.4f}" for h, m in zip(a["heads"][e], a["moved"][e])) in info
+    page.mouse.move(0, 0)  # off the graph (leaving a line resets the text), then a tap: its numbers stay for the picture
+    page.locator(f'.flow-hit[data-k="{k}"]').dispatch_event("click")
+    assert page.text_content(".flow-info") == info
     page.locator("#flow-panel").screenshot(path=str(page_artifact("flow-hover-1280")))
 
     # the permalink brings the same graph back

@@ -222,5 +222,5 @@ export function summary(data, position, threshold, edges) {
   const across = edges.filter((e) => e.kind === "attention" && e.source !== e.target).length;
   const names = inputs.slice(0, 10).map((j) => quoted(data.tokens[j].text)).join(", ") + (inputs.length > 10 ? `, and ${inputs.length - 10} more` : "");
   return `At τ = ${threshold}, ${edges.length} edges lead from ${inputs.length} input token${inputs.length > 1 ? "s" : ""} `
-    + `(${names}) to ${top} (${position}) at the top; ${across} of them carry information from one token to another.`;
+    + `(${names}) to ${top} (${position}) at the top; ${across} of them carr${across === 1 ? "ies" : "y"} information from one token to another.`;
 }

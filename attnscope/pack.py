@@ -327,7 +327,8 @@ def bundle(entries: list[str], root: Path = STATIC / "js") -> tuple[str, list[st
             elif kind == "names" and names:
                 fields = ", ".join(e if e == local else f"{e}: {local}" for e, local in names)
                 reads.append(f"const {{ {fields} }} = {REGISTRY}[{json.dumps(dep)}];")
-        fields = ", ".join(e if e == local else f"{e}: {local}" for e, local in m.exports.items())
+        # a module namespace lists its names sorted (by code unit), whatever order they were declared in
+        fields = ", ".join(e if e == local else f"{e}: {local}" for e, local in sorted(m.exports.items()))
         out.append(f"// ==== static/js/{m.path} ====\n{REGISTRY}[{json.dumps(m.path)}] = (() => {{\n" + "".join(r + "\n" for r in reads)
                    + m.code.rstrip() + f"\nreturn Object.freeze({{ __proto__: null, {fields} }});\n}})();\n")
     out.append("})();\n")
@@ -350,8 +351,8 @@ PARAMS = {
 
 
 def parse_url(url: str) -> tuple[str, str, QueryParams, str | None]:
-    """URL -> (page path, page name, its query, the server it names or None). Any attnscope page URL:
-    http(s)://host[:port]/path?query, or just /path?query."""
+    """URL -> (page path, page name, its query, the server it names (scheme://host:port) or None). Any
+    attnscope page URL: http(s)://host[:port]/path?query, or just /path?query."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https", "") or (parts.scheme and not parts.netloc) or (parts.netloc and not parts.scheme):
         raise PackError(f"not an attnscope page URL: {url!r} (give http://host:port/path?query, or /path?query)")
@@ -386,8 +387,8 @@ def parse_url(url: str) -> tuple[str, str, QueryParams, str | None]:
         bad = [x for x in q.get(name, "").split(",") if x and not re.fullmatch(pattern, x)]
         if bad:
             raise PackError(f"{name}={q[name]!r}: must be {form} separated by commas, not {bad[0]!r}")
-    live = f"{parts.scheme}://{parts.netloc}" if parts.scheme else None
-    return path, page, q, live
+    server = f"{parts.scheme}://{parts.netloc}" if parts.scheme else None
+    return path, page, q, server
 
 
 def check_state(runner: Runner, page: str, q: QueryParams, initial: dict) -> None:
@@ -490,7 +491,7 @@ OFFLINE = {
                        "the charts' hover and zoom, the 2-D or 3-D projection, presenting and printing",
                        "another word, sentence or model"),
     "lens": Offline(("#text", "#model"),
-                    "the rollout's layer slider, the charts' hover, presenting and printing",
+                    "the rollout's layer slider, the head finder's readings, the charts' hover, presenting and printing",
                     "another sentence or model"),
 }
 
@@ -519,7 +520,7 @@ def summary(page: str, initial: dict, models: dict) -> str:
     return f"“{clip(s['text'])}” · {name}"
 
 
-def snapshot_html(page: str, initial: dict, q: QueryParams, pack: dict, live: str | None) -> tuple[str, list[str], list[str]]:
+def snapshot_html(page: str, initial: dict, q: QueryParams, pack: dict, server: str | None) -> tuple[str, list[str], list[str]]:
     """The page's HTML as the server renders it, made to run from the folder -> (html, its module
     entries in order, the static files it links)."""
     text = page_html(page, initial, q, plotly="plotly.min.js")
@@ -533,8 +534,8 @@ def snapshot_html(page: str, initial: dict, q: QueryParams, pack: dict, live: st
     text = STATIC_REF.sub(lambda m: f'{m["attr"]}="static/{m["path"]}"', text)
     # the app's other pages and files: on the server the URL named, else left as they are (offline.js
     # catches a click on one and says it needs the server)
-    if live:
-        text = APP_LINK.sub(lambda m: f'href="{live}{m["path"]}"', text)
+    if server:
+        text = APP_LINK.sub(lambda m: f'href="{server}{m["path"]}"', text)
     head = (f'<head>\n  <meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             '  <meta name="generator" content="attnscope pack">')
     if text.count("<head>") != 1 or text.count("</body>") != 1:
@@ -542,7 +543,7 @@ def snapshot_html(page: str, initial: dict, q: QueryParams, pack: dict, live: st
     text = text.replace("<head>", head, 1)
     data = htmlsafe_json_dumps(pack, dumps=TEMPLATES.env.policies["json.dumps_function"])  # as |tojson writes #initial
     text = text.replace("</body>", f'  <script type="application/json" id="attnscope-pack">{data}</script>\n</body>', 1)
-    left = re.findall(r'(?:src|href)="/(?!/)[^"]*"', text) if live else re.findall(r'src="/[^"]*"', text)
+    left = re.findall(r'(?:src|href)="/(?!/)[^"]*"', text) if server else re.findall(r'src="/[^"]*"', text)
     if left:
         raise PackError(f"templates/{page}.html links {left[0]}, which the pack cannot ship")
     return text, entries, files
@@ -562,7 +563,7 @@ def writable_dir(out: Path) -> Path:
 
 def build(url: str, out, cache_dir=None, quiet: bool = False) -> dict:
     """Write the snapshot of url into out -> {"dir", "page", "model", "files", "modules", "answers"}."""
-    path, page, q, live = parse_url(url)  # a URL that is not an attnscope page fails here, at once
+    path, page, q, server = parse_url(url)  # a URL that is not an attnscope page fails here, at once
     registry = shared_registry(cache_dir)  # the notebook API's and `attnscope export`'s registry
     model_id = registry.resolve(q.get("model"))  # an unknown model fails here, before the bar
     out = writable_dir(Path(out))
@@ -583,11 +584,11 @@ def build(url: str, out, cache_dir=None, quiet: bool = False) -> dict:
         p.next("bundling the page's code")
         models = {m["id"]: m for m in initial["models"]}
         off = OFFLINE[page]
-        pack = {"page": page, "url": url, "live": f"{live}{path}?{q}" if live else None, "server": live,
+        pack = {"page": page, "url": url, "live": url.strip() if server else None, "server": server,
                 "made": date.today().isoformat(), "state": summary(page, initial, models), "answers": answers,
                 "controls": list(off.controls), "works": off.works, "needs": off.needs,
                 "keep": list(off.keep) if off.keep is not None else None}
-        html, entries, files = snapshot_html(page, initial, q, pack, live)
+        html, entries, files = snapshot_html(page, initial, q, pack, server)
         script, modules = bundle(entries)
 
         p.next("writing plotly.min.js, the stylesheets and the scripts")

@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jinja2.utils import htmlsafe_json_dumps
+from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 
 from app import payloads
@@ -463,6 +464,9 @@ def answer(runner: Runner, path: str, body: dict) -> dict:
     schema, build = ENDPOINTS[path]
     try:
         return build(runner, schema(**body))
+    except ValidationError as e:  # what the API would answer with a 422 invalid_request
+        detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise PackError(f"the page shows an error at this state: {detail}") from None
     except (EngineError, ApiError) as e:
         raise PackError(f"the page shows an error at this state: {error_body(e)['detail']}") from None
 

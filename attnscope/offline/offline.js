@@ -56,7 +56,7 @@
     e.append(...children);
     return e;
   };
-  const liveLink = () => (pack.live ? make("a", { href: pack.live, textContent: "open this state on the server" }) : null);
+  const liveLink = (text = "open this state on the server") => (pack.live ? make("a", { href: pack.live, textContent: text }) : null);
 
   function note() {
     const head = make("p", {}, make("b", { textContent: "Offline snapshot" }), ` of ${pack.state} · saved by attnscope pack, ${pack.made}`);
@@ -78,7 +78,7 @@
       document.body.append(toast);
     }
     toast.replaceChildren(text);
-    const live = liveLink();
+    const live = liveLink("Open this state on the server");
     if (live) toast.append(" ", live, ".");
     toast.hidden = false;
     clearTimeout(hide);

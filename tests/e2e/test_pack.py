@@ -226,6 +226,25 @@ def test_the_packed_lens_draws_its_charts(packs, server, browser):
         assert page.eval_on_selector(".finder-top a", "a => a.textContent").startswith(f"layer {t['layer']}, head {t['head']}")
         page.shot("pack-lens-1280")
         assert page.errors == [] and tried == [] and misses(page) == []
+        # a click on a head in the finder's chart sets location to the explorer: opened on the server named
+        page.locator(".finder-chart >> nth=0").scroll_into_view_if_needed()
+        box = page.locator(".finder-chart .nsewdrag >> nth=0").bounding_box()
+        with page.expect_request(lambda r: r.url.startswith(f"{server}/?")):
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    finally:
+        page.context.close()
+
+
+def test_a_pack_of_a_path_names_no_server(tmp_path, cache_dir, browser):
+    """From /path?query (no server named), the app's other pages say they need one, and nothing leaves."""
+    folder = make("/explain?" + urlencode({"text": TEXT, "layer": 0, "head": 1}), tmp_path / "p", cache_dir)
+    page, tried = offline(browser, folder)
+    try:
+        assert "run attnscope serve and open the page there" in page.text_content("#pack-note")
+        page.click("nav a[data-nav='lesson']")
+        page.wait_for_selector(".pack-toast:not([hidden])")
+        assert "/lesson is a page of the attnscope server" in page.text_content(".pack-toast")
+        assert page.url.startswith((folder / "index.html").as_uri()) and tried == [] and page.errors == []
     finally:
         page.context.close()
 

@@ -407,7 +407,7 @@ def check_state(runner: Runner, page: str, q: QueryParams, initial: dict) -> Non
             payloads.check_layer(model, layer)
             payloads.check_head(model, head)
     except ApiError as e:
-        raise PackError(f"{e.detail}") from None
+        raise PackError(e.detail) from None
     if initial.get("error"):
         raise PackError(f"the page shows an error at this state: {initial['error']['detail']}")
     data = initial.get("data") or {}

@@ -204,7 +204,7 @@ def test_the_packed_compare_draws_its_charts(packs, server, browser):
         page.select_option("#dims", "3")  # drawn again from the answer it has
         page.wait_for_function("() => document.getElementById('residual').data[0].type === 'scatter3d'")
         page.shot("pack-compare-1280")
-        assert page.eval_on_selector_all("#sentences input, #word, #add", "es => es.every(e => e.disabled)")
+        assert page.eval_on_selector_all("#sentences input, #word, #add, #examples button", "es => es.length === 7 && es.every(e => e.disabled)")
         assert page.errors == [] and tried == [] and misses(page) == []
     finally:
         page.context.close()

@@ -1,10 +1,11 @@
-"""The `attnscope` command: serve the app, export one view of one text to a file, or write the lesson
-as a folder of static pages.
+"""The `attnscope` command: serve the app, export one view of one text to a file, write the lesson
+as a folder of static pages, or save one page at one state as a folder that works offline.
 
     attnscope serve [--host 127.0.0.1] [--port 8000] [--workers 1]
     attnscope export --view heatmap --text "a fluffy blue creature" --layer 2 --head 3 -o head.html
     attnscope export --view heatmap --measure moved --text "a fluffy blue creature" -o moved.csv
     attnscope lesson-pack -o lesson/ [--images]
+    attnscope pack "http://127.0.0.1:8000/?text=a+fluffy+blue+creature&layer=2&head=3" -o snapshot/
 
 Long work reports its steps on stderr (tqdm's bar, on a terminal only; --quiet silences it); an error is one line on stderr and a non-zero exit.
 """
@@ -20,6 +21,7 @@ from app.runview import MEASURES
 from app.settings import Settings
 
 from .images import NoRenderer, render
+from . import pack as snapshot
 from .lessonpack import build, converted
 from .progress import Progress
 from .result import registry, run
@@ -90,6 +92,34 @@ def parser() -> argparse.ArgumentParser:
                    help="also write a static image of each chart (default png): kaleido if installed and working, "
                         "else headless Chromium via Playwright; the output says which")
     k.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    a = sub.add_parser(
+        "pack", help="save an explorer, explain, compare or lens URL as a folder that opens offline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Save one page of attnscope at the state its URL says (text, model, layer, head, token, ...,\n"
+                    "exactly as the page reads them) as a folder that opens from file:// in a browser with no\n"
+                    "server and no network. The numbers are computed here by the model, with the server's own\n"
+                    "functions; the server the URL names is not contacted.\n\n"
+                    "  index.html     the page at that state, its data inline (a CSP that allows no network)\n"
+                    "  app.js         the page's code (static/js's ES modules as one classic script: a page\n"
+                    "                 opened from a file may not load modules)\n"
+                    "  offline.js     answers the page's requests from the numbers saved; switches off the\n"
+                    "  offline.css    controls that need a new forward pass, with a note that says so\n"
+                    "  plotly.min.js  plotly.js, once\n"
+                    "  static/        the page's stylesheets and icon\n\n"
+                    "Hovering, focusing and locking a token, and what else is drawn from the numbers already\n"
+                    "there, work as on the live page; another sentence, model, layer or head needs the server.\n"
+                    "Pages: the explorer (/), /explain, /compare, /lens. A value the page would quietly replace\n"
+                    "(an unknown model, a layer out of range, a parameter it does not read) is an error here.\n"
+                    "Without model= the URL means $ATTNSCOPE_DEFAULT_MODEL (or " + DEFAULT_MODEL + "), as the\n"
+                    "server does. Progress goes to stderr (a bar on a terminal only; --quiet: none); an error is one\n"
+                    "line on stderr and exit status 1.",
+        epilog='example: attnscope pack "http://127.0.0.1:8000/?text=the+cat+sat&layer=2&head=3" -o cat && '
+               "xdg-open cat/index.html")
+    a.add_argument("url", metavar="URL", help="an attnscope page URL (http://host:port/path?query, or /path?query)")
+    a.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write (created if missing; files in it are replaced)")
+    a.add_argument("--cache-dir", default=None,
+                   help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -138,9 +168,17 @@ def lesson_pack(args) -> str:
             f"({r['model']}); open {r['dir'] / 'index.html'}")
 
 
+def pack(args) -> str:
+    r = snapshot.build(args.url, args.output, args.cache_dir, quiet=args.quiet)
+    answers = f", {len(r['answers'])} API answers" if r["answers"] else ""
+    return (f"wrote {r['dir']}: index.html ({r['page']}, {r['model']}{answers}), app.js ({len(r['modules'])} modules), "
+            f"offline.js, plotly.min.js; open {r['dir'] / 'index.html'}")
+
+
 def serve(args) -> None:
     import uvicorn
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers)
+    # proxy headers only when the operator names the proxies (ATTNSCOPE_FORWARDED_ALLOW_IPS): the app adds that itself
+    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, proxy_headers=False)
 
 
 def main(argv=None) -> int:
@@ -149,7 +187,7 @@ def main(argv=None) -> int:
         serve(args)
         return 0
     try:
-        print(export(args) if args.command == "export" else lesson_pack(args))
+        print({"export": export, "lesson-pack": lesson_pack, "pack": pack}[args.command](args))
     except (CliError, EngineError, ValueError, OSError) as e:
         print(f"attnscope: error: {e}", file=sys.stderr)
         return 1

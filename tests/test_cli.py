@@ -230,7 +230,8 @@ def test_serve_runs_the_app_like_make_run(monkeypatch):
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
     assert cli.main(["serve", "--host", "0.0.0.0", "--port", "9123", "--workers", "2"]) == 0
-    assert calls == [(("app.main:app",), {"host": "0.0.0.0", "port": 9123, "workers": 2})]
+    # no proxy headers from uvicorn: the app trusts a proxy only when ATTNSCOPE_FORWARDED_ALLOW_IPS names it
+    assert calls == [(("app.main:app",), {"host": "0.0.0.0", "port": 9123, "workers": 2, "proxy_headers": False})]
 
 
 # --- the progress bar ---------------------------------------------------------------------------------

@@ -1,10 +1,16 @@
 """HTML pages. Jinja renders the shell; the first view's data travels inline as JSON in a
-<script type="application/json"> (|tojson), so the page draws before any API round trip."""
+<script type="application/json"> (|tojson), so the page draws before any API round trip.
 
+Each page's state and initial data come from its URL's query alone (PAGES: path -> its template and
+the function of the query that computes them), and page_html renders a page without a request:
+`attnscope pack` saves a page from these same functions."""
+
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import QueryParams
 
 from .. import payloads
 from ..deps import RunnerDep
@@ -19,6 +25,13 @@ from ..vendor import plotly_bundle, plotly_url
 router = APIRouter(include_in_schema=False)
 
 
+def context(page: str, initial: dict, query: QueryParams, plotly: str, oembed_url: str | None = None,
+            public_base: str | None = None) -> dict:
+    """What templates/{page}.html is rendered with."""
+    return {"initial": initial, "plotly": plotly, "page": page, "oembed_url": oembed_url, "public_base": public_base,
+            "present": query.get("present") == "1"}
+
+
 def render(request: Request, page: str, initial: dict):
     """templates/{page}.html with its initial data inline and plotly.js served by us. Pages that have
     an embed carry the oEmbed discovery link for their own URL."""
@@ -27,8 +40,14 @@ def render(request: Request, page: str, initial: dict):
         base = public_base(request)
         here = f"{base}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
         oembed = f"{base}/oembed?" + urlencode({"url": here, "format": "json"})
-    return TEMPLATES.TemplateResponse(request, f"{page}.html", {"initial": initial, "plotly": plotly_url(), "page": page,
-                                                                "oembed_url": oembed, "public_base": public_base(request)})
+    return TEMPLATES.TemplateResponse(request, f"{page}.html", context(page, initial, request.query_params, plotly_url(),
+                                                                       oembed, public_base(request)))
+
+
+def page_html(page: str, initial: dict, query: QueryParams, plotly: str) -> str:
+    """templates/{page}.html without a request (for `attnscope pack`): no oEmbed link, no public base,
+    plotly.js from the URL given."""
+    return TEMPLATES.get_template(f"{page}.html").render(context(page, initial, query, plotly))
 
 
 def with_data(runner: Runner, state: dict, build) -> dict:
@@ -48,9 +67,8 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
-def page_state(request: Request, runner: Runner) -> dict:
-    """The view state from the URL (every state is a permalink); bad values fall back to defaults."""
-    q = request.query_params
+def page_state(q: QueryParams, runner: Runner) -> dict:
+    """The view state from the URL's query (every state is a permalink); bad values fall back to defaults."""
     model_id = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
     text = q.get("text", LESSON_SENTENCE)
     return {"text": text, "model": model_id, "layer": _int(q.get("layer"), DEFAULT_LAYER), "head": _int(q.get("head"), DEFAULT_HEAD),
@@ -92,17 +110,13 @@ def first_view(runner: Runner, state: dict) -> dict:
     return data
 
 
-@router.get("/", response_class=HTMLResponse)
-def explorer(request: Request, runner: RunnerDep):
-    state = page_state(request, runner)
-    return render(request, "explorer", with_data(runner, state, lambda: first_view(runner, state)))
+def explorer_initial(runner: Runner, q: QueryParams) -> dict:
+    state = page_state(q, runner)
+    return with_data(runner, state, lambda: first_view(runner, state))
 
 
-@router.get("/explain", response_class=HTMLResponse)
-def explain(request: Request, runner: RunnerDep):
-    """One head, step by step, with the real numbers (the lesson's math)."""
-    state = page_state(request, runner)
-    q = request.query_params
+def explain_initial(runner: Runner, q: QueryParams) -> dict:
+    state = page_state(q, runner)
     state |= {"step": max(0, _int(q.get("step"), 1) - 1), "all": q.get("all") == "1"}
     if q.get("token") is None:
         state["token"] = 3 if state["text"] == LESSON_SENTENCE else 10**6  # 'creature' / the last token
@@ -115,16 +129,44 @@ def explain(request: Request, runner: RunnerDep):
         state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
         return data
 
-    return render(request, "explain", with_data(runner, state, head_view))
+    return with_data(runner, state, head_view)
+
+
+def lens_initial(runner: Runner, q: QueryParams) -> dict:
+    model = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
+    return {"models": payloads.models_public(runner), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
+
+
+def compare_initial(runner: Runner, q: QueryParams) -> dict:
+    sentences = [s for s in q.getlist("s") if s.strip()][:4]
+    word = q.get("word") or COMPARE_DEFAULT[0]
+    if len(sentences) < 2:
+        word, sentences = (word, COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] or not q.get("word") else (word, sentences + [""] * (2 - len(sentences)))
+    model = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
+    return {"models": payloads.models_public(runner), "state": {"word": word, "sentences": sentences, "model": model}}
+
+
+# path -> (template, initial(runner, query)): the pages whose every state is in their URL
+PAGES: dict[str, tuple[str, Callable[[Runner, QueryParams], dict]]] = {
+    "/": ("explorer", explorer_initial), "/explain": ("explain", explain_initial),
+    "/compare": ("compare", compare_initial), "/lens": ("lens", lens_initial)}
+
+
+@router.get("/", response_class=HTMLResponse)
+def explorer(request: Request, runner: RunnerDep):
+    return render(request, "explorer", explorer_initial(runner, request.query_params))
+
+
+@router.get("/explain", response_class=HTMLResponse)
+def explain(request: Request, runner: RunnerDep):
+    """One head, step by step, with the real numbers (the lesson's math)."""
+    return render(request, "explain", explain_initial(runner, request.query_params))
 
 
 @router.get("/lens", response_class=HTMLResponse)
 def lens_page(request: Request, runner: RunnerDep):
     """The logit lens and the head finder; data is fetched by the page."""
-    q = request.query_params
-    model = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
-    initial = {"models": payloads.models_public(runner), "state": {"text": q.get("text", LENS_SENTENCE), "model": model}}
-    return render(request, "lens", initial)
+    return render(request, "lens", lens_initial(runner, request.query_params))
 
 
 @router.get("/lesson", response_class=HTMLResponse)
@@ -134,18 +176,10 @@ def lesson(request: Request, runner: RunnerDep):
     return render(request, "lesson", initial)
 
 
-
 @router.get("/compare", response_class=HTMLResponse)
 def compare(request: Request, runner: RunnerDep):
     """The same word in different sentences, layer by layer; data is fetched by the page."""
-    q = request.query_params
-    sentences = [s for s in q.getlist("s") if s.strip()][:4]
-    word = q.get("word") or COMPARE_DEFAULT[0]
-    if len(sentences) < 2:
-        word, sentences = (word, COMPARE_DEFAULT[1]) if word == COMPARE_DEFAULT[0] or not q.get("word") else (word, sentences + [""] * (2 - len(sentences)))
-    model = q.get("model") if q.get("model") in runner.registry.sources else runner.registry.default
-    initial = {"models": payloads.models_public(runner), "state": {"word": word, "sentences": sentences, "model": model}}
-    return render(request, "compare", initial)
+    return render(request, "compare", compare_initial(runner, request.query_params))
 
 
 @router.get("/vendor/plotly-{digest}.min.js")

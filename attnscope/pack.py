@@ -39,7 +39,7 @@ from app.engine import EngineError
 from app.http import ApiError, error_body
 from app.routes.pages import PAGES, page_html
 from app.runs import Runner
-from app.schemas import (AttributionRequest, CompareRequest, HeadsRequest, LensRequest, ResidualRequest,
+from app.schemas import (AttributionRequest, CompareRequest, FlowRequest, HeadsRequest, LensRequest, ResidualRequest,
                          RolloutRequest)
 from app.settings import Settings
 from app.templating import ROOT, TEMPLATES
@@ -347,7 +347,7 @@ PARAMS = {
                  "at", "target", "vs", "present"),
     "explain": ("text", "model", "layer", "head", "token", "step", "all", "present"),
     "compare": ("word", "s", "model", "present"),
-    "lens": ("text", "model", "present"),
+    "lens": ("text", "model", "token", "tau", "present"),  # token, tau: the flow graph's (static/js/lens.js)
 }
 
 
@@ -427,6 +427,7 @@ def check_state(runner: Runner, page: str, q: QueryParams, initial: dict) -> Non
 ENDPOINTS = {
     "/api/attribution": (AttributionRequest, payloads.attribution_payload),
     "/api/compare": (CompareRequest, payloads.compare_payload),
+    "/api/flow": (FlowRequest, payloads.flow_payload),
     "/api/heads": (HeadsRequest, payloads.heads_payload),
     "/api/lens": (LensRequest, payloads.lens_payload),
     "/api/residual": (ResidualRequest, payloads.residual_payload),
@@ -446,7 +447,7 @@ def requests_at_load(runner: Runner, page: str, initial: dict) -> list[tuple[str
     if page == "lens":
         common = {"text": s["text"], "model": s["model"]}
         lens = [("/api/lens", {**common, "top_k": 5})] if runner.model(s["model"]).cfg.causal else []
-        return lens + [("/api/heads", {**common, "top": 6}), ("/api/rollout", common)]
+        return lens + [("/api/heads", {**common, "top": 6}), ("/api/rollout", common), ("/api/flow", common)]
     if page == "explorer" and runner.model(s["model"]).cfg.causal:
         # store.js's whyFromInitial: a target (a token id) picks the explained prediction, at its position
         int_ = lambda v: int(v) if re.fullmatch(r"\d+", str(v or "")) else -1  # noqa: E731
@@ -495,7 +496,7 @@ OFFLINE = {
                        "the charts' hover and zoom, the 2-D or 3-D projection, presenting and printing",
                        "another word, sentence or model"),
     "lens": Offline(("#text", "#model"),
-                    "the rollout's layer slider, the head finder's readings, the charts' hover, presenting and printing",
+                    "the rollout's layer slider, the flow graph's threshold and token, the head finder's readings, the charts' hover, presenting and printing",
                     "another sentence or model"),
 }
 

@@ -152,7 +152,7 @@ def test_the_answers_are_the_apis(packs, client):
             assert r.status_code == a["status"] == 200, r.text
             assert r.json() == a["answer"], (name, a["path"])
     assert paths == {"explorer": ["/api/attribution"], "explorer-encoder": [], "explain": [],
-                     "compare": ["/api/compare", "/api/residual"], "lens": ["/api/lens", "/api/heads", "/api/rollout"]}
+                     "compare": ["/api/compare", "/api/residual"], "lens": ["/api/lens", "/api/heads", "/api/rollout", "/api/flow"]}
     p = json_script((packs["explorer"][0] / "index.html").read_text(encoding="utf-8"), "attnscope-pack")
     body = p["answers"][0]["body"]
     assert body["position"] == 6 and set(body) == {"text", "model", "position", "target", "contrast"}

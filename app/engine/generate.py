@@ -32,19 +32,21 @@ def pattern_names(cfg: ModelConfig) -> frozenset[str]:
 
 def step(
     cfg: ModelConfig, w: Mapping[str, np.ndarray], ids: Sequence[int], kv: KVCache, *,
-    attention: bool = True, logits: str | slice | None = "all",
+    attention: bool = True, logits: str | slice | None = "all", rows: slice = slice(None),
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Feed the new token ids after kv's positions (the whole prompt into an empty cache: the prefill).
 
     -> (logits [new_pos, d_vocab] for the positions `logits` selects, or None;
-        pattern [n_layers, head_index, new_pos, key_pos] of the new tokens' queries over every
-        position so far, or None without attention). kv grows by len(ids).
+        pattern [n_layers, head_index, new_pos, key_pos]: the new tokens' queries (those `rows`
+        selects) over every position so far, or None without attention). kv grows by len(ids).
+    A hook keeps only the selected rows of each layer's pattern as it passes, so a long prompt's
+    prefill never holds every layer's [head_index, pos, pos] at once.
     """
-    names = pattern_names(cfg) if attention else frozenset()
-    out, cache = forward(cfg, w, ids, names=names, logits=logits, kv=kv)
-    if not attention:
-        return out, None
-    return out, np.stack([cache[f"blocks.{L}.attn.hook_pattern"] for L in range(cfg.n_layers)])
+    kept = []
+    keep = lambda pattern, _name: kept.append(pattern[:, rows])  # noqa: E731 (returns None: the pattern is unchanged)
+    hooks = dict.fromkeys(pattern_names(cfg), keep) if attention else None
+    out, _ = forward(cfg, w, ids, names=(), hooks=hooks, logits=logits, kv=kv)
+    return out, np.stack(kept) if attention else None  # hooks run in layer order
 
 
 # --- sampling: temperature, then top-k, then top-p (Hugging Face's warpers, in its order) ----------
@@ -170,7 +172,7 @@ def generate(
 
 def _loop(cfg, w, ids, max_new_tokens, temperature, top_k, top_p, rng, n_top, stops, cancel, attention):
     kv = KVCache.empty(cfg, len(ids) + max_new_tokens - 1)  # the last chosen token is never fed
-    logits, pattern = step(cfg, w, ids, kv, attention=attention, logits="last")  # the prefill
+    logits, pattern = step(cfg, w, ids, kv, attention=attention, logits="last", rows=slice(-1, None))  # the prefill
     for i in range(max_new_tokens):
         if cancel is not None and cancel.is_set():
             return

@@ -123,3 +123,19 @@ def tiny_gpt2(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gpt2")
     build_gpt2(folder)
     return load_model(folder, "gpt2", cache_dir=tmp_path_factory.mktemp("store"))
+
+
+def test_template_and_end_ids_survive_the_weight_store(smol, cache_dir, folder_model, tmp_path, monkeypatch):
+    """A second start maps the stored weights: what generation needs comes back from the store too."""
+    from app.engine import loaders
+
+    folder, _ = folder_model
+    first = load_model(folder, "chat-llama-store", cache_dir=tmp_path)
+    for name in ("read_gguf", "read_hf_folder", "read_generation_meta"):  # a store hit converts nothing
+        monkeypatch.setattr(loaders, name, lambda *a, **k: pytest.fail("converted again instead of using the store"))
+    again = load_model(folder, "chat-llama-store", cache_dir=tmp_path)
+    assert (again.chat_template, again.eos_ids, again.special_tokens) == (first.chat_template, first.eos_ids, first.special_tokens)
+    smol_again = load_model(smol.source, smol.id, cache_dir=cache_dir)  # the session's store of the GGUF
+    assert (smol_again.chat_template, smol_again.eos_ids, smol_again.special_tokens) == (
+        smol.chat_template, (2,), {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>"})
+    assert smol_again.chat_template.startswith("{% for message in messages %}")

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from app.engine import (EmptyInputError, GenerationError, GenerationTooLongError, InputTooLongError, KVCache,
@@ -16,6 +16,7 @@ from app.engine import generate as gen
 from app.engine.generate import generate
 from tests.engine.test_parity_tiny import build_gpt2, build_llama
 from tests.engine.tolerances import U_F32, global_rel_err
+from tests.sentences import SENTENCES
 
 # The rows a KV-cached step captures against a full forward's rows for the whole final text. Both are
 # our own float32 forward on the same ids; they differ only in the order BLAS sums the same products:
@@ -354,3 +355,17 @@ def test_sampled_prob_is_under_the_filtered_distribution(tiny):
         assert len([p for _, p in t.top if p > 0]) <= 3
         assert t.id in [i for i, _ in t.top] and t.prob == dict(t.top)[t.id]
         assert abs(sum(p for _, p in t.top) - 1) < 1e-9  # all of top-3's mass is in the top 5
+
+
+# --- the text of generated ids ---------------------------------------------------------------------
+
+def test_decode_round_trips_and_joins_split_characters(smol):
+    for text in SENTENCES:
+        assert smol.tokenizer.decode(ids_of(smol, text)) == text
+    fox = ids_of(smol, "🦊")  # one character, three byte-level pieces
+    assert len(fox) == 3 and [smol.tokenizer.decode(fox[:i]) for i in (1, 3)] == ["\ufffd", "🦊"]
+    ids = ids_of(smol, smol.chat_prompt("Say hello."))
+    new = [t.id for t in generate(smol, ids, 12, attention=False)]
+    ref = AutoTokenizer.from_pretrained(smol.source.parent, gguf_file=smol.source.name)
+    for skip in (False, True):
+        assert smol.tokenizer.decode(new, skip_special_tokens=skip) == ref.decode(new, skip_special_tokens=skip)

@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="BLAS and torch threads (0: the server's default, cores / workers)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--attn", default="sdpa,eager", help="transformers' attention implementations to compare against")
     args = ap.parse_args()
 
@@ -107,9 +107,10 @@ def main():
             fn()
             time.sleep(PAUSE_S)
         results = {name: [] for name in sides}
-        for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits every side alike
-            for name, fn in sides.items():
-                results[name].append(fn())
+        names = list(sides)
+        for r in range(args.repeats):  # interleaved, each repeat in a rotated order, so drift hits every side alike
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                results[name].append(sides[name]())
                 time.sleep(PAUSE_S)
     reference = next(iter(results.values()))[0][0]
     for name, rs in results.items():

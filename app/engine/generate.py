@@ -43,8 +43,9 @@ def step(
     prefill never holds every layer's [head_index, pos, pos] at once.
     """
     kept = []
-    # a copy of the rows: a view would keep the layer's whole pattern alive (returns None: unchanged)
-    keep = lambda pattern, _name: kept.append(pattern[:, rows].copy())  # noqa: E731
+    # some rows are copied: a view would keep the layer's whole pattern alive (returns None: unchanged)
+    every = rows == slice(None)
+    keep = lambda pattern, _name: kept.append(pattern if every else pattern[:, rows].copy())  # noqa: E731
     hooks = dict.fromkeys(pattern_names(cfg), keep) if attention else None
     out, _ = forward(cfg, w, ids, names=(), hooks=hooks, logits=logits, kv=kv)
     return out, np.stack(kept) if attention else None  # hooks run in layer order

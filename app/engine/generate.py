@@ -72,7 +72,10 @@ def distribution(logits: np.ndarray, temperature: float = 0.0, top_k: int | None
     s = np.asarray(logits, dtype=np.float64).reshape(-1)
     if temperature == 0:
         return _softmax(s)
-    s = s / temperature
+    with np.errstate(over="ignore"):
+        t = s / temperature
+    # a temperature so small that the scores overflow: its limit, the likeliest token(s)
+    s = t if np.isfinite(t.max()) else np.where(s == s.max(), 0.0, -np.inf)
     if top_k is not None and top_k < len(s):
         kth = np.partition(s, -top_k)[-top_k]
         s[s < kth] = -np.inf
@@ -173,6 +176,8 @@ def generate(
 
 
 def _loop(cfg, w, ids, max_new_tokens, temperature, top_k, top_p, rng, n_top, stops, cancel, attention):
+    if cancel is not None and cancel.is_set():
+        return
     kv = KVCache.empty(cfg, len(ids) + max_new_tokens - 1)  # the last chosen token is never fed
     logits, pattern = step(cfg, w, ids, kv, attention=attention, logits="last", rows=slice(-1, None))  # the prefill
     for i in range(max_new_tokens):

@@ -202,6 +202,11 @@ def test_stops_early_when_the_caller_stops_or_cancels(smol, monkeypatch):
         if len(got) == 4:
             cancel.set()  # e.g. from the thread that serves a client that went away
     assert len(got) == 4 and len(steps) == 4
+
+    steps.clear()
+    cancel = threading.Event()
+    cancel.set()  # cancelled before the first token was asked for: not even the prefill runs
+    assert list(generate(smol, ids, 50, cancel=cancel)) == [] and steps == []
     assert [t.id for t in got] == [t.id for t in first] + [got[3].id]  # greedy: the same start
 
 
@@ -324,6 +329,14 @@ def test_draws_follow_the_distribution(temperature, top_k, top_p):
         plain = hf_distribution(LOGITS, 1.0, None, None)
         _, p_wrong = chi_square_p(counts, plain)
         assert p_wrong < 1e-6, "the test cannot tell this setting from plain sampling"
+
+
+def test_extreme_temperatures():
+    tiny = gen.distribution(LOGITS, 1e-320)  # the scores overflow: the limit of T -> 0 is the argmax
+    assert tiny[0] == 1 and tiny.sum() == 1
+    tied = gen.distribution(np.array([3.0, 3.0, 1.0]), 1e-320)
+    assert list(tied) == [0.5, 0.5, 0]
+    np.testing.assert_allclose(gen.distribution(LOGITS, 1e12), 1 / len(LOGITS))  # T -> inf: uniform
 
 
 def test_top_tokens_are_the_likeliest_in_order():

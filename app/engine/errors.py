@@ -27,3 +27,23 @@ class InputTooLongError(EngineError, ValueError):
 class EmptyInputError(EngineError, ValueError):
     def __init__(self):
         super().__init__("the text is empty (or only whitespace): type something to look at")
+
+
+class GenerationError(EngineError, ValueError):
+    """Generation settings the engine cannot honour (a negative temperature, top_p outside (0, 1]...)."""
+
+
+class NotCausalError(GenerationError):
+    def __init__(self, model_id: str):
+        self.model_id = model_id
+        super().__init__(f"{model_id} is an encoder: it does not predict a next token, so it cannot generate")
+
+
+class GenerationTooLongError(InputTooLongError):
+    """The prompt plus the tokens asked for would pass the model's limit (checked before any work)."""
+
+    def __init__(self, n_prompt: int, max_new_tokens: int, limit: int):
+        self.n_prompt, self.max_new_tokens = n_prompt, max_new_tokens
+        super().__init__(n_prompt + max_new_tokens, limit)
+        self.args = (f"the prompt has {n_prompt} tokens and {max_new_tokens} more were asked for; "
+                     f"this model takes at most {limit} in all",)

@@ -12,6 +12,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -117,9 +118,9 @@ def softmax_(x):  # in place, over the last axis; rows of -inf entries stay fini
 
 # --- rotary positions (HF's rotate-half layout) ---------------------------------------------------
 
-def rope_tables(n_pos, d_head, theta):  # -> cos, sin: [pos, 1, d_head]
+def rope_tables(n_pos, d_head, theta, offset=0):  # positions offset .. offset + n_pos - 1 -> cos, sin: [pos, 1, d_head]
     inv_freq = 1.0 / (theta ** (np.arange(0, d_head, 2, dtype=np.int64).astype(F32) / F32(d_head)))
-    angles = np.outer(np.arange(n_pos, dtype=F32), inv_freq.astype(F32))  # [pos, d_head/2]
+    angles = np.outer(np.arange(offset, offset + n_pos, dtype=F32), inv_freq.astype(F32))  # [pos, d_head/2]
     angles = np.concatenate([angles, angles], -1)  # [pos, d_head]
     return np.cos(angles)[:, None, :].astype(F32), np.sin(angles)[:, None, :].astype(F32)
 
@@ -130,8 +131,33 @@ def apply_rope(x, cos, sin):  # [pos, heads, d_head] -> [pos, heads, d_head]
     return x * cos + rotated * sin
 
 
-def causal_mask(n_pos):  # [query_pos, key_pos]: 0 where allowed, -inf above the diagonal
-    return np.triu(np.full((n_pos, n_pos), -np.inf, dtype=F32), 1)
+def causal_mask(n_pos, offset=0):  # [query_pos, offset + key_pos]: query i (at offset + i) sees keys <= offset + i
+    return np.triu(np.full((n_pos, offset + n_pos), -np.inf, dtype=F32), offset + 1)
+
+
+# --- the key/value cache (generation) -------------------------------------------------------------
+
+@dataclass
+class KVCache:
+    """The keys and values of every position fed so far, so a new token costs one incremental step.
+
+    Buffers are allocated once at their full length and written in place: a step copies only its
+    own new rows, never the cache. [kv_head, key_pos, d_head] keeps each head's keys contiguous,
+    the layout the score and value matmuls read.
+    """
+
+    k: list[np.ndarray]  # per layer [kv_head, max_pos, d_head]
+    v: list[np.ndarray]  # per layer [kv_head, max_pos, d_head]
+    n_pos: int = 0  # positions filled
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, max_pos: int) -> "KVCache":
+        shape = (cfg.n_kv_heads, max_pos, cfg.d_head)
+        return cls([np.empty(shape, F32) for _ in range(cfg.n_layers)], [np.empty(shape, F32) for _ in range(cfg.n_layers)])
+
+    @property
+    def max_pos(self) -> int:
+        return self.k[0].shape[1]
 
 
 # --- the forward pass -----------------------------------------------------------------------------
@@ -155,8 +181,12 @@ class _Capture:
         return x
 
 
-def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask):
-    """One attention layer: the lesson's Q = W_q e, K = W_k e, V = W_v e, softmax, weighted sum."""
+def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask, kv: KVCache | None = None):
+    """One attention layer: the lesson's Q = W_q e, K = W_k e, V = W_v e, softmax, weighted sum.
+
+    With kv, x holds only the new positions: their keys and values are written into the cache and
+    their queries attend over every cached position (the rows of the pattern for the new tokens).
+    """
     n, H, KV, dh = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.d_head
     pre = f"blocks.{L}.attn."
     qkv = x @ w[pre + "W_QKV"]  # [pos, d_model] -> [pos, (H + 2 KV) d_head]
@@ -169,19 +199,25 @@ def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask
         cap(pre + "hook_q_pre_rope", q), cap(pre + "hook_k_pre_rope", k)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
     q, k, v = cap(pre + "hook_q", q), cap(pre + "hook_k", k), cap(pre + "hook_v", v)
+    k_all, v_all = k.transpose(1, 0, 2), v.transpose(1, 0, 2)  # [kv_head, key_pos, d_head]
+    if kv is not None:
+        t0 = kv.n_pos
+        kv.k[L][:, t0 : t0 + n], kv.v[L][:, t0 : t0 + n] = k_all, v_all
+        k_all, v_all = kv.k[L][:, : t0 + n], kv.v[L][:, : t0 + n]
+    T = k_all.shape[1]
 
     # grouped-query attention by reshaping, not copying: query head h reads kv head h // G
     G = H // KV
     qg = q.reshape(n, KV, G, dh).transpose(1, 2, 0, 3).reshape(KV, G * n, dh)  # [kv, G pos, d_head]
     scale = F32(1 / np.sqrt(dh) / (L + 1 if cfg.attn_scale_by_layer else 1))
-    scores = np.matmul(qg, k.transpose(1, 2, 0)).reshape(H, n, n)  # [head_index, query_pos, key_pos]
+    scores = np.matmul(qg, k_all.transpose(0, 2, 1)).reshape(H, n, T)  # [head_index, query_pos, key_pos]
     scores *= scale
     if mask is not None:
         scores += mask
     scores = cap(pre + "hook_attn_scores", scores, copy=True)
     pattern = cap(pre + "hook_pattern", softmax_(scores))  # [head_index, query_pos, key_pos]
 
-    z = np.matmul(pattern.reshape(KV, G * n, n), v.transpose(1, 0, 2))  # [kv, G pos, d_head]
+    z = np.matmul(pattern.reshape(KV, G * n, T), v_all)  # [kv, G pos, d_head]
     z = z.reshape(H, n, dh).transpose(1, 0, 2)  # [pos, head_index, d_head]
     z = cap(pre + "hook_z", z)
     out = z.reshape(n, H * dh) @ w[pre + "W_O"]  # [pos, d_model]
@@ -211,11 +247,11 @@ def norm(x, w: Weights, name: str, cfg: ModelConfig):
     return layer_norm(x, w[name + ".w"], w[name + ".b"], cfg.eps)
 
 
-def embed(ids, cfg: ModelConfig, w: Weights, cap: _Capture, token_type_ids=None):  # -> [pos, d_model]
+def embed(ids, cfg: ModelConfig, w: Weights, cap: _Capture, token_type_ids=None, offset=0):  # -> [pos, d_model]
     x = cap("hook_embed", np.asarray(w["embed.W_E"][ids], dtype=F32))
     if cfg.architecture == "llama":
         return x  # nothing writes the residual stream in place, so hook_embed stays as captured
-    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][: len(ids)], dtype=F32))
+    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][offset : offset + len(ids)], dtype=F32))
     x = x + pos
     if cfg.architecture == "bert":
         tt = np.zeros(len(ids), dtype=np.int64) if token_type_ids is None else token_type_ids
@@ -234,6 +270,7 @@ def forward(
     logits: str | slice | np.ndarray | None = "all",
     token_type_ids=None,
     stop_at_layer: int | None = None,
+    kv: KVCache | None = None,
 ) -> tuple[np.ndarray | None, Cache]:
     """Run one sequence of token ids through the model.
 
@@ -241,14 +278,22 @@ def forward(
     hooks: name -> fn(tensor, name) returning a replacement or None (unchanged).
     logits: "all", "last", None, or an index/slice of the positions whose logits to compute
         (the unembedding is the largest single matmul; the attention views do not need it).
+    kv: a causal model's key/value cache: ids are the tokens after its kv.n_pos positions, every
+        captured tensor covers only them (patterns: [head_index, new query_pos, every key_pos]),
+        and the cache is extended by them. An empty cache makes this the ordinary forward (prefill).
     Returns (logits [positions, d_vocab] or None, cache).
     """
     ids = np.asarray(ids, dtype=np.int64)
-    n = len(ids)
+    n, offset = len(ids), 0 if kv is None else kv.n_pos
+    if kv is not None:
+        if not cfg.causal or stop_at_layer is not None:
+            raise ValueError("a key/value cache is for a causal model's every layer")
+        if offset + n > kv.max_pos:
+            raise ValueError(f"a key/value cache of {kv.max_pos} positions cannot take {n} more after {offset}")
     cap = _Capture(names, hooks)
-    x = embed(ids, cfg, w, cap, token_type_ids)  # [pos, d_model]
-    rope = rope_tables(n, cfg.d_head, cfg.rope_theta) if cfg.architecture == "llama" else None
-    mask = causal_mask(n) if cfg.causal else None
+    x = embed(ids, cfg, w, cap, token_type_ids, offset)  # [pos, d_model]
+    rope = rope_tables(n, cfg.d_head, cfg.rope_theta, offset) if cfg.architecture == "llama" else None
+    mask = causal_mask(n, offset) if cfg.causal and n > 1 else None  # one new row sees every key: nothing to mask
     n_layers = cfg.n_layers if stop_at_layer is None else stop_at_layer
     for L in range(n_layers):
         b = f"blocks.{L}."
@@ -260,11 +305,13 @@ def forward(
             x = layer_norm(x + mlp_out, w[b + "ln2.w"], w[b + "ln2.b"], cfg.eps)
         else:  # pre-LN: x += attn(norm(x)); x += mlp(norm(x))
             e = cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg))  # what the heads read
-            attn_out = cap(b + "hook_attn_out", attention(e, cfg, w, L, cap, rope, mask))
+            attn_out = cap(b + "hook_attn_out", attention(e, cfg, w, L, cap, rope, mask, kv))
             x = cap(b + "hook_resid_mid", x + attn_out)
             mlp_out = cap(b + "hook_mlp_out", mlp(norm(x, w, b + "ln2", cfg), cfg, w, L))
             x = x + mlp_out
         x = cap(b + "hook_resid_post", x)
+    if kv is not None:
+        kv.n_pos += n
     if logits is None or stop_at_layer is not None or not cfg.causal:
         return None, cap.cache
     sel = {"all": slice(None), "last": slice(-1, None)}.get(logits, logits) if isinstance(logits, str) else logits

@@ -27,7 +27,7 @@ from .config import ModelConfig
 from .errors import ModelLoadError
 
 F32 = np.float32
-STORE_VERSION = 1  # bump when the canonical tree or a converter changes
+STORE_VERSION = 2  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation")
 
 
 # --- one flat file of float32 tensors, mapped back read-only ------------------------------------
@@ -63,6 +63,8 @@ def open_store(directory: Path) -> tuple[ModelConfig, dict[str, np.ndarray], dic
         return None
     try:  # a damaged or foreign store is rebuilt, never trusted
         cfg = ModelConfig(**meta["config"])
+        if not isinstance(meta["generation"]["eos_ids"], list):
+            return None
         weights = {}
         for name, e in meta["index"].items():
             count = int(np.prod(e["shape"], dtype=np.int64))
@@ -180,7 +182,56 @@ def read_gguf(path: Path):
         "bos_id": int(field("tokenizer.ggml.bos_token_id", -1)),
         "name": str(field("general.name", path.stem)),
     }
+    eos_id = int(field("tokenizer.ggml.eos_token_id", -1))
+    tok["generation"] = generation_meta(
+        [eos_id] if eos_id >= 0 else [], field("tokenizer.chat_template", ""),
+        _token_at(tok["tokens"], tok["bos_id"]), _token_at(tok["tokens"], eos_id))
     return cfg, w, tok
+
+
+def _token_at(tokens: list[str], i: int) -> str | None:
+    return tokens[i] if 0 <= i < len(tokens) else None
+
+
+# --- what generation needs: the end-of-sequence ids and the chat template --------------------------
+
+def generation_meta(eos_ids, chat_template, bos_token, eos_token) -> dict:
+    """One shape for both sources; stored beside the weights (JSON), read back by the Model."""
+    ids = [eos_ids] if isinstance(eos_ids, int) else list(eos_ids or [])
+    return {"eos_ids": [int(i) for i in ids], "chat_template": chat_template or None,
+            "bos_token": bos_token, "eos_token": eos_token}
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
+
+
+def _token_content(t) -> str | None:  # tokenizer_config.json spells a token as a string or an AddedToken dict
+    return t.get("content") if isinstance(t, dict) else t
+
+
+def read_generation_meta(folder: Path) -> dict:
+    """A Hugging Face folder's EOS ids (generation_config.json, else config.json) and chat template
+    (chat_template.jinja, else tokenizer_config.json's chat_template: a string or named templates)."""
+    tok_cfg = _json(folder / "tokenizer_config.json")
+    gen = _json(folder / "generation_config.json")
+    eos = gen["eos_token_id"] if gen.get("eos_token_id") is not None else _json(folder / "config.json").get("eos_token_id")
+    template = tok_cfg.get("chat_template")
+    if isinstance(template, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None)
+    if (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text()
+    if template is not None and not isinstance(template, str):
+        raise ModelLoadError(f"{folder}/tokenizer_config.json: chat_template is not a string")
+    try:
+        return generation_meta(eos, template, _token_content(tok_cfg.get("bos_token")), _token_content(tok_cfg.get("eos_token")))
+    except (TypeError, ValueError) as e:
+        raise ModelLoadError(f"{folder}: eos_token_id {eos!r} is not a token id or a list of them") from e
 
 
 def _gguf_tree(cfg: ModelConfig, get) -> dict[str, np.ndarray]:

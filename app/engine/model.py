@@ -4,7 +4,7 @@ import fcntl
 import logging
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import loaders, tokenize
+from .chat import Message, render_chat
 from .config import ModelConfig
 from .errors import EmptyInputError, InputTooLongError, ModelLoadError
 from .forward import Cache, Hook, forward, unembed
@@ -46,6 +47,9 @@ class Model:
     weights: Mapping[str, np.ndarray] = field(repr=False)
     tokenizer: TextTokenizer = field(repr=False)
     max_tokens: int = 512
+    eos_ids: tuple[int, ...] = ()  # generation stops at any of these
+    chat_template: str | None = field(default=None, repr=False)  # jinja source, from the model's own files
+    special_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)  # bos_token, eos_token: what templates name
 
     def tokenize(self, text: str) -> list[Token]:
         """The text's tokens; refuses empty text and text longer than max_tokens, saying why."""
@@ -70,6 +74,11 @@ class Model:
         tokens = self.tokenize(text)
         out, cache = forward(self.cfg, self.weights, [t.id for t in tokens], names=names, hooks=hooks, logits=logits)
         return Run(self.id, tokens, cache, out)
+
+    def chat_prompt(self, messages: str | Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """The prompt text of messages (a string: one user message) framed by the model's chat template."""
+        return render_chat(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
+                           special_tokens=self.special_tokens)
 
     def unembed(self, resid: np.ndarray) -> np.ndarray:
         """Final norm + unembedding of residual vectors [pos, d_model] -> logits [pos, d_vocab]."""
@@ -125,20 +134,23 @@ def load_model(
             cfg, weights, meta = stored
             tk = TextTokenizer(tokenize.Tokenizer.from_str(meta["tokenizer"])) if "tokenizer" in meta else tokenize.from_hf_folder(path)
             display = meta.get("name", model_id)
+            gen = meta["generation"]
         else:
             if is_gguf:
                 cfg, weights, tok_meta = loaders.read_gguf(path)
-                tk, display = tokenize.from_gguf_metadata(tok_meta), tok_meta["name"]
-                extra = {"tokenizer": tk.tk.to_str(), "name": display}
+                tk, display, gen = tokenize.from_gguf_metadata(tok_meta), tok_meta["name"], tok_meta["generation"]
+                extra = {"tokenizer": tk.tk.to_str(), "name": display, "generation": gen}
             else:
                 cfg, weights = loaders.read_hf_folder(path)
-                tk, display = tokenize.from_hf_folder(path), path.name
-                extra = {"name": display}
+                tk, display, gen = tokenize.from_hf_folder(path), path.name, loaders.read_generation_meta(path)
+                extra = {"name": display, "generation": gen}
             weights = _store_and_map(store_dir, cfg, weights, extra)
     if tk.vocab_size > cfg.d_vocab:
         raise ModelLoadError(f"{path}: the tokenizer has {tk.vocab_size} tokens but the model embeds only {cfg.d_vocab}")
     limit = min(cfg.n_ctx, max_tokens)
-    return Model(model_id, name or display, path, cfg, weights, tk, limit)
+    specials = {k: gen[k] for k in ("bos_token", "eos_token") if gen.get(k) is not None}
+    eos = tuple(i for i in gen["eos_ids"] if 0 <= i < cfg.d_vocab)
+    return Model(model_id, name or display, path, cfg, weights, tk, limit, eos, gen["chat_template"], specials)
 
 
 @contextmanager

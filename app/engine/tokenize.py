@@ -71,6 +71,11 @@ class TextTokenizer:
         piece = self.tk.id_to_token(int(i))
         return "" if piece is None else self.piece_text(piece)
 
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """The text of token ids (generated text: the pieces joined, bytes decoded across pieces;
+        an incomplete UTF-8 sequence at the end shows as U+FFFD until its next piece arrives)."""
+        return self.tk.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
     def encode(self, text: str, add_special_tokens: bool = True) -> list[Token]:
         enc = self.tk.encode(text, add_special_tokens=add_special_tokens)
         return [Token(i, self.piece_text(p), s, e) for i, p, (s, e) in zip(enc.ids, enc.tokens, enc.offsets)]

@@ -5,7 +5,7 @@ shared by the HTTP API, notebooks and the CLI. Every number comes from the run's
 
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,8 +75,8 @@ class CachedRun:
         return self._logits
 
 
-def full_run(model: Model, text: str) -> CachedRun:
-    return CachedRun(model, model.run(text, names=capture_names(model), logits=None))
+def full_run(model: Model, text: str, then: Sequence[int] = ()) -> CachedRun:
+    return CachedRun(model, model.run(text, then=then, names=capture_names(model), logits=None))
 
 
 def tokens_public(run: Run) -> list[dict]:
@@ -281,9 +281,9 @@ def ablation_hooks(heads: list[tuple[int, int]], mode: str) -> dict:
     return {f"blocks.{L}.attn.hook_z": make(hs) for L, hs in by_layer.items()}
 
 
-def ablated_run(model: Model, text: str, heads: list[tuple[int, int]], mode: str) -> CachedRun:
+def ablated_run(model: Model, text: str, heads: list[tuple[int, int]], mode: str, then: Sequence[int] = ()) -> CachedRun:
     names = {"hook_embed"} | {f"blocks.{L}.hook_resid_post" for L in range(model.cfg.n_layers)}
-    run = model.run(text, names=names, logits=None, hooks=ablation_hooks(heads, mode))
+    run = model.run(text, then=then, names=names, logits=None, hooks=ablation_hooks(heads, mode))
     return CachedRun(model, run)
 
 

@@ -6,7 +6,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 
-from .engine import EmptyInputError, EngineError, InputTooLongError, ModelLoadError, UnknownModelError
+from .engine import (ChatTemplateError, EmptyInputError, EngineError, InputTooLongError, ModelLoadError, NotCausalError,
+                     TokenIdError, UnknownModelError)
 from .service import Overloaded
 from .text import TEXT_ERRORS
 
@@ -48,6 +49,12 @@ def _engine_error(e: EngineError) -> tuple[int, str, dict]:
         return 422, "empty_text", {}
     if isinstance(e, ModelLoadError):
         return 503, "model_unavailable", {}
+    if isinstance(e, TokenIdError):
+        return 422, "bad_token_id", {"token_id": e.token_id}
+    if isinstance(e, NotCausalError):
+        return 422, "not_causal", {}
+    if isinstance(e, ChatTemplateError):
+        return 422, "no_chat", {}
     return 422, "bad_input", {}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 from fastapi.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -85,7 +86,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, public_url=settings.public_url)
     # HTML pages and static files; API bodies and plotly.js come compressed already and pass through
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=6)
+    # (never a stream: gzip would hold back its lines until a block fills)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=6,
+                       exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + ("application/x-ndjson",))
     hosts = allowed_hosts(settings.allowed_hosts, settings.public_url, settings.host)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
     if settings.host in ANY_INTERFACE and not settings.public_url:

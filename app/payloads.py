@@ -30,7 +30,8 @@ def models_public(runner: Runner) -> list[dict]:
             continue
         info = m.info()
         out.append({k: info[k] for k in ("id", "architecture", "causal", "n_layers", "n_heads", "n_kv_heads",
-                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == runner.registry.default})
+                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == runner.registry.default,
+                                                                  "chat": bool(m.chat_template) and m.cfg.causal})
     return out
 
 def check_layer(model: Model, layer: int) -> None:
@@ -66,7 +67,7 @@ def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
     layers = list(range(model.cfg.n_layers)) if req.layers is None else list(dict.fromkeys(req.layers))
     for L in layers:
         check_layer(model, L)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     if req.measure == "weight":
         values, peak = analysis.patterns(cr, layers), lambda p: 1.0
     else:
@@ -77,14 +78,14 @@ def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
         attn = {L: binary_array(p, req.encoding, model.cfg.causal, peak(p)) for L, p in values.items()}
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "n_layers": model.cfg.n_layers,
             "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "measure": req.measure,
-            "attention": attn}
+            "attention": attn, **({"text": cr.run.text} if req.then else {})}
 
 
 def head_payload(runner: Runner, req: HeadRequest) -> dict:
     model = runner.model(req.model)
     check_layer(model, req.layer)
     check_head(model, req.head)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     h = analysis.head_detail(cr, req.layer, req.head)
     r = lambda a: np.round(a, 5)  # noqa: E731
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layer": req.layer, "head": req.head,
@@ -108,8 +109,8 @@ def ablation_run(runner: Runner, model: Model, req) -> analysis.CachedRun | None
         check_head(model, h)
     if not heads:
         return None
-    key = (model.id, req.text, tuple(heads), req.ablate_mode)
-    return runner.runs.get_or_compute(key, lambda: analysis.ablated_run(model, req.text, heads, req.ablate_mode))
+    key = (model.id, req.text, tuple(req.then), tuple(heads), req.ablate_mode)
+    return runner.runs.get_or_compute(key, lambda: analysis.ablated_run(model, req.text, heads, req.ablate_mode, req.then))
 
 
 def ablation_fields(req, changed, original) -> dict:
@@ -121,7 +122,7 @@ def ablation_fields(req, changed, original) -> dict:
 def predictions_payload(runner: Runner, req: PredictionsRequest) -> dict:
     model = runner.model(req.model)
     require_causal(model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     ablated = ablation_run(runner, model, req)
     original = analysis.top_k(model, cr.logits(), req.top_k, req.temperature)
     changed = None if ablated is None else analysis.top_k(model, ablated.logits(), req.top_k, req.temperature)
@@ -131,7 +132,7 @@ def predictions_payload(runner: Runner, req: PredictionsRequest) -> dict:
 
 def rollout_payload(runner: Runner, req: RolloutRequest) -> dict:
     model = runner.model(req.model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": [str(L) for L in range(model.cfg.n_layers)],
             "rollout": np.round(contributions.rollout(cr), 6)}
 
@@ -139,7 +140,7 @@ def rollout_payload(runner: Runner, req: RolloutRequest) -> dict:
 def attribution_payload(runner: Runner, req: AttributionRequest) -> dict:
     model = runner.model(req.model)
     require_causal(model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     n = len(cr.run.tokens)
     position = n - 1 if req.position is None else req.position
     if not 0 <= position < n:
@@ -161,12 +162,12 @@ def flow_payload(runner: Runner, req: FlowRequest) -> dict:
     """The information flow graph: every block's importances (attention edges above min_importance,
     with the heads that moved most along each), and the routes to one token for one threshold."""
     model = runner.model(req.model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     n = len(cr.run.tokens)
     position = n - 1 if req.position is None else req.position
     if not 0 <= position < n:
         raise ApiError(422, "out_of_range", f"position {position} is out of range: the text has positions 0-{n - 1}")
-    f = runner.runs.get_or_compute((model.id, "flow", req.text), lambda: contributions.flow(cr))
+    f = runner.runs.get_or_compute((model.id, "flow", req.text, tuple(req.then)), lambda: contributions.flow(cr))
     # rounded as sent, in float64: the graph here and one a client rebuilds compare the same numbers
     r = contributions.Flow(*(np.round(a.astype(np.float64), 4) for a in (f.attention, f.attention_residual, f.mlp, f.mlp_residual)))
     layers = []
@@ -186,7 +187,7 @@ def flow_payload(runner: Runner, req: FlowRequest) -> dict:
 
 def residual_payload(runner: Runner, req: ResidualRequest) -> dict:
     model = runner.model(req.model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     g = analysis.residual_geometry(cr, req.normalize)
     cos = [[None] * len(cr.run.tokens)] + np.round(g["cosine_to_previous"], 6).tolist()
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layers": g["layers"], "normalize": req.normalize,
@@ -199,7 +200,7 @@ def residual_payload(runner: Runner, req: ResidualRequest) -> dict:
 def lens_payload(runner: Runner, req: LensRequest) -> dict:
     model = runner.model(req.model)
     require_causal(model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     ablated = ablation_run(runner, model, req)
     original = analysis.lens(cr, req.top_k)
     changed = None if ablated is None else analysis.lens(ablated, req.top_k)
@@ -234,7 +235,7 @@ def top_heads(s: np.ndarray, top: int) -> list[dict]:  # s: [layer, head] -> the
 
 def heads_payload(runner: Runner, req: HeadsRequest) -> dict:
     model = runner.model(req.model)
-    cr = runner.run(model, req.text)
+    cr = runner.run(model, req.text, req.then)
     scores = head_scores(runner, model, cr)
     top = {name: top_heads(s, req.top) for name, s in scores.items()}
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "formulas": analysis.HEAD_SCORES,

@@ -4,7 +4,7 @@ in a bounded compute pool that sheds load (503) instead of queueing forever."""
 
 import gzip
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -49,9 +49,11 @@ class Runner:
     def model(self, model_id: str | None) -> Model:
         return self.registry.get(model_id)
 
-    def run(self, model: Model, text: str) -> CachedRun:
-        """Blocking: the one full run of this text (every capture), cached and shared by all endpoints."""
-        return self.runs.get_or_compute((model.id, text), lambda: full_run(model, text))
+    def run(self, model: Model, text: str, then: Sequence[int] = ()) -> CachedRun:
+        """Blocking: the one full run of this text (and of the ids written after it: Model.read), every
+        capture, cached and shared by all endpoints."""
+        then = tuple(then)
+        return self.runs.get_or_compute((model.id, text, then), lambda: full_run(model, text, then))
 
     async def respond(self, request: Request, key: tuple, build: Callable[[], object]) -> Response:
         """Serve a cached body for key, or build the payload off the event loop, encode and cache it."""

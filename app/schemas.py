@@ -20,6 +20,9 @@ class Strict(BaseModel):
 class TextRequest(Strict):
     text: Text = Field(description="the sentence to run (any unicode text; a lone surrogate is invalid_text)", examples=[LESSON_SENTENCE])
     model: Text | None = Field(None, description="model id from /api/models; default: the default model")
+    then: list[int] = Field([], max_length=4096, description="token ids the model wrote after the text (from /api/generate), "
+                            "run as they are: written text may read back as other tokens (two '\\n' written, one '\\n\\n' read). "
+                            "The tokens' spans index the text followed by the ids' decoded text")
 
 
 class AttentionRequest(TextRequest):
@@ -104,6 +107,7 @@ class ModelPublic(BaseModel):
     d_head: int
     max_tokens: int
     default: bool
+    chat: bool = Field(description="it has a chat template: /api/generate can frame a prompt as a user message (chat: true)")
 
 
 class ModelsPublic(BaseModel):
@@ -135,6 +139,7 @@ class AttentionPublic(BaseModel):
     causal: bool
     encoding: str
     measure: Literal["weight", "moved"]
+    text: str | None = Field(None, description="with then: the text the tokens' spans index (the text, then what the ids wrote)")
     attention: dict[str, list[list[list[float]]] | BinaryArray] = Field(
         description='attention["L"][h][i][j] = blocks.L.attn.hook_pattern[h, i, j]: how much query token i '
                     "attends to key token j (masked entries are 0)")
@@ -324,3 +329,43 @@ class HeadsPublic(BaseModel):
     variants: dict[str, ScoreVariant] = Field(description="what each score reads: its pattern, measure and key 0")
     scores: dict[str, list[list[float]]] = Field(description="scores[name][layer][head]")
     top: dict[str, list[HeadScore]] = Field(description="the highest-scoring heads for each score")
+
+
+# --- generation ------------------------------------------------------------------------------------
+
+class GenerateRequest(TextRequest):
+    max_new_tokens: int = Field(20, ge=1, le=128, description="tokens to write at most (the prompt plus these stay within "
+                                                              "the model's max_tokens: too_many_tokens otherwise)")
+    temperature: float = Field(0.0, ge=0, le=100, description="0: greedy (the likeliest token each step, as transformers' "
+                                                              "do_sample=False); otherwise sample from softmax(logits / temperature)")
+    top_k: int | None = Field(None, ge=1, description="sample among the k likeliest tokens only (with temperature > 0)")
+    top_p: float | None = Field(None, gt=0, le=1, description="sample among the smallest set of likeliest tokens whose "
+                                                              "probability reaches top_p (nucleus; with temperature > 0)")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="the same seed and settings write the same tokens; none: "
+                                                               "one is chosen and reported in settings")
+    chat: bool = Field(False, description="frame the text as a user message with the model's own chat template, so a chat "
+                                          "model answers it (no_chat if the model has none)")
+    stream: bool = Field(False, description="application/x-ndjson: a start line, one line per token as soon as it is chosen "
+                                            "(type token, with `written`: the text so far), then the summary (type done)")
+    n_top: int = Field(5, ge=0, le=20, description="alternatives reported per step: the likeliest under the distribution drawn from")
+
+
+class GeneratedTokenPublic(Prediction):
+    position: int = Field(description="its index in the whole sequence (the prompt's tokens are 0 .. n - 1)")
+    top: list[Prediction] = Field(description="the likeliest tokens under the distribution it was drawn from")
+    start: int = Field(description="character span in prompt + text (as the views' tokens for text=prompt, then=then)")
+    end: int
+
+
+class GeneratePublic(BaseModel):
+    model: str
+    prompt: str = Field(description="the text as run: the request's text, framed by the chat template when chat")
+    prompt_tokens: list[TokenPublic] = Field(description="the prompt's tokens, then those of the ids given in `then`")
+    tokens: list[GeneratedTokenPublic] = Field(description="the tokens written, in order; prob is under the distribution "
+                                                            "drawn from (greedy: the model's softmax)")
+    text: str = Field(description="what follows the prompt: the given ids' text, then what was written")
+    stop_reason: Literal["eos", "length", "disconnected", "cancelled"]
+    settings: dict = Field(description="max_new_tokens, temperature, top_k, top_p, seed (the one used), chat")
+    then: list[int] = Field(description="the ids after the prompt: send {text: prompt, then} to any view to see this state")
+    reads_back: bool = Field(description="whether prompt + text tokenizes back into the same ids (often not: two '\\n' "
+                                         "written read back as one '\\n\\n'); the views take `then`, so they never re-read")

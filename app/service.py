@@ -136,9 +136,11 @@ class ComputePool:
         self._pending = 0
         self._lock = threading.Lock()
 
-    async def run(self, fn: Callable, *args):
+    async def run(self, fn: Callable, *args, shed: bool = True):
+        """fn(*args) on a pool thread. shed=False: never refused (a later step of work already admitted,
+        such as a generation's next token), but counted among what waits."""
         with self._lock:
-            if self._pending >= self.max_pending:
+            if shed and self._pending >= self.max_pending:
                 raise Overloaded()
             self._pending += 1
         try:

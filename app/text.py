@@ -105,3 +105,19 @@ class Utf8Query:
         await send({"type": "http.response.start", "status": 422,
                     "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+MAX_THEN = 4096  # as TextRequest.then
+
+
+def parse_then(value: str | None) -> list[int]:
+    """A URL's `then` (the ids written after the text, comma-separated: '7042,30,198') -> [7042, 30, 198];
+    '' or None -> []. ValueError says what is wrong (ids' range is the model's to check)."""
+    if not value:
+        return []
+    parts = value.split(",")
+    if len(parts) > MAX_THEN:
+        raise ValueError(f"then lists {len(parts)} token ids; at most {MAX_THEN}")
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise ValueError(f"then must be token ids separated by commas (such as 7042,30,198), not {value[:40]!r}")
+    return [int(p) for p in parts]

@@ -37,7 +37,7 @@ from starlette.datastructures import QueryParams
 from app import payloads
 from app.engine import EngineError
 from app.http import ApiError, error_body
-from app.routes.pages import PAGES, page_html
+from app.routes.pages import PAGES, page_html, shown_then
 from app.runs import Runner
 from app.schemas import (AttributionRequest, CompareRequest, FlowRequest, HeadsRequest, LensRequest, ResidualRequest,
                          RolloutRequest)
@@ -341,11 +341,12 @@ def bundle(entries: list[str], root: Path = STATIC / "js") -> tuple[str, list[st
 # the parameters each page reads from its URL (pages.py and the page's script), and what each must be
 CHOICES = {"dir": ("in", "out"), "measure": ("weight", "moved"), "offmode": ("zero", "mean"), "locked": ("0", "1"),
            "all": ("0", "1"), "present": ("0", "1")}
-INTS = ("layer", "head", "token", "step", "at", "target", "vs")
+INTS = ("layer", "head", "token", "step", "at", "target", "vs", "upto")
+WRITTEN = ("then", "upto")  # the ids the model wrote after the text, and the timeline's step (pages.written_state)
 PARAMS = {
     "explorer": ("text", "model", "layer", "head", "token", "locked", "dir", "heads", "t", "off", "offmode", "measure",
-                 "at", "target", "vs", "present"),
-    "explain": ("text", "model", "layer", "head", "token", "step", "all", "present"),
+                 "at", "target", "vs", "present") + WRITTEN + ("n", "wt", "topk", "topp", "seed", "chat"),
+    "explain": ("text", "model", "layer", "head", "token", "step", "all", "present") + WRITTEN,
     "compare": ("word", "s", "model", "present"),
     "lens": ("text", "model", "token", "tau", "present"),  # token, tau: the flow graph's (static/js/lens.js)
 }
@@ -453,7 +454,8 @@ def requests_at_load(runner: Runner, page: str, initial: dict) -> list[tuple[str
         int_ = lambda v: int(v) if re.fullmatch(r"\d+", str(v or "")) else -1  # noqa: E731
         target = int_(s["target"])
         if target >= 0:
-            body = {"text": s["text"], "model": s["model"], "position": int_(s["at"]), "target": target}
+            then = shown_then(s)  # explorer/data.js's input(): the ids written, up to the timeline's step
+            body = {"text": s["text"], "model": s["model"], **({"then": then} if then else {}), "position": int_(s["at"]), "target": target}
             if int_(s["vs"]) >= 0:
                 body["contrast"] = int_(s["vs"])
             return [("/api/attribution", body)]
@@ -483,11 +485,13 @@ class Offline:
 
 OFFLINE = {
     "explorer": Offline(("#text", "#model", "#layer", "#head", "input[name=measure]", "#temperature", "#off-mode",
-                         "#switch-mode", "#off-clear", "#why-vs", ".off-chip"),
+                         "#switch-mode", "#off-clear", "#why-vs", ".off-chip", "#write-one", "#write-n", "#write-count",
+                         "#write-t", "#write-topk", "#write-topp", "#write-seed", "#write-chat", "#timeline-step",
+                         ".tl-chip", ".pred-append"),
                         "hovering, focusing and locking a token, the arrows' direction, the heads drawn, PNG and SVG "
                         "downloads, presenting and printing",
-                        "another sentence, model, layer, head, measure or temperature, switching heads off or explaining "
-                        "another prediction",
+                        "another sentence, model, layer, head, measure or temperature, switching heads off, explaining "
+                        "another prediction, letting the model write or another step of what it wrote",
                         keep=("token", "locked", "dir", "heads")),  # explorer/data.js: no need depends on these
     "explain": Offline(("#text", "#model", "#layer", "#head"),
                        "every step, any query token, all query tokens at once, presenting and printing",

@@ -54,7 +54,8 @@ def get(path_and_query: str, headers=API):
 
 
 TEXT = {"/api/attention": {}, "/api/head": {"layer": 0, "head": 0}, "/api/predictions": {}, "/api/residual": {},
-        "/api/lens": {}, "/api/heads": {}, "/api/rollout": {}, "/api/attribution": {}, "/api/flow": {}}
+        "/api/lens": {}, "/api/heads": {}, "/api/rollout": {}, "/api/attribution": {}, "/api/flow": {},
+        "/api/generate": {"max_new_tokens": 2}}
 
 
 def requests_for(path: str, text: str | None) -> list[tuple[str, str, dict]]:

@@ -13,7 +13,7 @@ Generation lives in its own module, so that `app.engine.generate` names the modu
 from .chat import ChatTemplateError, render_chat
 from .config import ModelConfig
 from .errors import (EmptyInputError, EngineError, GenerationError, GenerationTooLongError, InputTooLongError,
-                     ModelLoadError, NotCausalError, UnknownModelError)
+                     ModelLoadError, NotCausalError, TokenIdError, UnknownModelError)
 from .forward import KVCache, forward, unembed
 from .model import Model, Run, load_model
 from .registry import DEFAULT_MODEL, Registry
@@ -22,5 +22,5 @@ from .tokenize import Token
 __all__ = [
     "DEFAULT_MODEL", "ChatTemplateError", "EmptyInputError", "EngineError", "GenerationError",
     "GenerationTooLongError", "InputTooLongError", "KVCache", "Model", "ModelConfig", "ModelLoadError",
-    "NotCausalError", "Registry", "Run", "Token", "UnknownModelError", "forward", "load_model", "render_chat", "unembed",
+    "NotCausalError", "Registry", "Run", "Token", "TokenIdError", "UnknownModelError", "forward", "load_model", "render_chat", "unembed",
 ]

@@ -24,6 +24,12 @@ class InputTooLongError(EngineError, ValueError):
         super().__init__(f"the text has {n_tokens} tokens; this model takes at most {limit}")
 
 
+class TokenIdError(EngineError, ValueError):
+    def __init__(self, token_id: int, d_vocab: int):
+        self.token_id, self.d_vocab = token_id, d_vocab
+        super().__init__(f"token id {token_id} is not in this model's vocabulary (ids 0-{d_vocab - 1})")
+
+
 class EmptyInputError(EngineError, ValueError):
     def __init__(self):
         super().__init__("the text is empty (or only whitespace): type something to look at")

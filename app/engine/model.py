@@ -14,7 +14,7 @@ import numpy as np
 from . import loaders, tokenize
 from .chat import Message, render_chat
 from .config import ModelConfig
-from .errors import EmptyInputError, InputTooLongError, ModelLoadError
+from .errors import EmptyInputError, InputTooLongError, ModelLoadError, TokenIdError
 from .forward import Cache, Hook, forward, unembed
 from .tokenize import TextTokenizer, Token
 
@@ -29,6 +29,7 @@ class Run:
     tokens: list[Token]
     cache: Cache
     logits: np.ndarray | None = None  # [pos, d_vocab] for the positions asked for
+    text: str = ""  # what the tokens' spans index: the input, then the text of the ids written after it
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.cache[name]
@@ -53,27 +54,42 @@ class Model:
 
     def tokenize(self, text: str) -> list[Token]:
         """The text's tokens; refuses empty text and text longer than max_tokens, saying why."""
+        return self.read(text)[1]
+
+    def read(self, text: str, then: Sequence[int] = ()) -> tuple[str, list[Token]]:
+        """(the whole text, its tokens): the text's tokens, then the tokens of the ids `then` as they are
+        (what the model wrote after the text, never re-read from their text: "\n" + "\n" written reads
+        back as one "\n\n" token), their spans in text + their decoded text. Refuses empty text, ids
+        outside the vocabulary and more than max_tokens in all, saying why."""
         if not isinstance(text, str) or not text.strip():
             raise EmptyInputError()
         tokens = self.tokenizer.encode(text)
+        if then:
+            then = [int(i) for i in then]
+            bad = [i for i in then if not 0 <= i < self.cfg.d_vocab]
+            if bad:
+                raise TokenIdError(bad[0], self.cfg.d_vocab)
+            written, more = self.tokenizer.continuation([t.id for t in tokens], then, offset=len(text))
+            text, tokens = text + written, tokens + more
         if len(tokens) > self.max_tokens:
             raise InputTooLongError(len(tokens), self.max_tokens)
         if not tokens:
             raise EmptyInputError()
-        return tokens
+        return text, tokens
 
     def run(
         self,
         text: str,
         *,
+        then: Sequence[int] = (),
         names: Collection[str] | None = None,
         logits: str | slice | None = "all",
         hooks: Mapping[str, Hook] | None = None,
     ) -> Run:
-        """Tokenize and run. names: the TransformerLens names to keep (None: all)."""
-        tokens = self.tokenize(text)
+        """Tokenize (and append the ids `then`: see read) and run. names: the TransformerLens names to keep (None: all)."""
+        text, tokens = self.read(text, then)
         out, cache = forward(self.cfg, self.weights, [t.id for t in tokens], names=names, hooks=hooks, logits=logits)
-        return Run(self.id, tokens, cache, out)
+        return Run(self.id, tokens, cache, out, text)
 
     def chat_prompt(self, messages: str | Sequence[Message], add_generation_prompt: bool = True) -> str:
         """The prompt text of messages (a string: one user message) framed by the model's chat template."""

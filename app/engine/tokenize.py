@@ -76,6 +76,46 @@ class TextTokenizer:
         an incomplete UTF-8 sequence at the end shows as U+FFFD until its next piece arrives)."""
         return self.tk.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
+    def continuation(self, prompt_ids, then, offset: int = 0) -> tuple[str, list[Token]]:
+        """The text the ids `then` add after prompt_ids, and their tokens with spans in it (+ offset).
+
+        The text is decode(prompt + then) past decode(prompt), so that a piece reads as it does in
+        context (a sentencepiece "▁word" keeps its space). A token's span is where the text grows when it
+        is added; the byte pieces of one character (an emoji in three pieces) each span that character,
+        as `tokenizers` gives offsets for pieces of a typed character."""
+        prompt_ids, then = [int(i) for i in prompt_ids], [int(i) for i in then]
+        base, text = self._join(prompt_ids, then)
+        if base is None:  # a decoder that rewrites the join: the ids' own text
+            base, prompt_ids = "", []
+
+        def settled(k):  # characters of text fixed once then[:k] is added (an unfinished character is not)
+            d = self.decode(prompt_ids + then[:k])[len(base):]
+            n = 0
+            for a, b in zip(d, text):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        ends = [settled(k) for k in range(1, len(then))] + [len(text)]
+        tokens, start = [], 0
+        for i, end in zip(then, ends):
+            piece = self.tk.id_to_token(i)
+            s, e = start, end
+            if e == s and piece is not None and self.piece_text(piece) and s < len(text):
+                e = s + 1  # a piece of a character not yet complete: the character it is part of
+            tokens.append(Token(i, "" if piece is None else self.piece_text(piece), offset + s, offset + e))
+            start = end
+        return text, tokens
+
+    def continuation_text(self, prompt_ids, then) -> str:
+        """The text the ids `then` add after prompt_ids (continuation's text, in one decode)."""
+        return self._join([int(i) for i in prompt_ids], [int(i) for i in then])[1]
+
+    def _join(self, prompt_ids, then) -> tuple[str | None, str]:
+        base, full = self.decode(prompt_ids), self.decode(prompt_ids + then)
+        return (base, full[len(base):]) if full.startswith(base) else (None, self.decode(then))
+
     def encode(self, text: str, add_special_tokens: bool = True) -> list[Token]:
         enc = self.tk.encode(text, add_special_tokens=add_special_tokens)
         return [Token(i, self.piece_text(p), s, e) for i, p, (s, e) in zip(enc.ids, enc.tokens, enc.offsets)]

@@ -16,7 +16,7 @@ from ..http import ApiError, error_body, error_response, public_base
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
-from ..text import query_problem
+from ..text import parse_then, query_problem
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..vendor import plotly_url
 
@@ -26,7 +26,7 @@ VIEWS = {"arrows": "Arrows between tokens", "heatmap": "Heatmap of one head", "g
          "explain": "One head, step by step", "compare": "Same word, new meaning",
          "lens": "The prediction forming, layer by layer"}
 COMMON = ("model", "theme", "static")
-HEAD = ("text", "layer", "head", "token")
+HEAD = ("text", "then", "layer", "head", "token")  # then: ids written after the text (the explorer's generated text)
 # the head views show the weights or, with measure=moved, what each head moved (as the explorer's toggle)
 MEASURES = ("weight", "moved")
 # the URL parameters each embed reads, in the order its URLs are written
@@ -59,6 +59,9 @@ def embed_query(view: str, pairs: list[tuple[str, str]]) -> str:
     """The embed's query string from any attnscope URL's parameters: only those the view reads, in a
     fixed order (the compare page's repeated `s` are the embed's `sentences`)."""
     pairs = [("sentences" if k == "s" else k, v) for k, v in pairs if v != ""]
+    upto = next((v for k, v in pairs if k == "upto"), "")
+    if upto.isdigit():  # the explorer's timeline: the embed shows the ids up to the step on screen
+        pairs = [(k, ",".join(v.split(",")[:int(upto)]) if k == "then" else v) for k, v in pairs]
     return urlencode([(k, v) for name in PARAMS[view] for k, v in pairs if k == name])
 
 
@@ -80,6 +83,11 @@ def embed_state(view: str, q: QueryParams, runner: Runner) -> dict:
     state["text"] = text
     if view == "lens":
         return state
+    try:
+        parse_then(q.get("then"))
+    except ValueError as e:
+        raise BadParam(str(e)) from None
+    state["then"] = q.get("then") or None
     # explain needs a query token: 'creature' in the lesson sentence, else the last token (-1)
     token_default = 3 if view == "explain" and text == LESSON_SENTENCE else -1
     state |= {"layer": _int_param(q, "layer", DEFAULT_LAYER), "head": _int_param(q, "head", DEFAULT_HEAD), "token": _int_param(q, "token", token_default)}
@@ -109,7 +117,7 @@ def view_data(runner: Runner, view: str, state: dict) -> dict:
         except ValidationError as e:
             raise BadParam("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())) from None
         return {"compare": payloads.compare_payload(runner, req)}
-    common = {"text": state["text"], "model": model.id}
+    common = {"text": state["text"], "model": model.id, **({"then": parse_then(state["then"])} if state.get("then") else {})}
     if view == "lens":
         return {"lens": payloads.lens_payload(runner, LensRequest(**common, top_k=5))}
     if view == "explain":
@@ -144,10 +152,10 @@ def page_url(base: str, view: str | None, state: dict | None) -> str:
         return f"{base}/"
     if view == "compare":
         return f"{base}/compare?" + urlencode([("word", state["word"]), ("model", state["model"])] + [("s", s) for s in state["sentences"]])
-    keys = {"explain": ("text", "model", "layer", "head", "token", "step", "all"), "lens": ("text", "model")}
+    keys = {"explain": ("text", "then", "model", "layer", "head", "token", "step", "all"), "lens": ("text", "model")}
     path = {"explain": "/explain", "lens": "/lens"}.get(view, "/")
     values = {**state, "all": "1" if state.get("all") else None, "measure": "moved" if state.get("measure") == "moved" else None}
-    return f"{base}{path}?" + urlencode([(k, values[k]) for k in keys.get(view, HEAD[:4] + ("model", "measure"))
+    return f"{base}{path}?" + urlencode([(k, values[k]) for k in keys.get(view, HEAD + ("model", "measure"))
                                          if values.get(k) is not None])
 
 

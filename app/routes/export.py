@@ -1,5 +1,5 @@
 """Exports: GET /export/{view}.{fmt} downloads one view of one text as a file, with the explorer's
-URL parameters (text, model, layer, head, token, measure).
+URL parameters (text, then, model, layer, head, token, measure).
 
 view: heatmap | grid | arrows | embeddings; fmt: html (plotly.js inline, works offline from
 file://) | json | csv (app/viewdata.py's docstring is the schema). The file is made by
@@ -19,6 +19,7 @@ from ..lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
 from ..payloads import check_head, check_layer
 from ..runs import Runner
 from ..runview import RunView
+from ..text import parse_then
 
 # Not in the OpenAPI schema, like the pages and embeds (tests/test_fuzz.py checks that the schema is the
 # JSON API exactly); the endpoint is documented in the README.
@@ -30,13 +31,14 @@ router = APIRouter(include_in_schema=False)
 HTML_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
 
 
-def _export(runner: Runner, view: str, fmt: str, text: str, model_id: str | None, layer: int, head: int,
+def _export(runner: Runner, view: str, fmt: str, text: str, then: list[int], model_id: str | None, layer: int, head: int,
             token: int | None, measure: str, want_gz: bool) -> tuple[bytes, str, str, bool]:
     """Blocking (compute pool): (body, media type, file name, gzipped)."""
     model = runner.model(model_id)
     check_layer(model, layer)
     check_head(model, head)
-    cached = runner.run(model, text)
+    cached = runner.run(model, text, then)
+    text = cached.run.text  # with `then`: the text followed by what the ids wrote
     n = len(cached.run.tokens)
     if token is not None and not -1 <= token < n:
         raise ApiError(422, "out_of_range", f"token {token} is out of range: this text has tokens 0-{n - 1} (-1 for none)",
@@ -56,22 +58,27 @@ def _export(runner: Runner, view: str, fmt: str, text: str, model_id: str | None
 @router.get("/export/{name}", response_class=Response)
 async def export(name: str, request: Request, runner: RunnerDep,
                  text: str = LESSON_SENTENCE, model: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
-                 token: int | None = None, measure: Literal["weight", "moved"] = "weight"):
+                 token: int | None = None, measure: Literal["weight", "moved"] = "weight", then: str = ""):
     """One view as a file to download. text/model/layer/head as in the explorer's URL (defaults: the
     lesson sentence, the default model, DEFAULT_LAYER and DEFAULT_HEAD: layer 2, head 3); token: arrows' query token (-1 or absent:
     the last), checked against the text for every view; measure: weight (the attention weights) or moved
-    (what each head carried, ‖weight · v W_O‖₂: heatmap, grid and arrows; the embeddings are a 422)."""
+    (what each head carried, ‖weight · v W_O‖₂: heatmap, grid and arrows; the embeddings are a 422); then: the
+    ids written after the text, comma-separated (the explorer's generated text, run as written)."""
     view, _, fmt = name.rpartition(".")
     if view not in exports.VIEWS or fmt not in exports.FORMATS:
         raise ApiError(404, "unknown_export", f"there is no export {name!r}: use /export/{{view}}.{{fmt}} with view one of "
                        f"{', '.join(exports.VIEWS)} and fmt one of {', '.join(exports.FORMATS)}",
                        views=list(exports.VIEWS), formats=list(exports.FORMATS))
     try:
+        ids = parse_then(then)
+    except ValueError as e:
+        raise ApiError(422, "bad_parameter", str(e)) from None
+    try:
         exports.check_view(view, measure)  # before any run: there is nothing to compute for a file we will not make
     except exports.NotApplicable as e:
         raise ApiError(422, "not_applicable", str(e), views=list(exports.HEAD_VIEWS)) from None
     try:
-        body, media, filename, gz = await runner.pool.run(_export, runner, view, fmt, text, model, layer, head, token,
+        body, media, filename, gz = await runner.pool.run(_export, runner, view, fmt, text, ids, model, layer, head, token,
                                                        measure, accepts_gzip(request))
     except (EngineError, ApiError):
         raise

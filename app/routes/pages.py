@@ -20,6 +20,7 @@ from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE
 from ..runs import Runner
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
+from ..text import parse_then
 from ..vendor import plotly_bundle, plotly_url
 
 router = APIRouter(include_in_schema=False)
@@ -76,7 +77,25 @@ def page_state(q: QueryParams, runner: Runner) -> dict:
             "dir": "in" if q.get("dir") == "in" else "out", "heads": q.get("heads", ""),
             "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero",
             "measure": "moved" if q.get("measure") == "moved" else "weight",
-            "at": q.get("at", ""), "target": q.get("target", ""), "vs": q.get("vs", "")}
+            "at": q.get("at", ""), "target": q.get("target", ""), "vs": q.get("vs", ""),
+            **written_state(q)}
+
+
+def written_state(q: QueryParams) -> dict:
+    """What was written after the text (`then`: its ids; `upto`: how many of them the views show, absent:
+    all) and how (the write controls' settings), as the explorer's URL holds them; a bad value is dropped."""
+    try:
+        then = parse_then(q.get("then"))
+    except ValueError:
+        then = []
+    upto = _int(q.get("upto"), -1)
+    return {"then": then, "upto": upto if 0 <= upto < len(then) else -1,
+            "write": {k: q.get(k, "") for k in ("n", "wt", "topk", "topp", "seed", "chat")}}
+
+
+def shown_then(state: dict) -> list[int]:
+    """The ids the views run after the text: the first `upto` of those written (all of them without upto)."""
+    return state["then"] if state["upto"] < 0 else state["then"][:state["upto"]]
 
 
 def parse_heads_off(heads_off: str) -> list[tuple[int, int]]:
@@ -94,7 +113,7 @@ def first_view(runner: Runner, state: dict) -> dict:
     model = runner.model(state["model"])
     state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
     state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
-    common = {"text": state["text"], "model": model.id}
+    common = {"text": state["text"], "model": model.id, "then": shown_then(state)}
     data = {
         "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], measure=state["measure"])),
         "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"])),
@@ -112,7 +131,12 @@ def first_view(runner: Runner, state: dict) -> dict:
 
 def explorer_initial(runner: Runner, q: QueryParams) -> dict:
     state = page_state(q, runner)
-    return with_data(runner, state, lambda: first_view(runner, state))
+    initial = with_data(runner, state, lambda: first_view(runner, state))
+    if state["then"] and initial["error"] is None:  # the timeline's tokens: every written id, read (no forward pass)
+        whole, tokens = runner.model(state["model"]).read(state["text"], state["then"])
+        n = len(tokens) - len(state["then"])
+        state["written"] = {"whole": whole, "tokens": [{"id": t.id, "text": t.text, "start": t.start, "end": t.end} for t in tokens[n:]]}
+    return initial
 
 
 def explain_initial(runner: Runner, q: QueryParams) -> dict:
@@ -124,8 +148,8 @@ def explain_initial(runner: Runner, q: QueryParams) -> dict:
         model = runner.model(state["model"])
         state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
         state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
-        data = payloads.head_payload(runner, HeadRequest(text=state["text"], model=model.id, layer=state["layer"],
-                                                        head=state["head"], detail=True))
+        data = payloads.head_payload(runner, HeadRequest(text=state["text"], model=model.id, then=shown_then(state),
+                                                        layer=state["layer"], head=state["head"], detail=True))
         state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
         return data
 

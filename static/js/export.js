@@ -290,8 +290,9 @@ export async function save(svg, format, name) {
 }
 
 // /export/{view}.{fmt} for the state (the server's file: same text, model, layer, head, token)
-export function exportURL(view, fmt, { text, model, layer, head, token }) {
+export function exportURL(view, fmt, { text, model, layer, head, token }, then = []) {
   const q = new URLSearchParams({ text, model, layer: String(layer), head: String(head) });
+  if (then.length) q.set("then", then.join(","));  // ids the model wrote after the text, run as written
   if (view === "arrows" && token >= 0) q.set("token", String(token));
   return `/export/${view}.${fmt}?${q}`;
 }

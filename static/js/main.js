@@ -4,6 +4,7 @@
 //   explorer/views.js     the views bound to state and data: drawn only from the current state's data
 //   explorer/controls.js  the controls, one group a function
 //   explorer/exports.js   the export toolbars
+//   explorer/write.js     letting the model write (streamed), and the timeline of what it wrote
 //   focus.js              hover, focus, lock and release of a token (shared with embeds and lessons)
 // This file puts them together and paints the first view from the data inline in the page.
 
@@ -13,13 +14,14 @@ import { ablationControls, headControls, sentenceControls, temperatureControls, 
 import { DataCache, keyOf } from "./explorer/data.js";
 import { wireExports } from "./explorer/exports.js";
 import { explorerViews, wanted } from "./explorer/views.js";
+import { writeControls } from "./explorer/write.js";
 import { tokenFocus } from "./focus.js";
 import { registerSteps } from "./present.js";
-import { Store, stateFromInitial } from "./store.js";
+import { Store, shownThen, stateFromInitial } from "./store.js";
 
 const initial = initialData();
 const models = Object.fromEntries(initial.models.map((m) => [m.id, m]));
-const store = new Store(stateFromInitial(initial.state));
+const store = new Store({ ...stateFromInitial(initial.state), writing: false });
 const cache = new DataCache();
 const focus = tokenFocus(store);
 window.attnscope = { store, rendered: null };  // for the curious (and for tests): the live state
@@ -71,6 +73,8 @@ function keepTokenInRange() {
   const a = cache.get(keyOf("attention", s));
   if (a?.status !== "ready") return;
   const tokens = a.value.tokens;
+  if (s.upto < 0 && s.then.length && a.value.text !== undefined && !writing.recordFor(s)?.tokens?.[s.then.length - 1]?.end)
+    writing.learn(s.model, s.text, s.then, a.value.text, tokens.slice(tokens.length - s.then.length));
   if (remapFrom) {
     const was = remapFrom[s.token];
     remapFrom = null;
@@ -86,9 +90,11 @@ function keepTokenInRange() {
 // ---- the controls and the views ---------------------------------------------------------------------
 
 const ablation = ablationControls({ store, models });
-const controls = [sentenceControls({ store, models, remap }), headControls({ store, models }), temperatureControls({ store, models }), ablation,
-  whyControls({ store })];
-const views = explorerViews({ store, cache, models, focus, pickHead: ablation.pick, onError: showError });
+const writing = writeControls({ store, models, onError: showError });
+const controls = [sentenceControls({ store, models, remap, shownText: writing.shownText }), headControls({ store, models }),
+  temperatureControls({ store, models }), ablation, whyControls({ store }), writing];
+const views = explorerViews({ store, cache, models, focus, pickHead: ablation.pick, onError: showError, record: writing.recordFor,
+  append: (id) => store.set({ then: [...shownThen(store.state), id], upto: -1 }) });
 
 const FOCUS = new Set(["token", "locked"]);  // a hover: no control shows these, no data depends on them
 
@@ -111,6 +117,7 @@ store.addEventListener("change", (e) => {
   update(e.detail);
 });
 cache.addEventListener("data", () => update(new Set()));
+store.addEventListener("record", () => { for (const c of controls) c.show(store.state); views.render(new Set(["record"])); });
 
 // ---- the rest of the page ---------------------------------------------------------------------------
 
@@ -165,6 +172,7 @@ function start() {
   const d = initial.data;
   const s = store.state;
   if (d) {  // the server's first view, built for exactly this state
+    if (initial.state.written) writing.learn(s.model, s.text, s.then, initial.state.written.whole, initial.state.written.tokens);
     cache.put("attention", s, d.attention);
     cache.put("head", s, d.head);
     cache.put("grid", s, d.grid);

@@ -3,7 +3,9 @@
 
 const URL_KEYS = { text: "text", model: "model", layer: "layer", head: "head", token: "token", locked: "locked",
   dir: "dir", heads: "heads", temperature: "t", headsOff: "off", offMode: "offmode", measure: "measure",
-  whyAt: "at", whyTarget: "target", whyVs: "vs" };
+  whyAt: "at", whyTarget: "target", whyVs: "vs",
+  // what the model wrote after the text (its ids), how many of them the views show (the timeline), how it wrote
+  then: "then", upto: "upto", writeN: "n", writeT: "wt", topK: "topk", topP: "topp", seed: "seed", chat: "chat" };
 
 export class Store extends EventTarget {
   constructor(state) {
@@ -43,7 +45,9 @@ export class Store extends EventTarget {
     const params = new URLSearchParams();
     for (const [k, name] of Object.entries(URL_KEYS)) {
       let v = this.state[k];
-      if (k === "heads" || k === "headsOff") v = v.join(",");
+      if (k === "heads" || k === "headsOff" || k === "then") v = v.join(",");
+      if (k === "upto" && (v < 0 || !this.state.then.length)) v = "";
+      if (k === "chat") v = v ? "1" : "";
       if ((k === "offMode" && v === "zero") || (k === "measure" && v === "weight")) v = "";  // the defaults stay out
       if (k === "locked") v = v ? "1" : "";
       if ((k === "token" || k.startsWith("why")) && v < 0) v = "";
@@ -67,7 +71,21 @@ export function stateFromInitial(s) {
     headsOff: String(s.off || "").split(",").filter((x) => /^\d+\.\d+$/.test(x)), offMode: s.offmode === "mean" ? "mean" : "zero",
     measure: s.measure === "moved" ? "moved" : "weight",
     ...whyFromInitial(s),
+    ...writtenFromInitial(s),
   };
+}
+
+// The ids the views run after the text: the first `upto` written (all of them when upto is -1).
+export const shownThen = (s) => (s.upto < 0 ? s.then : s.then.slice(0, s.upto));
+
+// What was written and how, as the server read the URL (then, upto) and as it said (write: raw strings).
+function writtenFromInitial(s) {
+  const w = s.write ?? {};
+  const num = (v, lo, hi) => (v !== "" && v !== undefined && Number.isFinite(Number(v)) && Number(v) >= lo && Number(v) <= hi ? Number(v) : "");
+  return { then: Array.isArray(s.then) ? s.then : [], upto: Number.isInteger(s.upto) ? s.upto : -1,
+    writeN: num(w.n, 1, 128) || 20, writeT: num(w.wt, 0, 100) === "" ? 0 : num(w.wt, 0, 100),
+    topK: Number.isInteger(num(w.topk, 1, 1e6)) ? num(w.topk, 1, 1e6) : "", topP: num(w.topp, 1e-6, 1),
+    seed: Number.isInteger(num(w.seed, 0, Number.MAX_SAFE_INTEGER)) ? num(w.seed, 0, Number.MAX_SAFE_INTEGER) : "", chat: w.chat === "1" };
 }
 
 // The prediction explained (at: position, target and vs: token ids; -1 for none), as the URL said it.

@@ -8,26 +8,34 @@ import { $, el } from "../dom.js";
 const TYPING_MS = 220;  // the text goes into the state this long after the last keystroke
 
 // The sentence and the model. pending() is true while a keystroke waits for its debounce.
-// tokensNow() -> the tokens on screen, so that a model switch can keep a locked token (remap).
-export function sentenceControls({ store, models, remap }) {
+// remap() keeps a locked token on its characters across a model switch. The box shows shownText(s):
+// the text, then what the model wrote after it up to the timeline's step; an edit makes it all typed text.
+export function sentenceControls({ store, models, remap, shownText }) {
   const text = $("text"), model = $("model");
   model.replaceChildren(...Object.values(models).map((m) => new Option(`${m.name}${m.default ? " (default)" : ""}`, m.id)));
-  text.value = store.get("text");
+  const shown = () => shownText(store.state) ?? text.value;
+  text.value = shown();
   let typing = 0;
   text.addEventListener("input", () => {
     clearTimeout(typing);
-    typing = setTimeout(() => { typing = 0; store.set({ text: text.value }); }, TYPING_MS);
+    typing = setTimeout(() => { typing = 0; store.set({ text: text.value, then: [], upto: -1 }); }, TYPING_MS);
   });
   model.addEventListener("change", () => {
     const m = models[model.value];
     const layer = Math.min(store.get("layer"), m.n_layers - 1), head = Math.min(store.get("head"), m.n_heads - 1);
     remap();  // the focused token, by its characters, in the new model's tokens
-    store.set({ model: m.id, layer, head, heads: [head], headsOff: [] });
+    // ids are one vocabulary's: another model reads what was written as text
+    const then = store.get("then").length ? { text: shown(), then: [], upto: -1 } : {};
+    store.set({ model: m.id, layer, head, heads: [head], headsOff: [], ...then });
   });
   return {
-    pending: () => typing !== 0 || text.value !== store.get("text"),
+    pending: () => typing !== 0 || (shownText(store.state) !== null && text.value !== shownText(store.state)),
     show(s) {
-      if (!typing && text.value !== s.text) text.value = s.text;  // the text came from elsewhere (a link, a script)
+      const want = shownText(s);
+      if (!typing && want !== null && text.value !== want) {  // the text came from elsewhere (a link, a script, the model)
+        text.value = want;
+        text.rows = Math.min(8, Math.max(2, want.split("\n").length, Math.ceil(want.length / 90)));  // written text grows the box
+      }
       model.value = s.model;
       const m = models[s.model];
       $("facts").textContent = `${m.name} · ${m.architecture} ${m.causal ? "(causal: each token sees only earlier ones)" : "(encoder: every token sees every token)"}`

@@ -8,8 +8,11 @@
 //   within a per-need limit (least recently used out first).
 
 import { ApiError, decodePattern, request } from "../api.js";
+import { shownThen } from "../store.js";
 
-const attentionOne = (s) => ({ text: s.text, model: s.model, layers: [s.layer], measure: s.measure });
+// what every need runs: the text, and the ids written after it that the timeline shows (run as written)
+const input = (s) => ({ text: s.text, model: s.model, ...(shownThen(s).length ? { then: shownThen(s) } : {}) });
+const attentionOne = (s) => ({ ...input(s), layers: [s.layer], measure: s.measure });
 
 // What the views scale a head by: 1 for weights; for moved (raw norms) the head's largest value, so
 // that its strongest carry draws as strongly as a weight of 1. values: any iterable of numbers.
@@ -23,25 +26,26 @@ export function peak(measure, values) {
 // need -> {fields: the state it depends on, limit: answers kept, ask(state) -> [path, body],
 //          accept(answer, state) -> what the views get}
 export const NEEDS = {
-  attention: { fields: ["model", "text", "layer", "measure"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
+  attention: { fields: ["model", "text", "shown", "layer", "measure"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
     accept: (r, s) => {
       const pattern = r.attention[String(s.layer)], measure = r.measure ?? "weight";
-      return { tokens: r.tokens, pattern, causal: r.causal, measure, peaks: pattern.map((P) => peak(measure, P.flat())) };
+      return { tokens: r.tokens, text: r.text, pattern, causal: r.causal, measure, peaks: pattern.map((P) => peak(measure, P.flat())) };
     } },
-  head: { fields: ["model", "text", "layer", "head"], limit: 32,
-    ask: (s) => ["/api/head", { text: s.text, model: s.model, layer: s.layer, head: s.head }], accept: (r) => r },
+  head: { fields: ["model", "text", "shown", "layer", "head"], limit: 32,
+    ask: (s) => ["/api/head", { ...input(s), layer: s.layer, head: s.head }], accept: (r) => r },
   // every layer's pattern as uint8 (one byte a weight), decoded once: [layer] -> Float32Array [H*n*n]
-  grid: { fields: ["model", "text", "measure"], limit: 2,
-    ask: (s) => ["/api/attention", { text: s.text, model: s.model, encoding: "uint8", measure: s.measure }], accept: decodeGrid },
-  attribution: { fields: ["model", "text", "whyAt", "whyTarget", "whyVs"], limit: 16,
-    ask: (s) => ["/api/attribution", { text: s.text, model: s.model, position: s.whyAt, target: s.whyTarget,
+  grid: { fields: ["model", "text", "shown", "measure"], limit: 2,
+    ask: (s) => ["/api/attention", { ...input(s), encoding: "uint8", measure: s.measure }], accept: decodeGrid },
+  attribution: { fields: ["model", "text", "shown", "whyAt", "whyTarget", "whyVs"], limit: 16,
+    ask: (s) => ["/api/attribution", { ...input(s), position: s.whyAt, target: s.whyTarget,
       ...(s.whyVs >= 0 ? { contrast: s.whyVs } : {}) }], accept: (r) => r },
-  predictions: { fields: ["model", "text", "temperature", "headsOff", "offMode"], limit: 32,
-    ask: (s) => ["/api/predictions", { text: s.text, model: s.model, top_k: 10, temperature: s.temperature,
+  predictions: { fields: ["model", "text", "shown", "temperature", "headsOff", "offMode"], limit: 32,
+    ask: (s) => ["/api/predictions", { ...input(s), top_k: 10, temperature: s.temperature,
       ablate: s.headsOff.map((k) => k.split(".").map(Number)), ablate_mode: s.offMode }], accept: (r) => r },
 };
 
-export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => s[f])]);
+// "shown" is derived: the ids the views run (shownThen), so that a step of the timeline is a key of its own
+export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => (f === "shown" ? shownThen(s) : s[f]))]);
 
 export function decodeGrid(r) {
   const data = {}, peaks = {};

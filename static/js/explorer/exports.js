@@ -6,9 +6,10 @@
 import { $ } from "../dom.js";
 import { plotlyReady } from "../plotly.js";
 import { keyOf } from "./data.js";
+import { shownThen } from "../store.js";
 import { arrowsSVG, exportURL, gridSVG, heatmapImage, linesSVG, save } from "../export.js";
 
-const LINK_KEYS = ["text", "model", "layer", "head", "token", "measure"];
+const LINK_KEYS = ["text", "then", "upto", "model", "layer", "head", "token", "measure"];
 const MOVED = "what it moved: ‖weight · v W_O‖₂";
 
 // the file names the server gives its files too: attnscope-heatmap-moved-L2-H3, attnscope-grid-moved...
@@ -23,14 +24,14 @@ function about(view, s, m, chips) {
   const moved = s.measure === "moved";
   const heads = view === "heatmap" || view === "grid" ? [s.head] : s.heads;
   const token = s.token >= 0 && chips?.[s.token] ? `, query token ${s.token} ${chips[s.token].textContent}` : "";
-  return { desc: s.text, caption: view === "grid"
+  return { desc: $("text").value, caption: view === "grid"
     ? `${m.id} · every layer × head (${moved ? `${MOVED}, brightness √(moved ÷ the head's largest)` : "brightness √weight"}) · selected: layer ${s.layer}, head ${s.head}`
     : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}${moved ? ` · ${MOVED}, strokes ÷ each head's largest` : ""}` };
 }
 
 // the server's file for the state: exportURL's parameters, and the measure when it is not the default
 function fileURL(view, fmt, s) {
-  const url = exportURL(view, fmt, s);
+  const url = exportURL(view, fmt, s, shownThen(s));
   return s.measure === "moved" ? `${url}&measure=moved` : url;
 }
 

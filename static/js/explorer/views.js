@@ -15,10 +15,11 @@ import { drawHeatmap } from "../views/heatmap.js";
 import { drawLines } from "../views/lines.js";
 import { drawPredictions } from "../views/predictions.js";
 import { label } from "../tokens.js";
+import { shownThen } from "../store.js";
 import { keyOf } from "./data.js";
 
 // spec: {panel, needs, uses?, on: state keys it shows, draw(data, state) -> geometry (or a promise)}
-function specs({ models, focus, pickHead, store }) {
+function specs({ models, focus, pickHead, store, record, append }) {
   const causal = (s) => models[s.model].causal;
   const explain = (s) => causal(s) && s.whyTarget >= 0;
   return {
@@ -45,10 +46,18 @@ function specs({ models, focus, pickHead, store }) {
     grid: { panel: "grid-panel", needs: ["grid"], on: ["layer", "head", "headsOff"], draw: ({ grid }, s) =>
       drawGrid($("grid"), grid, { layer: s.layer, head: s.head, headsOff: causal(s) ? s.headsOff : [], onPick: pickHead }) },
     // an encoder predicts nothing: the view then needs no data and says so
-    predictions: { panel: "predictions-panel", needs: (s) => (causal(s) ? ["predictions"] : []), on: ["model", "token", "temperature", "headsOff", "whyAt", "whyTarget"],
-      draw: ({ predictions: p }, s) => drawPredictions($("predictions"), { tokens: p?.tokens ?? [], predictions: p?.predictions ?? null,
-        original: p?.original ?? null }, { position: s.token, headsOff: s.headsOff, temperature: s.temperature, chosen: s.whyAt >= 0 ? [s.whyAt, s.whyTarget] : null,
-        onPick: (i, id) => store.set({ whyAt: i, whyTarget: id, whyVs: -1 }) }) },
+    // at a step of the timeline, the token written next is marked (and how likely it was as written);
+    // after the last token, any prediction can be written next with one click
+    predictions: { panel: "predictions-panel", needs: (s) => (causal(s) ? ["predictions"] : []), on: ["model", "token", "temperature", "headsOff", "whyAt", "whyTarget", "record", "writing"],
+      draw: ({ predictions: p }, s) => {
+        const k = shownThen(s).length, last = (p?.tokens.length ?? 0) - 1;
+        const at = s.token >= 0 && s.token <= last ? s.token : last;
+        const later = s.upto >= 0 && at === last ? { id: s.then[k], ...(record(s)?.tokens[k] ?? {}) } : null;
+        return drawPredictions($("predictions"), { tokens: p?.tokens ?? [], predictions: p?.predictions ?? null, original: p?.original ?? null },
+          { position: s.token, headsOff: s.headsOff, temperature: s.temperature, chosen: s.whyAt >= 0 ? [s.whyAt, s.whyTarget] : null,
+            onPick: (i, id) => store.set({ whyAt: i, whyTarget: id, whyVs: -1 }), writtenNext: later,
+            onAppend: at === last && !s.writing && !s.headsOff.length ? append : null });
+      } },
     // why this prediction: only once a predicted token was picked (an encoder predicts nothing)
     why: { panel: "why-panel", needs: (s) => (explain(s) ? ["attribution"] : []), uses: ["predictions"], on: ["model"], draw: async ({ attribution: a, predictions: p }, s) => {
       $("why-panel").hidden = !causal(s);
@@ -72,7 +81,7 @@ const needsOf = (spec, s) => (typeof spec.needs === "function" ? spec.needs(s) :
 // encoding would otherwise share the server with theirs and slow the views a keystroke is for.
 export function wanted(s, models, cache) {
   const out = new Map();
-  if (s.text === "") return out;
+  if (s.text === "" || s.writing) return out;  // while the model writes, its tokens stream in: the views wait for the end
   const causal = models[s.model].causal;
   const first = ["attention", "head", ...(causal ? ["predictions"] : []), ...(causal && s.whyTarget >= 0 ? ["attribution"] : [])];
   for (const need of first) out.set(keyOf(need, s), { need, state: { ...s } });
@@ -81,8 +90,8 @@ export function wanted(s, models, cache) {
   return out;
 }
 
-export function explorerViews({ store, cache, models, focus, pickHead, onError }) {
-  const all = specs({ models, focus, pickHead, store });
+export function explorerViews({ store, cache, models, focus, pickHead, onError, record, append }) {
+  const all = specs({ models, focus, pickHead, store, record, append });
   // name -> {stamp: the keys of the data last drawn, geometry, drawing: a promise while a draw runs}
   const shown = Object.fromEntries(Object.keys(all).map((name) => [name, { stamp: null, geometry: null, drawing: null, again: false }]));
 
@@ -150,13 +159,15 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError }
       panel.classList.toggle("updating", !ok);
       panel.classList.toggle("empty", s.text === "");
       let note = panel.querySelector(":scope > .updating-note");
-      if (!ok && !note) panel.append(note = el("p", { className: "updating-note", textContent: "updating…", attrs: { "aria-live": "polite" } }));
+      const says = s.writing ? "the model is writing: the views follow when it stops…" : "updating…";
+      if (!ok && !note) panel.append(note = el("p", { className: "updating-note", textContent: says, attrs: { "aria-live": "polite" } }));
+      if (!ok && note.textContent !== says) note.textContent = says;
       if (ok && note) note.remove();
     }
     if ($("empty").hidden !== (s.text !== "")) $("empty").hidden = s.text !== "";  // writes only on a change
     // the marker tests and bench/frontend.py wait on: the state the main views show (null: not yet)
     const views = fresh("arrows") && fresh("heatmap") && fresh("predictions");
-    const marker = views ? { text: s.text, model: s.model, layer: s.layer, head: s.head, grid: fresh("grid") } : null;
+    const marker = views ? { text: s.text, then: shownThen(s), model: s.model, layer: s.layer, head: s.head, grid: fresh("grid") } : null;
     if (JSON.stringify(marker) !== JSON.stringify(window.attnscope.rendered)) window.attnscope.rendered = marker;
   }
 

@@ -10,8 +10,11 @@ const points = (d) => (Math.abs(d) < 0.0005 ? "±<0.1" : `${d > 0 ? "+" : "−"}
 
 // The view: data = {tokens, predictions: [position][top-k {id, text, prob}] (null for an encoder),
 // original: the same with every head on (or null)}; options = {position, headsOff, temperature,
-// chosen: [position, token id] explained below (or null), onPick(position, id): a token was clicked}.
-export function drawPredictions(box, { tokens, predictions, original = null }, { position, headsOff = [], temperature, chosen = null, onPick = null }) {
+// chosen: [position, token id] explained below (or null), onPick(position, id): a token was clicked,
+// writtenNext: {id, text?, prob?, settings?}: the token the model wrote after this position (a step of
+// its writing; null otherwise), onAppend(id): write this token next (null: not offered here)}.
+export function drawPredictions(box, { tokens, predictions, original = null }, { position, headsOff = [], temperature, chosen = null, onPick = null,
+  writtenNext = null, onAppend = null }) {
   if (!predictions) {
     box.replaceChildren(el("p", { className: "muted",
       textContent: "This model is an encoder: it reads the whole sentence at once and does not predict a next token." }));
@@ -25,7 +28,14 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
     const tok = onPick ? el("button", { type: "button", className: "pred-token", textContent: label(p.text), title: "why this prediction? (below)" })
       : el("span", { className: "pred-token", textContent: label(p.text) });
     if (onPick) tok.addEventListener("click", () => onPick(i, p.id));
-    const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, tok, bar, pct);
+    const add = onAppend && el("button", { type: "button", className: "pred-append", textContent: "+", title: `write ${quoted(p.text)} next`,
+      attrs: { "aria-label": `write ${quoted(p.text)} next` } });
+    if (add) add.addEventListener("click", () => onAppend(p.id));
+    const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, tok, bar, pct, add);
+    if (writtenNext?.id === p.id) {
+      li.classList.add("written-next");
+      li.append(el("span", { className: "written-tag", textContent: "← written next" }));
+    }
     if (chosen && chosen[0] === i && chosen[1] === p.id) li.setAttribute("aria-current", "true");
     if (before) {
       const was = before.get(p.id);
@@ -40,7 +50,19 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
   const note = headsOff.length
     ? `With ${headsOff.length} head${headsOff.length > 1 ? "s" : ""} switched off (${headsOff.map((k) => `L${k.replace(".", "H")}`).join(", ")}); the thin mark on each bar and the change in points are against every head on.`
     : `softmax(logits / ${temperature}); hover or lock a token to see its prediction.`;
+  const written = writtenNext && el("p", { className: "written-note small", textContent: writtenNote(writtenNext, predictions[i]) });
   box.replaceChildren(el("p", { className: "pred-title", textContent: `After ${quoted(tokens[i].text)} (token ${i}) the model expects:` }),
-    el("ol", { className: "pred-list" }, ...rows), el("p", { className: "muted small", textContent: note }));
+    el("ol", { className: "pred-list" }, ...rows), ...(written ? [written] : []), el("p", { className: "muted small", textContent: note }));
   return { position: i };
+}
+
+// How the token written next was chosen: greedy (the likeliest) or drawn with the writing's settings.
+function writtenNote(w, top) {
+  const name = w.text !== undefined ? quoted(w.text) : `token ${w.id}`;
+  const listed = top.some((p) => p.id === w.id) ? "" : " (not among the likeliest listed here)";
+  const set = w.settings;
+  if (!set || w.prob === undefined) return `The model wrote ${name} next${listed}.`;
+  if (!set.temperature) return `The model wrote ${name} next: the likeliest token (greedy)${listed}.`;
+  const how = [`temperature ${set.temperature}`, set.top_k ? `top-k ${set.top_k}` : "", set.top_p ? `top-p ${set.top_p}` : ""].filter(Boolean).join(", ");
+  return `The model wrote ${name} next, drawn with ${how}: p = ${percent(w.prob)} under those settings${listed}.`;
 }

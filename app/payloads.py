@@ -62,6 +62,22 @@ def binary_array(p: np.ndarray, encoding: str, causal: bool, peak: float = 1.0) 
             "packing": "tril" if causal else "full", "scale": peak / 255 if encoding == "uint8" else 1.0, "data": _b64(data)}
 
 
+GRID_POOL = 64  # the heads grid's thumbnails: at most 64 x 64 blocks each (static/js/views/grid.js MAX_PIXELS)
+
+
+def max_pool(p: np.ndarray, size: int) -> tuple[np.ndarray, list[int]]:
+    """[head, n, n] -> ([head, size, size], edges): block (a, b) is the largest value over queries
+    edges[a]..edges[a+1]-1 and keys edges[b]..edges[b+1]-1, edges[a] = floor(a n / size), so a sharp
+    weight never vanishes from a thumbnail (sampling every k-th row would skip it). Causal: a block
+    above the diagonal covers masked entries only (0), as in the full pattern; n <= size: unchanged."""
+    n = p.shape[-1]
+    if n <= size:
+        return p, list(range(n + 1))
+    edges = [a * n // size for a in range(size + 1)]  # strictly increasing since n > size
+    starts = edges[:-1]
+    return np.maximum.reduceat(np.maximum.reduceat(p, starts, axis=1), starts, axis=2), edges
+
+
 def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
     model = runner.model(req.model)
     layers = list(range(model.cfg.n_layers)) if req.layers is None else list(dict.fromkeys(req.layers))
@@ -72,13 +88,17 @@ def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
         values, peak = analysis.patterns(cr, layers), lambda p: 1.0
     else:
         values, peak = {str(L): contributions.moved(cr, L) for L in layers}, lambda p: p.max()
+    edges = None
+    if req.pool is not None and len(cr.run.tokens) > req.pool:
+        pooled = {L: max_pool(p, req.pool) for L, p in values.items()}
+        values, edges = {L: v for L, (v, _) in pooled.items()}, next(iter(pooled.values()))[1]
     if req.encoding == "json":
         attn = {L: np.round(p, 4) for L, p in values.items()}
     else:
         attn = {L: binary_array(p, req.encoding, model.cfg.causal, peak(p)) for L, p in values.items()}
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "n_layers": model.cfg.n_layers,
             "n_heads": model.cfg.n_heads, "causal": model.cfg.causal, "encoding": req.encoding, "measure": req.measure,
-            "attention": attn, **({"text": cr.run.text} if req.then else {})}
+            "attention": attn, **({"text": cr.run.text} if req.then else {}), **({"pool": {"edges": edges}} if edges else {})}
 
 
 def head_payload(runner: Runner, req: HeadRequest) -> dict:
@@ -88,10 +108,12 @@ def head_payload(runner: Runner, req: HeadRequest) -> dict:
     cr = runner.run(model, req.text, req.then)
     h = analysis.head_detail(cr, req.layer, req.head)
     r = lambda a: np.round(a, 5)  # noqa: E731
+    want = set(req.parts or ("qkv", "scores", "pattern", "z"))
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "layer": req.layer, "head": req.head,
             "kv_head": h["kv_head"], "d_head": model.cfg.d_head, "scale": h["scale"],
-            "q": r(h["q"]), "k": r(h["k"]), "v": r(h["v"]), "scores": analysis.scores_public(h["scores"]),
-            "pattern": np.round(h["pattern"], 6), "z": r(h["z"]),
+            **({"q": r(h["q"]), "k": r(h["k"]), "v": r(h["v"])} if "qkv" in want else {}),
+            **({"scores": analysis.scores_public(h["scores"])} if "scores" in want else {}),
+            **({"pattern": np.round(h["pattern"], 6)} if "pattern" in want else {}), **({"z": r(h["z"])} if "z" in want else {}),
             **({k: r(v) for k, v in analysis.head_inputs_outputs(cr, req.layer, req.head).items()} if req.detail else {}),
             **({"v_out_norm": r(contributions.value_norms(cr, req.layer)[req.head])} if req.detail else {})}
 

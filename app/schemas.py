@@ -34,6 +34,9 @@ class AttentionRequest(TextRequest):
         "weight", description="weight: the attention pattern (where each head looks); moved: "
                               "‖pattern[h,i,j] · (v[j, kv(h)] @ W_O[h])‖₂, the size of what head h carries from key j to "
                               "query i (Kobayashi et al. 2020), raw norms (uint8's scale is the layer's largest / 255)")
+    pool: int | None = Field(None, ge=8, le=512, description="thumbnails: a text longer than this many tokens has each pattern "
+                             "max-pooled into pool x pool blocks (the answer's pool.edges: block a covers positions "
+                             "edges[a] to edges[a+1]-1), so a sharp weight never vanishes; shorter texts come whole")
 
 
 class HeadRequest(TextRequest):
@@ -41,6 +44,9 @@ class HeadRequest(TextRequest):
     head: int = Field(description="head index, from 0")
     detail: bool = Field(False, description="also return what the head reads (e), q/k before RoPE (Llama) and "
                                             "the head's output projected back to d_model")
+    parts: list[Literal["qkv", "scores", "pattern", "z"]] | None = Field(
+        None, max_length=4, description="only these of q/k/v, scores, pattern and z (default: all): a view that shows "
+                                        "one of them need not carry the rest (a 400-token text's q, k, v and z are ~350 kB gzipped)")
 
 
 class Ablation(Strict):
@@ -140,6 +146,7 @@ class AttentionPublic(BaseModel):
     encoding: str
     measure: Literal["weight", "moved"]
     text: str | None = Field(None, description="with then: the text the tokens' spans index (the text, then what the ids wrote)")
+    pool: dict | None = Field(None, description="with pool, for a longer text: {edges}, the blocks each pattern was max-pooled into")
     attention: dict[str, list[list[list[float]]] | BinaryArray] = Field(
         description='attention["L"][h][i][j] = blocks.L.attn.hook_pattern[h, i, j]: how much query token i '
                     "attends to key token j (masked entries are 0)")
@@ -222,12 +229,13 @@ class HeadPublic(BaseModel):
     kv_head: int = Field(description="the key/value head this query head reads (grouped-query attention)")
     d_head: int
     scale: float = Field(description="the factor applied to q·k (1/sqrt(d_head))")
-    q: list[list[float]] = Field(description="[pos][d_head], blocks.L.attn.hook_q (after RoPE for Llama)")
-    k: list[list[float]]
-    v: list[list[float]]
-    scores: list[list[float | None]] = Field(description="[query][key] q·k * scale before the softmax; null where masked")
-    pattern: list[list[float]]
-    z: list[list[float]] = Field(description="[pos][d_head] the weighted sum of values, blocks.L.attn.hook_z")
+    q: list[list[float]] | None = Field(None, description="[pos][d_head], blocks.L.attn.hook_q (after RoPE for Llama); "
+                                        "q, k and v are absent when parts leaves out qkv (each field likewise)")
+    k: list[list[float]] | None = None
+    v: list[list[float]] | None = None
+    scores: list[list[float | None]] | None = Field(None, description="[query][key] q·k * scale before the softmax; null where masked")
+    pattern: list[list[float]] | None = None
+    z: list[list[float]] | None = Field(None, description="[pos][d_head] the weighted sum of values, blocks.L.attn.hook_z")
     e: list[list[float]] | None = Field(None, description="detail: [pos][d_model] the head's input, "
                                         "blocks.L.ln1.hook_normalized (BERT: blocks.L.hook_resid_pre)")
     q_pre_rope: list[list[float]] | None = Field(None, description="detail (Llama): [pos][d_head] q before the rotation")

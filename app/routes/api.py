@@ -37,14 +37,15 @@ def list_models(runner: RunnerDep):
 async def attention(req: AttentionRequest, request: Request, runner: RunnerDep):
     """Every attention pattern of the text (or of the layers asked for): where each head looks, or
     (measure=moved) how much it carries from each key to each query."""
-    key = (req.model, "attention", req.text, tuple(req.then), None if req.layers is None else tuple(req.layers), req.encoding, req.measure)
+    key = (req.model, "attention", req.text, tuple(req.then), None if req.layers is None else tuple(req.layers), req.encoding, req.measure,
+           req.pool)
     return await runner.respond(request, key, lambda: payloads.attention_payload(runner, req))
 
 
 @router.post("/head", response_model=HeadPublic, responses=ERRORS)
 async def head(req: HeadRequest, request: Request, runner: RunnerDep):
     """One head in full: q, k, v, the scaled scores before the softmax, the pattern and z."""
-    key = (req.model, "head", req.text, tuple(req.then), req.layer, req.head, req.detail)
+    key = (req.model, "head", req.text, tuple(req.then), req.layer, req.head, req.detail, None if req.parts is None else tuple(sorted(set(req.parts))))
     return await runner.respond(request, key, lambda: payloads.head_payload(runner, req))
 
 

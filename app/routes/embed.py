@@ -15,6 +15,7 @@ from ..engine import EngineError, Model
 from ..http import ApiError, error_body, error_response, public_base
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
+from ..payloads import GRID_POOL
 from ..schemas import AttentionRequest, CompareRequest, HeadRequest, LensRequest
 from ..text import parse_then, query_problem
 from ..templating import EMBED_OF_PAGE, TEMPLATES
@@ -128,7 +129,7 @@ def view_data(runner: Runner, view: str, state: dict) -> dict:
         if not 1 <= state["step"] <= n_explain_steps(model):
             raise BadParam(f"step {state['step']} is out of range: this model's explanation has steps 1-{n_explain_steps(model)}")
     elif view == "grid":
-        data = {"grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"]))}
+        data = {"grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"], pool=GRID_POOL))}
         payloads.check_layer(model, state["layer"])
         payloads.check_head(model, state["head"])
         tokens = data["grid"]["tokens"]

@@ -18,6 +18,7 @@ from ..engine import EngineError
 from ..http import ApiError, accepts_gzip, error_body, error_response, public_base
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
+from ..payloads import GRID_POOL
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
 from ..templating import EMBED_OF_PAGE, TEMPLATES
 from ..text import parse_then
@@ -117,7 +118,7 @@ def first_view(runner: Runner, state: dict) -> dict:
     data = {
         "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], measure=state["measure"])),
         "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"])),
-        "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"])),
+        "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"], pool=GRID_POOL)),
     }
     if model.cfg.causal:
         try:
@@ -151,6 +152,8 @@ def explain_initial(runner: Runner, q: QueryParams) -> dict:
         data = payloads.head_payload(runner, HeadRequest(text=state["text"], model=model.id, then=shown_then(state),
                                                         layer=state["layer"], head=state["head"], detail=True))
         state["token"] = min(max(state["token"], 0), len(data["tokens"]) - 1)
+        if state["then"]:  # the text the sentence box shows: the text, then what the shown ids wrote
+            state["shown_text"] = model.read(state["text"], shown_then(state))[0]
         return data
 
     return with_data(runner, state, head_view)

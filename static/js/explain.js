@@ -11,6 +11,9 @@ const initial = initialData();
 const models = Object.fromEntries(initial.models.map((m) => [m.id, m]));
 const state = { ...initial.state };
 let d = initial.data;  // the /api/head detail payload
+// ids the model wrote after the text (the explorer's `then`, up to its timeline's step `upto`): run as written
+const shown = () => (!state.then?.length ? [] : state.upto >= 0 ? state.then.slice(0, state.upto) : state.then);
+const written = () => (shown().length ? { then: shown().join(","), ...(state.upto >= 0 ? { upto: state.upto } : {}) } : {});
 window.attnscope = { state, get data() { return d; } };
 
 // ---- one step -------------------------------------------------------------------------------------
@@ -27,7 +30,7 @@ function render() {
   }));
   $("prev").disabled = state.step === 0;
   $("next").disabled = state.step === list.length - 1;
-  history.replaceState(null, "", `/explain?${new URLSearchParams({ text: state.text, model: state.model, layer: state.layer, head: state.head, token: i, step: state.step + 1, all: state.all ? 1 : 0 })}`);
+  history.replaceState(null, "", `/explain?${new URLSearchParams({ text: state.text, ...written(), model: state.model, layer: state.layer, head: state.head, token: i, step: state.step + 1, all: state.all ? 1 : 0 })}`);
   document.body.dataset.step = step.id;
 }
 
@@ -48,12 +51,13 @@ function controls() {
   $("token").replaceChildren(...d.tokens.map((t, j) => new Option(`${j}: ${label(t.text)}`, String(j))));
   $("token").value = String(Math.min(state.token, d.tokens.length - 1));
   $("all").checked = state.all;
-  $("text").value = state.text;
+  $("text").value = shown().length ? state.shown_text : state.text;
 }
 
 async function reload() {
   try {
-    const r = await post("head", "/api/head", { text: state.text, model: state.model, layer: state.layer, head: state.head, detail: true });
+    const r = await post("head", "/api/head", { text: state.text, ...(shown().length ? { then: shown() } : {}), model: state.model,
+      layer: state.layer, head: state.head, detail: true });
     if (!r) return;
     d = r;
     state.token = Math.min(state.token, d.tokens.length - 1);
@@ -87,7 +91,8 @@ function wire() {
   $("token").addEventListener("change", (e) => { state.token = Number(e.target.value); render(); });
   $("all").addEventListener("change", (e) => { state.all = e.target.checked; render(); });
   let t = 0;
-  $("text").addEventListener("input", (e) => { clearTimeout(t); t = setTimeout(() => { state.text = e.target.value; reload(); }, 250); });
+  // an edit makes it all typed text (what was written is then read by the tokenizer)
+  $("text").addEventListener("input", (e) => { clearTimeout(t); t = setTimeout(() => { Object.assign(state, { text: e.target.value, then: [], upto: -1 }); reload(); }, 250); });
   busy.addEventListener("change", (e) => ($("busy").hidden = !e.detail));
 }
 

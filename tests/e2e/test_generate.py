@@ -143,3 +143,20 @@ def test_chat_frames_the_prompt(page, server):
     wait_shown(page, expected["then"])
     assert page.is_disabled("#write-chat")  # the text is framed already: a further write continues it
     assert not page.errors
+
+
+def test_explain_shows_a_step_of_the_writing(page, server):
+    """The explorer's "explain this head" link at a step: the head's numbers for the ids as written, also
+    after choosing another layer (the page's own request carries them)."""
+    d = api(server, "/api/generate", text=PROMPT, max_new_tokens=6)
+    then = ",".join(map(str, d["then"]))
+    page.open(f"{server}/explain?text={PROMPT.replace(' ', '+')}&then={then}&upto=3&layer=2&head=3")
+    want = api(server, "/api/head", text=PROMPT, then=d["then"][:3], layer=2, head=3, detail=True)
+    assert page.evaluate("() => window.attnscope.data.tokens.map(t => t.id)") == [t["id"] for t in want["tokens"]]
+    assert page.input_value("#text") == PROMPT + d["text"][:d["tokens"][2]["end"] - len(PROMPT)]
+    page.select_option("#layer", "5")
+    want5 = api(server, "/api/head", text=PROMPT, then=d["then"][:3], layer=5, head=3, detail=True)
+    page.wait_for_function("() => window.attnscope.data.layer === 5")
+    assert page.evaluate("() => window.attnscope.data.z") == want5["z"]
+    assert "then=" in page.evaluate("() => location.search") and "upto=3" in page.evaluate("() => location.search")
+    assert not page.errors

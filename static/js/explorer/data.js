@@ -31,11 +31,13 @@ export const NEEDS = {
       const pattern = r.attention[String(s.layer)], measure = r.measure ?? "weight";
       return { tokens: r.tokens, text: r.text, pattern, causal: r.causal, measure, peaks: pattern.map((P) => peak(measure, P.flat())) };
     } },
-  head: { fields: ["model", "text", "shown", "layer", "head"], limit: 32,
-    ask: (s) => ["/api/head", { ...input(s), layer: s.layer, head: s.head }], accept: (r) => r },
-  // every layer's pattern as uint8 (one byte a weight), decoded once: [layer] -> Float32Array [H*n*n]
+  // the heatmap's hover: the scores beside the weights, or (what moved) the weights beside what moved
+  head: { fields: ["model", "text", "shown", "layer", "head", "measure"], limit: 32,
+    ask: (s) => ["/api/head", { ...input(s), layer: s.layer, head: s.head, parts: [s.measure === "moved" ? "pattern" : "scores"] }], accept: (r) => r },
+  // every layer's pattern as uint8 (one byte a weight), max-pooled into at most GRID_POOL x GRID_POOL blocks
+// (a thumbnail's pixels: a sharp weight never vanishes), decoded once: [layer] -> Float32Array [H*n*n]
   grid: { fields: ["model", "text", "shown", "measure"], limit: 2,
-    ask: (s) => ["/api/attention", { ...input(s), encoding: "uint8", measure: s.measure }], accept: decodeGrid },
+    ask: (s) => ["/api/attention", { ...input(s), encoding: "uint8", measure: s.measure, pool: GRID_POOL }], accept: decodeGrid },
   attribution: { fields: ["model", "text", "shown", "whyAt", "whyTarget", "whyVs"], limit: 16,
     ask: (s) => ["/api/attribution", { ...input(s), position: s.whyAt, target: s.whyTarget,
       ...(s.whyVs >= 0 ? { contrast: s.whyVs } : {}) }], accept: (r) => r },
@@ -47,9 +49,12 @@ export const NEEDS = {
 // "shown" is derived: the ids the views run (shownThen), so that a step of the timeline is a key of its own
 export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => (f === "shown" ? shownThen(s) : s[f]))]);
 
+export const GRID_POOL = 64;  // app/payloads.py GRID_POOL; static/js/views/grid.js MAX_PIXELS
+
+// n: the side of each decoded pattern (the tokens, or the pooled blocks of a longer text)
 export function decodeGrid(r) {
   const data = {}, peaks = {};
-  const n = r.tokens.length, measure = r.measure ?? "weight";
+  const n = r.pool ? r.pool.edges.length - 1 : r.tokens.length, measure = r.measure ?? "weight";
   for (const [L, a] of Object.entries(r.attention)) {
     data[L] = decodePattern(a);
     peaks[L] = Array.from({ length: r.n_heads }, (_, h) => peak(measure, data[L].subarray(h * n * n, (h + 1) * n * n)));

@@ -5,7 +5,7 @@
 import { LUT } from "../colors.js";
 import { css } from "../dom.js";
 
-const MAX_PIXELS = 64;  // a thumbnail samples at most 64x64 cells of its pattern
+const MAX_PIXELS = 64;  // a thumbnail draws at most 64x64 cells: the server max-pools longer patterns to that (GRID_POOL)
 
 const drawn = new WeakMap();  // canvas -> {geometry, onPick} of its last drawing, for its event handlers
 const cues = new WeakMap();  // el -> its "scroll sideways" cue

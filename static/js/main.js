@@ -73,7 +73,7 @@ function keepTokenInRange() {
   const a = cache.get(keyOf("attention", s));
   if (a?.status !== "ready") return;
   const tokens = a.value.tokens;
-  if (s.upto < 0 && s.then.length && a.value.text !== undefined && !writing.recordFor(s)?.tokens?.[s.then.length - 1]?.end)
+  if (s.upto < 0 && s.then.length && a.value.text !== undefined && writing.recordFor(s)?.tokens?.slice(0, s.then.length).every((t) => t.end !== undefined) !== true)
     writing.learn(s.model, s.text, s.then, a.value.text, tokens.slice(tokens.length - s.then.length));
   if (remapFrom) {
     const was = remapFrom[s.token];

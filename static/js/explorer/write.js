@@ -58,7 +58,9 @@ export function writeControls({ store, models, onError }) {
     if (!shown.length) return s.text;
     const r = recordFor(s);
     if (!r || r.tokens.length < shown.length) return null;
-    return r.whole.slice(0, Math.max(s.text.length, ...r.tokens.slice(0, shown.length).map((t) => t.end)));
+    if (shown.length === r.then.length) return r.whole;
+    const end = r.tokens[shown.length - 1].end;  // a token streamed in has no span until the summary (or the views' data) says
+    return end === undefined ? null : r.whole.slice(0, Math.max(s.text.length, end));
   }
 
   const settings = (s) => ({ temperature: s.writeT, ...(s.writeT > 0 && s.topK !== "" ? { top_k: s.topK } : {}),
@@ -66,12 +68,13 @@ export function writeControls({ store, models, onError }) {
 
   function status(text) { $("write-status").textContent = text; }
 
-  async function write(n) {
+  // write n tokens after what the views show (greedy: the likeliest each time, whatever the settings)
+  async function write(n, greedy = false) {
     const s = store.state;
     if (ctrl || !models[s.model].causal || s.text.trim() === "") return;
     const given = shownThen(s), chat = s.chat && !given.length;  // a chat frame goes around a new prompt only
     const body = { text: s.text, model: s.model, max_new_tokens: n, ...(given.length ? { then: given } : {}), ...(chat ? { chat: true } : {}),
-      ...(n === 1 && !s.writeT ? { temperature: 0 } : settings(s)), stream: true, n_top: 5 };
+      ...(greedy ? { temperature: 0 } : settings(s)), stream: true, n_top: 5 };
     const base = { model: s.model, text: s.text };
     ctrl = new AbortController();
     const started = performance.now();
@@ -91,7 +94,8 @@ export function writeControls({ store, models, onError }) {
           tokens.push({ id: line.id, text: line.text, prob: line.prob, top: line.top, settings: body });
           const then = [...given, ...tokens.slice(given.length).map((t) => t.id)];
           // spans arrive with the summary: until then the box shows the text written so far
-          remember({ ...base, text: prompt, then, whole: prompt + lastWritten, tokens: tokens.map((t) => ({ start: prompt.length, end: prompt.length + lastWritten.length, ...t })) });
+          if (store.get("model") !== body.model || store.get("text") !== prompt) throw new Error("the text or model changed while the model wrote");
+          remember({ ...base, text: prompt, then, whole: prompt + lastWritten, tokens: tokens.slice() });
           store.set({ then, upto: -1 });
           const secs = (performance.now() - started) / 1000;
           if (n > 1) status(`writing… ${got} of ${n} tokens (${(got / secs).toFixed(1)} per second)`);
@@ -123,9 +127,10 @@ export function writeControls({ store, models, onError }) {
     $("write-n").disabled = writing;
     $("write-stop").hidden = !writing;
     $("text").readOnly = writing;
+    $("model").disabled = writing;  // what is written is in this model's vocabulary
   }
 
-  $("write-one").addEventListener("click", () => write(1));
+  $("write-one").addEventListener("click", () => write(1, true));
   $("write-n").addEventListener("click", () => write(store.get("writeN")));
   $("write-stop").addEventListener("click", () => ctrl?.abort());
   const num = (id, key, parse) => $(id).addEventListener("change", (e) => store.set({ [key]: parse(e.target.value) }));

@@ -283,3 +283,37 @@ def test_read_keeps_any_ids_and_spans_their_text(smol):
         assert set().union(*(range(t.start, t.end) for t in written)) == set(range(len(text), len(whole)))
 
     check()
+
+
+# --- the written state in pages, embeds and exports ----------------------------------------------------
+
+def test_embeds_exports_and_pages_run_the_written_ids(client):
+    import re
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    d = post(client, "/api/generate", text=PROMPT, max_new_tokens=6)
+    then = ",".join(map(str, d["then"]))
+    att = post(client, "/api/attention", text=PROMPT, then=d["then"][:4], layers=[2])
+    # an embed of the explorer's step 4 (its URL's upto cuts then): the API's numbers for that step
+    url = "http://testserver/?" + urlencode({"text": PROMPT, "then": then, "upto": 4, "layer": 2, "head": 3})
+    o = client.get("/oembed", params={"url": url}).json()
+    src = re.search(r'src="([^"]+)"', o["html"]).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(src).query)["then"] == [",".join(map(str, d["then"][:4]))]
+    html = client.get(urlsplit(src).path + "?" + urlsplit(src).query).text
+    inline = json.loads(re.search(r'<script type="application/json" id="initial">(.*?)</script>', html, re.S).group(1))
+    assert inline["error"] is None and inline["data"]["attention"]["tokens"] == att["tokens"]
+    assert inline["data"]["attention"]["attention"]["2"] == att["attention"]["2"]
+    # an export of that step
+    r = client.get("/export/heatmap.json", params={"text": PROMPT, "then": ",".join(map(str, d["then"][:4])), "layer": 2, "head": 3})
+    assert r.status_code == 200 and r.json()["tokens"] == att["tokens"]
+    assert r.json()["text"] == PROMPT + d["text"][:d["tokens"][3]["end"] - len(PROMPT)]
+    bad = client.get("/export/heatmap.json", params={"text": PROMPT, "then": "1,x"})
+    assert bad.status_code == 422 and bad.json()["error"] == "bad_parameter"
+    bad = client.get("/embed/heatmap", params={"text": PROMPT, "then": "-3"})
+    assert bad.status_code in (200, 422) and "then must be token ids" in bad.text
+    # the explorer page at that step: its first view is the step's, its timeline knows every written token
+    page = client.get("/", params={"text": PROMPT, "then": then, "upto": 4}).text
+    state = json.loads(re.search(r'<script type="application/json" id="initial">(.*?)</script>', page, re.S).group(1))
+    assert state["data"]["attention"]["tokens"] == att["tokens"] and state["state"]["upto"] == 4
+    assert [t["id"] for t in state["state"]["written"]["tokens"]] == d["then"]
+    assert state["state"]["written"]["whole"] == PROMPT + d["text"]

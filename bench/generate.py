@@ -2,8 +2,11 @@
 cache, side by side in one run: greedy, the same prompt ids, the same number of new tokens, the
 same thread count for numpy's BLAS and torch. Prints tokens per second after the first token, time
 to the first token (the prefill plus one choice) and the ratios; checks both wrote the same tokens.
+A third side is the same generation over HTTP: POST /api/generate with "stream": true to a real
+`uvicorn app.main:app` (tests/live_server.py, the same thread count), timed from the request to each
+line: what the explorer's reader waits for.
 
-    .venv/bin/python bench/generate.py [--new 64] [--threads N] [--repeats 3] [--attn sdpa,eager]
+    .venv/bin/python bench/generate.py [--new 64] [--threads N] [--repeats 3] [--attn sdpa,eager] [--no-http]
 
 Not a timed test: read the ratios, on an idle machine (`uptime` is printed before and after).
 """
@@ -38,6 +41,26 @@ def ours_once(model, ids, n, attention):
         out.append(t.id)
         if first is None:
             first = time.perf_counter()
+    end = time.perf_counter()
+    return out, first - t0, end - first
+
+
+def http_once(url, model_id, n):
+    import json
+
+    import httpx
+
+    body = {"text": PROMPT, "model": model_id, "max_new_tokens": n, "stream": True}
+    out, first, t0 = [], None, time.perf_counter()
+    with httpx.stream("POST", url + "/api/generate", json=body, timeout=300) as r:
+        for line in r.iter_lines():
+            d = json.loads(line)
+            if d["type"] == "token":
+                out.append(d["id"])
+                if first is None:
+                    first = time.perf_counter()
+            elif d["type"] == "error":
+                raise RuntimeError(d["detail"])
     end = time.perf_counter()
     return out, first - t0, end - first
 
@@ -83,10 +106,10 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="BLAS and torch threads (0: the server's default, cores / workers)")
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--attn", default="sdpa,eager", help="transformers' attention implementations to compare against")
+    ap.add_argument("--no-http", action="store_true", help="leave out the side over HTTP (a server subprocess)")
     args = ap.parse_args()
 
     import torch
-    from threadpoolctl import threadpool_limits
 
     from app.settings import Settings
 
@@ -99,9 +122,28 @@ def main():
           f"numpy {np.__version__}, torch {torch.__version__}")
     hfs = {a: load_hf(model, a) for a in args.attn.split(",") if a}
     rows = {}
+    server = None
+    if not args.no_http:
+        from tests.live_server import Server
+
+        server = Server(env_extra={"ATTNSCOPE_BLAS_THREADS": str(threads), "ATTNSCOPE_MODELS": "", "WORKERS": "1"})
+        server.wait_ready(300)
+    try:
+        _sides(args, model, ids, threads, hfs, server, rows)
+    finally:
+        if server is not None:
+            server.close()
+    print(f"\nafter: {load()}")
+
+
+def _sides(args, model, ids, threads, hfs, server, rows):
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(threads, user_api="blas"):
         sides = {"ours (with attention rows)": lambda: ours_once(model, ids, args.new, True),
                  "ours (no attention capture)": lambda: ours_once(model, ids, args.new, False)}
+        if server is not None:
+            sides["ours (over HTTP, streamed)"] = lambda: http_once(server.url, model.id, args.new)
         sides |= {f"transformers ({a})": (lambda hf=hf: hf_once(hf, ids, args.new)) for a, hf in hfs.items()}
         for fn in sides.values():  # warm-up: page in the weights, let each side allocate its buffers
             fn()
@@ -126,7 +168,6 @@ def main():
         for ref_name in [n for n in rows if n.startswith("transformers")]:
             (t_o, r_o, _), (t_r, r_r, _) = rows[ours_name], rows[ref_name]
             print(f"{ours_name.split(' (')[1][:-1] + ' vs ' + ref_name.split(' (')[1][:-1]:30} {t_r / t_o:21.2f} {r_o / r_r:15.2f}")
-    print(f"\nafter: {load()}")
 
 
 if __name__ == "__main__":

@@ -144,13 +144,20 @@ function wirePage() {
   });
   explainLink();
   wireExports({ store, models, views, cache, showError });
-  // presenting: Page Down / Page Up walk through the heads, layer after layer
+  // presenting: Page Down / Page Up walk through what the model wrote, a token at a time, or (nothing
+  // written) through the heads, layer after layer
   const walk = (d) => {
-    const m = models[store.get("model")], i = store.get("layer") * m.n_heads + store.get("head") + d;
+    const s = store.state;
+    if (s.then.length) {
+      const k = Math.min(s.then.length, Math.max(0, shownThen(s).length + d));
+      return store.set({ upto: k >= s.then.length ? -1 : k, token: -1, locked: false });
+    }
+    const m = models[s.model], i = s.layer * m.n_heads + s.head + d;
     const k = Math.min(m.n_layers * m.n_heads - 1, Math.max(0, i));
     store.set({ layer: Math.floor(k / m.n_heads), head: k % m.n_heads, heads: [k % m.n_heads] });
   };
-  registerSteps({ next: () => walk(1), prev: () => walk(-1), label: () => `layer ${store.get("layer")} · head ${store.get("head")}` });
+  registerSteps({ next: () => walk(1), prev: () => walk(-1), label: () => (store.get("then").length
+    ? `written: step ${shownThen(store.state).length} of ${store.get("then").length}` : `layer ${store.get("layer")} · head ${store.get("head")}`) });
 }
 
 // Resolves when the page shows the current state: no keystroke waiting, nothing on its way for it,

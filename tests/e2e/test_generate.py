@@ -160,3 +160,20 @@ def test_explain_shows_a_step_of_the_writing(page, server):
     assert page.evaluate("() => window.attnscope.data.z") == want5["z"]
     assert "then=" in page.evaluate("() => location.search") and "upto=3" in page.evaluate("() => location.search")
     assert not page.errors
+
+
+def test_presenting_steps_through_what_was_written(page, server):
+    d = api(server, "/api/generate", text=PROMPT, max_new_tokens=5)
+    then = ",".join(map(str, d["then"]))
+    page.open(f"{server}/?text={PROMPT.replace(' ', '+')}&then={then}&upto=2&present=1")
+    wait_shown(page, d["then"][:2])
+    page.keyboard.press("PageDown")
+    wait_shown(page, d["then"][:3])
+    assert "step 3 of 5" in page.text_content(".present-where")
+    page.keyboard.press("PageDown")
+    page.keyboard.press("PageDown")
+    wait_shown(page, d["then"])
+    assert page.state()["upto"] == -1
+    page.keyboard.press("PageUp")
+    wait_shown(page, d["then"][:4])
+    assert not page.errors

@@ -5,7 +5,7 @@ with orjson directly (validating a million floats through pydantic would cost mo
 forward pass), so these classes describe the JSON rather than build it.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,7 +20,7 @@ class Strict(BaseModel):
 class TextRequest(Strict):
     text: Text = Field(description="the sentence to run (any unicode text; a lone surrogate is invalid_text)", examples=[LESSON_SENTENCE])
     model: Text | None = Field(None, description="model id from /api/models; default: the default model")
-    then: list[int] = Field([], max_length=4096, description="token ids the model wrote after the text (from /api/generate), "
+    then: list[Annotated[int, Field(ge=0, lt=2**31)]] = Field([], max_length=4096, description="token ids the model wrote after the text (from /api/generate), "
                             "run as they are: written text may read back as other tokens (two '\\n' written, one '\\n\\n' read). "
                             "The tokens' spans index the text followed by the ids' decoded text")
 

@@ -346,7 +346,7 @@ class GenerateRequest(TextRequest):
                                                               "the model's max_tokens: too_many_tokens otherwise)")
     temperature: float = Field(0.0, ge=0, le=100, description="0: greedy (the likeliest token each step, as transformers' "
                                                               "do_sample=False); otherwise sample from softmax(logits / temperature)")
-    top_k: int | None = Field(None, ge=1, description="sample among the k likeliest tokens only (with temperature > 0)")
+    top_k: int | None = Field(None, ge=1, lt=2**31, description="sample among the k likeliest tokens only (with temperature > 0)")
     top_p: float | None = Field(None, gt=0, le=1, description="sample among the smallest set of likeliest tokens whose "
                                                               "probability reaches top_p (nucleus; with temperature > 0)")
     seed: int | None = Field(None, ge=0, lt=2**63, description="the same seed and settings write the same tokens; none: "

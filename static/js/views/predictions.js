@@ -1,7 +1,7 @@
 // Next-token predictions at one position: what the model, trained to continue text, expects next.
 
 import { el } from "../dom.js";
-import { label, quoted } from "../tokens.js";
+import { label, legend, note, quoted } from "../tokens.js";
 
 // A probability as people read it: 0.1% steps, "<0.1%" below that, never exponent notation.
 export const percent = (p) => (p < 0.0005 ? "<0.1%" : `${(p * 100).toFixed(1)}%`);
@@ -22,8 +22,9 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
   const rows = predictions[i].map((p) => {
     const bar = el("span", { className: "pred-bar", style: { "--p": String(p.prob) } });
     const pct = el("span", { className: "pred-prob", textContent: percent(p.prob) });
-    const tok = onPick ? el("button", { type: "button", className: "pred-token", textContent: label(p.text), title: "why this prediction? (below)" })
-      : el("span", { className: "pred-token", textContent: label(p.text) });
+    const about = note(p) ? `${note(p)}\n` : "";  // a byte piece: what it is, on hover
+    const tok = onPick ? el("button", { type: "button", className: "pred-token", textContent: label(p), title: `${about}why this prediction? (below)` })
+      : el("span", { className: "pred-token", textContent: label(p), title: about.trim() });
     if (onPick) tok.addEventListener("click", () => onPick(i, p.id));
     const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, tok, bar, pct);
     if (chosen && chosen[0] === i && chosen[1] === p.id) li.setAttribute("aria-current", "true");
@@ -37,10 +38,12 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
     }
     return li;
   });
-  const note = headsOff.length
+  const says = headsOff.length
     ? `With ${headsOff.length} head${headsOff.length > 1 ? "s" : ""} switched off (${headsOff.map((k) => `L${k.replace(".", "H")}`).join(", ")}); the thin mark on each bar and the change in points are against every head on.`
     : `softmax(logits / ${temperature}); hover or lock a token to see its prediction.`;
-  box.replaceChildren(el("p", { className: "pred-title", textContent: `After ${quoted(tokens[i].text)} (token ${i}) the model expects:` }),
-    el("ol", { className: "pred-list" }, ...rows), el("p", { className: "muted small", textContent: note }));
+  const marks = legend([tokens[i], ...predictions[i]]);
+  box.replaceChildren(el("p", { className: "pred-title", textContent: `After ${quoted(tokens[i])} (token ${i}) the model expects:` }),
+    el("ol", { className: "pred-list" }, ...rows), el("p", { className: "muted small", textContent: says }),
+    ...(marks ? [el("p", { className: "token-legend", textContent: marks })] : []));
   return { position: i };
 }

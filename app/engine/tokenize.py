@@ -61,15 +61,30 @@ def is_utf8(data: bytes) -> bool:
         return False
 
 
+def ends_inside(data: bytes) -> bool:
+    """Whether data stops inside a character: its last lead byte lacks continuation bytes, or it holds
+    continuation bytes only (their lead byte was dropped: see character_groups)."""
+    k = len(data)
+    while k > 0 and continues(data[k - 1:k]):
+        k -= 1
+    if k == 0:
+        return bool(data)
+    lead = data[k - 1]
+    size = 2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF8 else 1
+    return len(data) - (k - 1) < size
+
+
 def character_groups(data: list[bytes]) -> list[range]:
     """The tokens (by their bytes, in order) in runs that start and end on character boundaries: a
-    token joins the one before it when it starts inside a character, and only then (in UTF-8 a
-    continuation byte follows the lead byte of its own character, so that is exact). A run of one
-    is an ordinary token; a longer run holds the pieces of one character (or of several adjacent
-    ones cut across: "🦊🦊" as ' \\xf0\\x9f\\xa6', '\\x8a\\xf0\\x9f\\xa6', '\\x8a')."""
+    token joins the run before it when it starts inside a character (with a continuation byte,
+    10xxxxxx) and the run stops inside one. Exact for UTF-8 text; a byte the vocabulary lacks is
+    dropped by the tokenizer (SmolLM2 has no 0xF1, 0xF2), and the continuation bytes it leaves join
+    each other but never a whole token before them. A run of one is an ordinary token (or a lone
+    piece); a longer run holds the pieces of one character (or of several adjacent ones cut across:
+    "🦊🦊" as ' \\xf0\\x9f\\xa6', '\\x8a\\xf0\\x9f\\xa6', '\\x8a')."""
     groups, start = [], 0
     for i in range(1, len(data) + 1):
-        if i == len(data) or not continues(data[i]):
+        if i == len(data) or not (continues(data[i]) and ends_inside(b"".join(data[start:i]))):
             groups.append(range(start, i))
             start = i
     return groups
@@ -183,10 +198,15 @@ class TextTokenizer:
         data = [self.piece_bytes(p) for p in enc.tokens]
         tokens = [Token(i, self.piece_text(p), s, e) for i, p, (s, e) in zip(enc.ids, enc.tokens, enc.offsets)]
         for g in character_groups(data):
-            if len(g) > 1:  # the pieces' bytes are the text's own: together they decode
-                char = b"".join(data[g.start:g.stop]).decode("utf-8", errors="backslashreplace")
-                for k in g:
-                    tokens[k] = replace(tokens[k], char=char, piece=k - g.start + 1, pieces=len(g))
+            joined = b"".join(data[g.start:g.stop])
+            if len(g) == 1 and is_utf8(joined):
+                continue  # a whole token
+            # the pieces' bytes are the text's own and together decode, their leading space kept; unless
+            # the vocabulary lacks a byte (SmolLM2 has no 0xF1, 0xF2: the lead bytes of planes 4-11) and the
+            # tokenizer dropped it, as the reference does: then the text the pieces' spans cover
+            char = joined.decode() if is_utf8(joined) else text[min(tokens[k].start for k in g):max(tokens[k].end for k in g)]
+            for k in g:
+                tokens[k] = replace(tokens[k], char=char, piece=k - g.start + 1, pieces=len(g))
         return tokens
 
 

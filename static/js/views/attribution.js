@@ -19,7 +19,8 @@ export function topHeads(a, k = 5) {
 // the map. Returns {drawn: plotly's promises, summary: the sentence shown}.
 export function drawAttribution(box, a, { onPickHead = () => {} } = {}) {
   const H = a.heads[0].length, Ls = a.heads.length;
-  const pieces = [a.target, a.contrast].filter((t) => t && note(t)).map((t) => `${quoted(t)}: ${note(t)}`);  // byte pieces, in words
+  // byte pieces, in words (with a contrast: which is which)
+  const pieces = [a.target, a.contrast].filter((t) => t && note(t)).map((t) => (a.contrast ? `${quoted(t)}: ${note(t)}` : note(t)));
   const what = (a.contrast ? `logit(${quoted(a.target)}) − logit(${quoted(a.contrast)})` : `the logit of ${quoted(a.target)}`)
     + (pieces.length ? ` (${pieces.join("; ")})` : "");
   const sum = (xs) => xs.reduce((s, x) => s + x, 0);

@@ -104,8 +104,12 @@ def test_smollm2_splits_the_fox_into_three_pieces_with_the_space(smol):
 def test_a_lead_byte_the_vocabulary_lacks(smol):
     """SmolLM2 has no token for the byte 0xF1 (planes 4-11) nor 0x06: the tokenizer drops them, as the
     reference does; the pieces left still name the character their spans cover, never escapes."""
+    from transformers import AutoTokenizer
+
     text = "a\x06b\U00050000c"
     tokens = check(smol.tokenizer, text)
+    hf = AutoTokenizer.from_pretrained(smol.source.parent, gguf_file=smol.source.name)
+    assert [t.id for t in tokens] == hf(text, add_special_tokens=False)["input_ids"]  # the same bytes dropped
     assert [t.text for t in tokens][:2] == ["a", "b"]  # the control character is gone
     rest = [t for t in tokens if t.pieces]
     assert [t.text for t in tokens if not t.pieces] == ["a", "b", "c"]  # 'b' whole: the pieces after it are another's

@@ -171,9 +171,9 @@ async function lensView(d) {
   const draw = () => (drawn = drawn.catch(() => {}).then(() => {  // transposed when narrow (views/lens.js): one draw at a time
     const r = drawLens(chart, d.lens);
     note.textContent = r.note;
+    legendAfter(chart, [...d.lens.tokens, ...r.columns.flatMap((b) => d.lens.lens[b].map((top) => top[0]))]);  // the marks shown
     return r.drawn;
   }));
-  legendAfter(chart, [...d.lens.tokens, ...d.lens.lens.flat().map((top) => top[0])]);
   await draw();
   if (!state.static) new ResizeObserver(() => { if (lensLayout(chart) !== chart.dataset.layout) draw(); }).observe(chart);
 }

@@ -31,9 +31,9 @@ let lastLens = null, lensDrawn = Promise.resolve();
 function showLens(r = lastLens) {
   lastLens = r;
   lensDrawn = lensDrawn.catch(() => {}).then(() => {  // one plotly draw at a time: a resize during the first must wait for it
-    const { drawn, note } = drawLens($("lens"), lastLens);
+    const { drawn, note, columns } = drawLens($("lens"), lastLens);
     $("lens-note").textContent = note;
-    legendAfter($("lens"), [...lastLens.tokens, ...lastLens.lens.flat().map((top) => top[0])]);
+    legendAfter($("lens"), [...lastLens.tokens, ...columns.flatMap((b) => lastLens.lens[b].map((top) => top[0]))]);  // the marks shown
     return drawn;
   });
   return lensDrawn;

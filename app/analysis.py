@@ -79,8 +79,29 @@ def full_run(model: Model, text: str, then: Sequence[int] = ()) -> CachedRun:
     return CachedRun(model, model.run(text, then=then, names=capture_names(model), logits=None))
 
 
+def token_public(t) -> dict:
+    """A token as the API sends it; a byte piece of a character (an emoji, a CJK character: incomplete
+    UTF-8 on its own) also says the character its pieces spell and its place among them."""
+    d = {"id": t.id, "text": t.text, "start": t.start, "end": t.end}
+    if t.pieces:
+        d |= {"char": t.char, "piece": t.piece, "pieces": t.pieces}
+    return d
+
+
 def tokens_public(run: Run) -> list[dict]:
-    return [{"id": t.id, "text": t.text, "start": t.start, "end": t.end} for t in run.tokens]
+    return [token_public(t) for t in run.tokens]
+
+
+def read_next(model: Model, tokens: list, rows: list[list[dict]]) -> list[list[dict]]:
+    """rows[i]: tokens predicted after position i (dicts with an "id"). Each predicted byte piece gets
+    how it reads there (TextTokenizer.read_next): the character it completes when the text up to i
+    stops inside one, else its bytes. Whole tokens are left as they are. Changes rows in place."""
+    tk = model.tokenizer
+    for i, row in enumerate(rows):
+        pending, so_far = tk.next_piece(tokens, i)
+        for p in row:
+            p.update(tk.read_next(p["id"], pending, so_far))
+    return rows
 
 
 # --- attention ------------------------------------------------------------------------------------
@@ -237,8 +258,8 @@ def compare(runs: list[CachedRun], texts: list[str], word: str) -> dict:
     for s, (cr, text) in enumerate(zip(runs, texts)):
         t = word_token(cr.run.tokens, text, word, s)
         first = word_token(cr.run.tokens, text, word, s, first=True)
-        occ.append({"sentence": s, "token_index": t, "text": cr.run.tokens[t].text, "id": cr.run.tokens[t].id,
-                    "n_pieces": t - first + 1})
+        occ.append({"sentence": s, "token_index": t, "n_pieces": t - first + 1}
+                   | {k: v for k, v in token_public(cr.run.tokens[t]).items() if k not in ("start", "end")})
     vecs = np.stack([boundary_vectors(cr)[:, o["token_index"]] for cr, o in zip(runs, occ)], axis=1)  # [boundary, occurrence, d]
     B, N, d = vecs.shape
     coords, var = pca(vecs.reshape(B * N, d), 2)
@@ -259,7 +280,8 @@ def lens(cr: CachedRun, k: int, chunk: int = 256) -> list[list[list[dict]]]:
     rows: list[list[dict]] = []
     for start in range(0, len(flat), chunk):
         rows += top_k(cr.model, cr.model.unembed(flat[start:start + chunk]), k)
-    return [rows[b * n:(b + 1) * n] for b in range(B)] + [top_k(cr.model, cr.logits(), k)]
+    out = [rows[b * n:(b + 1) * n] for b in range(B)] + [top_k(cr.model, cr.logits(), k)]
+    return [read_next(cr.model, cr.run.tokens, row) for row in out]
 
 
 # --- switching heads off ----------------------------------------------------------------------------

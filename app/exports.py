@@ -14,6 +14,8 @@ import csv
 import io
 import json
 
+import plotly.graph_objects as go
+
 from . import figures, viewdata
 from .style import label
 
@@ -67,9 +69,29 @@ def filename(result, view: str, fmt: str, layer: int, head: int, token=None, mea
     return "-".join(parts) + f".{fmt}"
 
 
+# The page around an HTML export's chart: the chart as wide as the window up to the figure's own width,
+# and as tall as the figure, or less in proportion on a narrow screen (at least 320 px), so a phone
+# never scrolls sideways; plotly's autosize and responsive config follow the box. The PNG and SVG keep
+# the figure's fixed size (exports.figure, unchanged).
+HTML_HEAD = ('<meta name="viewport" content="width=device-width, initial-scale=1"><style>body {{ margin: 0; }} '
+             'body > div {{ height: auto !important; }} '  # plotly's wrapper: as tall as the chart
+             '.plotly-graph-div {{ width: 100% !important; max-width: {w}px; margin: 0 auto; '
+             'height: clamp({low}px, calc(100vw * {h} / {w}), {h}px) !important; }} '
+             # narrower than the figure: a smaller title, and no mode bar over it (a touch screen shows it on a tap)
+             '@media (max-width: {w}px) {{ .gtitle {{ font-size: 10px !important; }} }} '
+             '@media (hover: none), (max-width: 600px) {{ .modebar-container {{ display: none; }} }}</style>')
+
+
+def responsive_html(fig) -> str:
+    """fig (a plotly figure of fixed width and height, left unchanged) as a full page whose chart fits the window."""
+    w, h = int(fig.layout.width or 700), int(fig.layout.height or 450)
+    page = go.Figure(fig).update_layout(width=None, height=None, autosize=True).to_html(
+        full_html=True, include_plotlyjs=True, config=HTML_CONFIG, default_width="100%", default_height=f"{h}px")
+    return page.replace("</head>", HTML_HEAD.format(w=w, h=h, low=min(h, 320)) + "</head>", 1)
+
+
 def _html(result, view: str, layer: int, head: int, token, measure: str) -> bytes:
-    fig = figure(result, view, layer, head, token, measure)
-    page = fig.to_html(full_html=True, include_plotlyjs=True, config=HTML_CONFIG)
+    page = responsive_html(figure(result, view, layer, head, token, measure))
     # plotly's page has no title; label() escapes the text (the model id is ours, the text is not)
     what = f" · {MEASURE_TITLES[measure]}" if view in viewdata.HEAD_VIEWS else ""
     title = f"attnscope · {TITLES[view]}{what} · {label(result.model.id)}"

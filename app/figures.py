@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import analysis
-from .style import MASKED, VIRIDIS_SCALE, head_color, label, viridis
+from .style import MASKED, VIRIDIS_SCALE, head_color, label, legend, token_note, viridis
 
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12)
 # what "moved" is, for titles, captions and colour bars
@@ -25,7 +25,17 @@ SQRT_VIRIDIS_SCALE = [[(i / 32) ** 2, viridis(i / 32)] for i in range(33)]
 
 
 def subtitle(*lines: str) -> str:
-    return "".join(f"<br><sup>{line}</sup>" for line in lines)
+    return "".join(f"<br><sup>{line}</sup>" for line in lines if line)
+
+
+def marks(labels: list[str]) -> str:
+    """The legend of the marks the token labels show ("· = a space before the word"), for a subtitle; "" if none."""
+    return legend(labels)
+
+
+def notes(tokens) -> list[str]:
+    """Per token, what a byte piece is ("<br>1 of 3 byte pieces of 🦊") for hover text; "" for a whole token."""
+    return [f"<br>{label(token_note(t))}" if token_note(t) else "" for t in tokens]
 
 
 def api_rounded(a: np.ndarray) -> np.ndarray:
@@ -62,12 +72,13 @@ def peak(rows: list[list[float | None]], measure: str) -> float:
 def heatmap(result, layer: int, head: int, measure: str = "weight") -> go.Figure:
     result.check(layer, head)
     moved = measure == "moved"
-    labels = [label(t.text) for t in result.tokens]
+    labels = [label(t) for t in result.tokens]
     n = len(labels)
     z = masked_values(result, layer, head, measure)
+    about = notes(result.tokens)
     scores = analysis.head_detail(result.cached, layer, head)["scores"].astype(np.float64)
     weights = result.pattern(layer, head).astype(np.float64)
-    custom = [[[labels[q], labels[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k]), q, k]
+    custom = [[[labels[q] + about[q], labels[k] + about[k], None if not np.isfinite(scores[q, k]) else float(scores[q, k]), q, k]
                + ([float(weights[q, k])] if moved else []) for k in range(n)] for q in range(n)]
     hover = "query %{customdata[3]} %{customdata[0]}<br>key %{customdata[4]} %{customdata[1]}<br>"
     hover += ("moved %{z:.4f}<br>weight %{customdata[5]:.4f}<br>" if moved else "weight %{z:.4f}<br>")
@@ -78,8 +89,9 @@ def heatmap(result, layer: int, head: int, measure: str = "weight") -> go.Figure
         hovertemplate=hover + "score (pre-softmax) %{customdata[2]:.3f}<extra></extra>", name=f"L{layer} H{head}"))
     side = min(900, 220 + 28 * n)
     masked = " (grey: masked)" if result.model.cfg.causal else ""
-    title = f"{result.model.id}: layer {layer}, head {head}" + (masked if not moved else " · what it moved" + subtitle(
-        f"‖weight · v W_O‖₂: {MOVED_UNITS}{masked}", f"colours from 0 to the head's largest, {peak(z, measure):.4f}"))
+    legend_line = marks(labels)
+    title = f"{result.model.id}: layer {layer}, head {head}" + (masked + subtitle(legend_line) if not moved else " · what it moved" + subtitle(
+        f"‖weight · v W_O‖₂: {MOVED_UNITS}{masked}", f"colours from 0 to the head's largest, {peak(z, measure):.4f}", legend_line))
     fig.update_layout(
         title=dict(text=title, font=dict(size=14)),
         # no grid or zero lines (as static/js/views/heatmap.js): plotly draws them on the background that the
@@ -89,7 +101,7 @@ def heatmap(result, layer: int, head: int, measure: str = "weight") -> go.Figure
         yaxis=dict(title="query", tickvals=list(range(n)), ticktext=labels, autorange="reversed", showgrid=False,
                    zeroline=False),
         plot_bgcolor=MASKED, width=max(600, side + 120), height=max(420, side), font=FONT,
-        margin=dict(l=90, r=20, t=100 if moved else 60, b=90))
+        margin=dict(l=90, r=20, t=(100 if moved else 60) + (18 if legend_line else 0), b=90))
     return fig
 
 
@@ -129,7 +141,7 @@ def grid(result, measure: str = "weight") -> go.Figure:
     cfg, n = result.model.cfg, len(result.tokens)
     moved = measure == "moved"
     z, step, values = grid_matrix(result, measure)
-    labels = [label(t.text) for t in result.tokens]
+    labels = [label(t) for t in result.tokens]
     custom = [[None] * len(z[0]) for _ in z]
     mask = [[None] * len(z[0]) for _ in z]
     for r in range(len(z)):
@@ -185,6 +197,8 @@ def resolve_token(result, token) -> int:
     for i, t in enumerate(result.tokens):
         if t.text.strip() == word:
             return i
+        if t.pieces and t.piece == t.pieces and t.char.strip() == word:  # a character cut into byte pieces: its last
+            return i
     raise ValueError(f"no token {word!r} in the text; tokens: {[t.text for t in result.tokens]}")
 
 
@@ -203,21 +217,23 @@ def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0, m
     result.check(layer, head)
     moved = measure == "moved"
     q = resolve_token(result, token)
-    labels = [label(t.text) for t in result.tokens]
+    labels = [label(t) for t in result.tokens]
+    about = notes(result.tokens)
     n = len(labels)
     rows = masked_values(result, layer, head, measure)
     top = peak(rows, measure)
     w = np.array([0.0 if v is None else v for v in rows[q]])
     weights = result.pattern(layer, head)[q].astype(np.float64)
     colour = head_color(head)
-    query = label(result.tokens[q].text.strip() or result.tokens[q].text)  # for the title: no leading space
+    t = result.tokens[q]
+    query = label(t) if t.pieces else label(t.text.strip() or t.text)  # for the title: no leading space
     fig = result.figure_type()
     keys = range(q + 1) if result.model.cfg.causal else range(n)
     for k in sorted(keys, key=lambda k: w[k]):  # strongest drawn last, on top
         r = w[k] / top
         if r < min_weight:
             continue
-        hover = f"key {k} {labels[k]} → query {q} {labels[q]}<br>" + (
+        hover = f"key {k} {labels[k]}{about[k]} → query {q} {labels[q]}{about[q]}<br>" + (
             f"moved {w[k]:.4f} (weight {weights[k]:.4f})" if moved else f"weight {w[k]:.4f}")
         if k == q:  # a token reading itself: a small loop above it
             t = np.linspace(0, 2 * np.pi, 30)
@@ -231,17 +247,18 @@ def arrows(result, layer: int, head: int, token=None, min_weight: float = 0.0, m
     fig.add_trace(go.Scatter(
         x=list(range(n)), y=[0] * n, mode="markers+text", text=labels, textposition="bottom center",
         marker=dict(size=[14 if i == q else 8 for i in range(n)], color=[colour if i == q else "#555" for i in range(n)]),
-        hovertext=[f"{i} {labels[i]}: {what} query {w[i]:.4f}" for i in range(n)], hoverinfo="text",
+        hovertext=[f"{i} {labels[i]}: {what} query {w[i]:.4f}{about[i]}" for i in range(n)], hoverinfo="text",
         showlegend=False, name="tokens"))
     height = 0.25 + 0.12 * max(n - 1, 1) / 2 + 0.3
+    legend_line = marks(labels)
     title = f"{result.model.id}: layer {layer}, head {head}: what {query} (token {q}) " + (
-        "takes from" + subtitle(f"{MOVED}, {MOVED_UNITS}", f"strokes from 0 to the head's largest, {top:.4f}") if moved
-        else "reads")
+        "takes from" + subtitle(f"{MOVED}, {MOVED_UNITS}", f"strokes from 0 to the head's largest, {top:.4f}", legend_line) if moved
+        else "reads" + subtitle(legend_line))
     fig.update_layout(
         title=dict(text=title),
         xaxis=dict(visible=False, range=[-0.8, n - 0.2]), yaxis=dict(visible=False, range=[-0.5, height]),
         plot_bgcolor="white", font=FONT, width=max(500, 70 * n + 100), height=400 if moved else 360,
-        margin=dict(l=20, r=20, t=90 if moved else 50, b=20))
+        margin=dict(l=20, r=20, t=(90 if moved else 50) + (18 if legend_line else 0), b=20))
     return fig
 
 
@@ -258,7 +275,8 @@ def embeddings(result, normalize: bool = EMBEDDINGS_NORMALIZE) -> go.Figure:
     token) vector: /api/residual's pca_2d for the same normalize. Markers grow with depth, as on /compare."""
     g = result.geometry(normalize)
     xy, layers, var = g["pca_2d"], g["layers"], g["explained_variance_2d"]
-    labels = [label(t.text) for t in result.tokens]
+    labels = [label(t) for t in result.tokens]
+    about = notes(result.tokens)
     B = len(layers)
     fig = result.figure_type()
     for i, lab in enumerate(labels):
@@ -266,17 +284,17 @@ def embeddings(result, normalize: bool = EMBEDDINGS_NORMALIZE) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=xy[:, i, 0].tolist(), y=xy[:, i, 1].tolist(), mode="lines+markers", name=f"{i} {lab}",
             line=dict(color=c, width=1.5), marker=dict(size=[4 + 9 * b / max(B - 1, 1) for b in range(B)], color=c),
-            text=[f"{lab} after {'the embedding' if b == 'embed' else 'layer ' + b}" for b in layers],
+            text=[f"{lab} after {'the embedding' if b == 'embed' else 'layer ' + b}{about[i]}" for b in layers],
             hovertemplate="%{text}<br>PC1 %{x:.3f}, PC2 %{y:.3f}<extra></extra>"))
         fig.add_annotation(x=float(xy[-1, i, 0]), y=float(xy[-1, i, 1]), text=lab, showarrow=False, yshift=12,
                            font=dict(color=c))
     what = "unit vectors (directions), as on /compare" if normalize else "the raw vectors (lengths included)"
     fig.update_layout(
         title=dict(text=f"{result.model.id}: each token's residual stream, layer by layer (2-D PCA)"
-                        + subtitle(f"PCA of {what}; markers grow with depth, the label at the last layer")),
+                        + subtitle(f"PCA of {what}; markers grow with depth, the label at the last layer", marks(labels))),
         xaxis=dict(title=f"PC1 ({100 * var[0]:.1f}% of variance)", zeroline=False),
         yaxis=dict(title=f"PC2 ({100 * var[1]:.1f}%)", zeroline=False),
-        font=FONT, width=800, height=560, plot_bgcolor="white", margin=dict(l=60, r=20, t=70, b=50))
+        font=FONT, width=800, height=560, plot_bgcolor="white", margin=dict(l=60, r=20, t=70 + (18 if marks(labels) else 0), b=50))
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig
@@ -318,8 +336,8 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
     A token outside one run's top-k has no bar there (its probability is below that list's last)."""
     orig, now = predictions["original"][position], predictions["predictions"][position]
     ids = list(dict.fromkeys([p["id"] for p in orig] + [p["id"] for p in now]))[:k]
-    text = {p["id"]: p["text"] for p in now + orig}
-    names = [f"{label(text[i])}" for i in ids]
+    token = {p["id"]: p for p in now + orig}
+    names = [label(token[i]) for i in ids]
     if len(set(names)) < len(names):  # two ids that read alike: keep the bars apart
         names = [f"{nm} ({i})" for nm, i in zip(names, ids)]
     heads_off = predictions["ablate"]
@@ -340,7 +358,8 @@ def ablation(predictions: dict, position: int = -1, k: int = 6) -> go.Figure:
     fig.update_layout(
         title=dict(text=f"{predictions['model']}: the next token, every head on vs {len(heads_off)} heads off ({mode})"),
         barmode="group", yaxis=dict(title="probability of the next token", tickformat=".0%", range=[0, 1.08]),
-        xaxis=dict(title="next token"), legend=dict(orientation="h", y=1.1), font=FONT, width=820, height=440,
+        xaxis=dict(title="next token" + (f" ({marks(names)})" if marks(names) else "")), legend=dict(orientation="h", y=1.1),
+        font=FONT, width=820, height=440,
         plot_bgcolor="white", margin=dict(l=60, r=20, t=80, b=60))
     fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from .engine import Model, NotCausalError
+from .analysis import token_public
 from .engine.generate import GeneratedToken, generate
+from .engine.tokenize import continues
 from .http import dumps
 from .runs import Runner
 from .schemas import GenerateRequest
@@ -39,7 +41,10 @@ class Writing:
     steps: object  # the engine's iterator of GeneratedToken: each next() is one forward step
     cancel: threading.Event
     tokens: list[GeneratedToken] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)  # each token as its line said it (read where it was written)
     stop_reason: str | None = None
+    pending: bytes = b""  # the bytes of a character the text so far stops inside, in so_far pieces
+    so_far: int = 0
 
     def then(self) -> list[int]:
         return self.given + [t.id for t in self.tokens]
@@ -49,16 +54,30 @@ class Writing:
         return self.model.tokenizer.continuation_text(self.prompt_ids[:len(self.prompt_ids) - len(self.given)],
                                                       self.then()).rstrip("\ufffd")
 
-    def token_line(self, t: GeneratedToken) -> dict:
-        name = self.model.tokenizer.id_text
-        return {"id": t.id, "text": name(t.id), "position": t.position, "prob": round(t.prob, 6),
-                "top": [{"id": i, "text": name(i), "prob": round(p, 6)} for i, p in t.top]}
+    def add(self, t: GeneratedToken) -> dict:
+        """Take a token just chosen: its line, each token read where it was written (a byte piece of a
+        character says which, or its bytes while the character is unfinished; analysis.read_next)."""
+        tk = self.model.tokenizer
+        read = lambda i: tk.read_next(i, self.pending, self.so_far)  # noqa: E731
+        line = {"id": t.id, "text": tk.id_text(t.id), **read(t.id), "position": t.position, "prob": round(t.prob, 6),
+                "top": [{"id": i, "text": tk.id_text(i), **read(i), "prob": round(p, 6)} for i, p in t.top]}
+        if "bytes" in line:  # an unfinished character: the next piece continues it
+            data = tk.id_bytes(t.id)
+            self.pending, self.so_far = (self.pending if continues(data) else b"") + data, line["piece"]
+        else:
+            self.pending, self.so_far = b"", 0
+        self.tokens.append(t)
+        self.lines.append(line)
+        return line
 
     def summary(self) -> dict:
         """The whole generation; each token's span is in the text the views show for {text: prompt, then}."""
         whole, spans = self.model.read(self.prompt, self.then())
         n = len(self.tokens)
-        tokens = [self.token_line(t) | {"start": s.start, "end": s.end} for t, s in zip(self.tokens, spans[len(spans) - n:])]
+        # the pieces as the whole text has them; a last character left unfinished: its bytes, as its line said
+        tokens = [token_public(s) | {k: line[k] for k in ("position", "prob", "top")}
+                  | ({k: line[k] for k in ("bytes", "piece", "range") if k in line} if not s.pieces else {})
+                  for line, s in zip(self.lines, spans[len(spans) - n:])]
         reads_back = [t.id for t in self.model.tokenizer.encode(whole)] == [t.id for t in spans]
         return {"model": self.model.id, "prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "tokens": tokens,
                 "text": whole[len(self.prompt):], "stop_reason": self.stop_reason, "settings": self.settings,
@@ -79,8 +98,9 @@ def prepare(runner: Runner, req: GenerateRequest) -> Writing:
     cancel = threading.Event()
     steps = generate(model, ids, req.max_new_tokens, req.temperature, req.top_k, req.top_p, seed,
                      n_top=req.n_top, cancel=cancel, attention=False)
-    public = [{"id": t.id, "text": t.text, "start": t.start, "end": t.end} for t in tokens]
-    return Writing(model, prompt, list(req.then), ids, public, settings, steps, cancel)
+    pending, so_far = model.tokenizer.next_piece(tokens, len(tokens) - 1)
+    return Writing(model, prompt, list(req.then), ids, [token_public(t) for t in tokens], settings, steps, cancel,
+                   pending=pending, so_far=so_far)
 
 
 async def start(runner: Runner, req: GenerateRequest) -> Writing:
@@ -103,7 +123,7 @@ async def tokens(runner: Runner, w: Writing, request: Request | None = None) -> 
             if t is None:  # cancelled
                 w.stop_reason = "cancelled"
                 return
-            w.tokens.append(t)
+            w.add(t)
             w.stop_reason = t.stop_reason
             yield t
     finally:
@@ -116,7 +136,7 @@ async def lines(runner: Runner, w: Writing) -> AsyncIterator[bytes]:
                  "settings": w.settings}) + b"\n"
     try:
         async for t in tokens(runner, w):
-            yield dumps({"type": "token", **w.token_line(t), "written": w.written()}) + b"\n"
+            yield dumps({"type": "token", **w.lines[-1], "written": w.written()}) + b"\n"
         yield dumps({"type": "done", **w.summary()}) + b"\n"
     except Exception as e:  # noqa: BLE001 (the status line has gone out: an error is a line of its own)
         yield dumps({"type": "error", "error": "generation_failed", "detail": str(e)}) + b"\n"

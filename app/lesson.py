@@ -5,7 +5,8 @@ text of its six sections, numbers filled in from the lesson's data (app.payloads
 
 import math
 
-from .style import visible
+from . import style
+from .style import token_label
 
 LESSON_SENTENCE = "a fluffy blue creature roamed the verdant forest"
 LENS_SENTENCE = "The capital of France is Paris, and the capital of Italy is"
@@ -32,9 +33,10 @@ MEASURES = {"weight": "where it looks (weight)", "moved": "what it moved"}  # th
 PATTERNS = {"previous": "previous token", "first": "first token", "self": "self", "broad": "broad", "induction": "induction"}
 
 
-def quoted(text: str) -> str:
-    """A token in running text as the app shows it (static/js/tokens.js quoted()): no leading space."""
-    return f"‘{visible(text.strip()) if text.strip() else visible(text)}’"
+def quoted(t) -> str:
+    """A token in running text as the app shows it (static/js/tokens.js quoted()): no leading space; t is its
+    text, or the token as the API sends it (a byte piece then reads as its character: ‘🦊 (1/3)’)."""
+    return style.quoted(t)
 
 
 def pct(x: float) -> str:
@@ -74,14 +76,14 @@ def word_before(tokens: list[dict], q: int) -> tuple[str, list[str]]:
 def tokens_section(lesson: dict) -> dict:
     m, f = lesson["model"], lesson["fluffy"]
     toks, emb = f["tokens"], f["embedding"]
-    split = [visible(t["text"]) for t in toks if not t["text"].startswith(" ") and t["start"] > 0]
+    split = [token_label(t) for t in toks if not t["text"].startswith(" ") and t["start"] > 0]
     q = f["query"]
     p = [f"{m['name']} reads “{f['text']}” as {len(toks)} tokens. Common words are one token each; a rarer word is "
          f"split into pieces{' (here ' + ', '.join(f'“{s}”' for s in split) + ')' if split else ''}.",
          f"Each token starts as its own context-free vector, a row of the model's embedding matrix: the same "
-         f"{emb['d_model']} numbers wherever the token appears. {quoted(toks[q]['text'])} is {vec(emb['first'][q], size=emb['d_model'])}, of "
+         f"{emb['d_model']} numbers wherever the token appears. {quoted(toks[q])} is {vec(emb['first'][q], size=emb['d_model'])}, of "
          f"length {num(emb['norm'][q])}."]
-    vectors = [f"{quoted(t['text'])} (token {i}, id {t['id']}) = {vec(emb['first'][i], size=emb['d_model'])}, length {num(emb['norm'][i])}"
+    vectors = [f"{quoted(t)} (token {i}, id {t['id']}) = {vec(emb['first'][i], size=emb['d_model'])}, length {num(emb['norm'][i])}"
                for i, t in enumerate(toks)]
     return {"p": p, "vectors": vectors, "hint": "Hover or focus a token to see the first of its numbers."}
 
@@ -90,7 +92,7 @@ def card(lesson: dict) -> dict:
     """One head's computation for 'creature', with the model's numbers: lines of [formula, what it is]
     and a table, one row per key."""
     c, toks = lesson["fluffy"]["card"], lesson["fluffy"]["tokens"]
-    q = quoted(toks[c["query"]]["text"])
+    q = quoted(toks[c["query"]])
     norm = "normalised (RMSNorm)" if c["rope"] else "as the layer reads it"
     rope = "; q and k are then turned by their positions (RoPE) before they are dotted" if c["rope"] else ""
     lines = [["e", f"the vector of {q} entering layer {c['layer']}, {norm}: {vec(c['e'])}, length ‖e‖ = {num(c['e_norm'])}"],
@@ -111,8 +113,8 @@ def card(lesson: dict) -> dict:
 def adjectives_section(lesson: dict) -> dict:
     m, f = lesson["model"], lesson["fluffy"]
     toks, c, sink = f["tokens"], f["card"], f["first_token"]
-    q = quoted(toks[f["query"]]["text"])
-    adj = " and ".join(quoted(toks[k]["text"]) for k in f["keys"])
+    q = quoted(toks[f["query"]])
+    adj = " and ".join(quoted(toks[k]) for k in f["keys"])
     first = c["keys"][0]
     best = max((k for k in c["keys"] if k["index"] in f["keys"]), key=lambda k: k["share"])
     p = [f"The textbook picture: the adjectives {adj} update the noun {q}, so that it comes to mean a fluffy, blue "
@@ -135,13 +137,13 @@ def adjectives_section(lesson: dict) -> dict:
         "of what it moves comes from there.",
         f"Which heads really move {adj} into {q}? Every head ranked by the share of what it moves into {q} that comes "
         "from them:"]
-    pieces = {k: quoted(toks[k]["text"]) for k in f["keys"]}
+    pieces = {k: quoted(toks[k]) for k in f["keys"]}
     head = ["head", "moved from both", "weight on both"] + [f"moved from {pieces[k]}" for k in f["keys"]] + ["previous-token score"]
     rows = [[head_name(h), pct(h["moved"]), pct(h["weight"])] + [pct(k["moved"]) for k in h["keys"]] + [num(h["previous"])]
             for h in f["heads"]]
     prev = [head_name(h) for h in f["heads"] if h["previous"] >= 0.5]
     far = [h for h in f["heads"] if h["keys"][0]["moved"] > h["keys"][-1]["moved"]]
-    last = quoted(toks[f["keys"][-1]]["text"])
+    last = quoted(toks[f["keys"][-1]])
     honest = [f"The honest picture: "
               + (f"{listing(prev)} {'are previous-token heads' if len(prev) > 1 else 'is a previous-token head'} "
                  f"(previous-token score 0.5 or more, key 0 left out: the head finder's formula, section 5): "
@@ -174,7 +176,7 @@ def towers_section(lesson: dict) -> dict:
     t, towers = lesson["tower_head"], lesson["towers"]
     before = [word_before(x["tokens"], x["query"]) for x in towers]
     split = [f"‘{w}’ is {len(ps)} tokens here, {listing([quoted(p) for p in ps])}" for w, ps in before if len(ps) > 1]
-    reads = [quoted(x["tokens"][x["query"] - 1]["text"]) for x in towers]
+    reads = [quoted(x["tokens"][x["query"] - 1]) for x in towers]
     shares = "of what it moves into ‘tower’, " + listing([f"{pct(s)} comes from {r}" for s, r in zip(t["moved"], reads)])
     p = ["The word before “tower” changes what a tower is. Is there one head that carries that word into ‘tower’ in both "
          "sentences? Ranking every head by the smaller of its two shares of what moved:"]
@@ -188,7 +190,7 @@ def towers_section(lesson: dict) -> dict:
     captions = [f"“{x['text']}”: in {head_words(t)}, ‘tower’ puts {pct(w)} of its weight on {r}, which gives {pct(s)} of "
                 "what the head moves into it." for x, w, s, r in zip(towers, t["weight"], t["moved"], reads)]
     sim = lesson["tower_compare"]["similarity"]
-    nexts = [f"after “{x['text']}”, " + ", ".join(f"{quoted(pr['text'])} {pct(pr['prob'])}" for pr in preds)
+    nexts = [f"after “{x['text']}”, " + ", ".join(f"{quoted(pr)} {pct(pr['prob'])}" for pr in preds)
              for x, preds in zip(towers, lesson["tower_next"])]
     p.append(f"Does the difference last? The two ‘tower’ vectors are identical at the embedding (similarity 1) and at "
              f"{float(sim[-1][0][1]):.2f} after the last layer. The model's next-token guesses: {'; '.join(nexts)}. These "
@@ -221,7 +223,7 @@ def ablation_section(lesson: dict) -> dict:
     i = len(fr["tokens"]) - 1
     orig, now = fr["ablated"]["original"][i], fr["ablated"]["predictions"][i]
     now_prob = {p["id"]: p["prob"] for p in now}
-    first = quoted(orig[0]["text"])
+    first = quoted(orig[0])
     falls = (f"falls to {pct(now_prob[orig[0]['id']])}" if orig[0]["id"] in now_prob
              else f"falls out of the top {len(now)}")
     heads = fr["heads_to_france"]
@@ -230,7 +232,7 @@ def ablation_section(lesson: dict) -> dict:
         f"“{fr['text']}” → the model answers {first} ({pct(orig[0]['prob'])}). The heads that move the most of "
         f"{quoted('France')} into the last token (the largest shares of what they move into it) are {named}. "
         f"Switch those {len(heads)} heads off (their output set to zero) and run the model again: its top answer becomes "
-        f"{quoted(now[0]['text'])} ({pct(now[0]['prob'])}), and {first} {falls}. A head is a route for information; "
+        f"{quoted(now[0])} ({pct(now[0]['prob'])}), and {first} {falls}. A head is a route for information; "
         f"whatever {first} keeps came by other routes."]}
 
 

@@ -146,8 +146,9 @@ def predictions_payload(runner: Runner, req: PredictionsRequest) -> dict:
     require_causal(model)
     cr = runner.run(model, req.text, req.then)
     ablated = ablation_run(runner, model, req)
-    original = analysis.top_k(model, cr.logits(), req.top_k, req.temperature)
-    changed = None if ablated is None else analysis.top_k(model, ablated.logits(), req.top_k, req.temperature)
+    original = analysis.read_next(model, cr.run.tokens, analysis.top_k(model, cr.logits(), req.top_k, req.temperature))
+    changed = None if ablated is None else analysis.read_next(
+        model, cr.run.tokens, analysis.top_k(model, ablated.logits(), req.top_k, req.temperature))
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "temperature": req.temperature,
             "predictions": original if changed is None else changed, **ablation_fields(req, changed, original)}
 
@@ -172,7 +173,9 @@ def attribution_payload(runner: Runner, req: AttributionRequest) -> dict:
             raise ApiError(422, "out_of_range", f"{name} {t} is not a token id of {model.id} (0-{model.cfg.d_vocab - 1})")
     target = int(cr.logits()[position].argmax()) if req.target is None else req.target
     a = contributions.logit_attribution(cr, position, target, req.contrast)
-    ref = lambda i: None if i is None else {"id": i, "text": model.tokenizer.id_text(i)}  # noqa: E731
+    tk = model.tokenizer
+    pending = tk.next_piece(cr.run.tokens, position)  # a byte piece reads as the character it completes, or as its bytes
+    ref = lambda i: None if i is None else {"id": i, "text": tk.id_text(i), **tk.read_next(i, *pending)}  # noqa: E731
     return {"model": model.id, "tokens": analysis.tokens_public(cr.run), "position": position, "target": ref(target),
             "contrast": ref(req.contrast), **a}
 

@@ -120,11 +120,30 @@ class ModelsPublic(BaseModel):
     models: list[ModelPublic]
 
 
-class TokenPublic(BaseModel):
+class PiecePublic(BaseModel):
+    """A byte piece of a character: present only on tokens that are incomplete UTF-8 on their own
+    (a byte-level tokenizer cuts an emoji or a CJK character into pieces); absent on whole tokens."""
+    char: str | None = Field(None, description="byte pieces: the text the pieces of this character spell together "
+                                               "(a leading space kept if the first piece has one), e.g. ' 🦊'")
+    piece: int | None = Field(None, description="byte pieces: this piece's place among them, from 1")
+    pieces: int | None = Field(None, description="byte pieces: how many pieces spell the character")
+
+
+class TokenPublic(PiecePublic):
     id: int
-    text: str = Field(description="what the token stands for; incomplete UTF-8 bytes appear as \\xNN escapes")
+    text: str = Field(description="what the token stands for; incomplete UTF-8 bytes appear as \\xNN escapes "
+                                  "(char, piece and pieces say what they are part of)")
     start: int = Field(description="character offset of the token in the input (inclusive)")
     end: int = Field(description="character offset (exclusive); special tokens have start == end")
+
+
+class NextPiecePublic(PiecePublic):
+    """A predicted token that is a byte piece (absent fields on whole tokens): char, piece and pieces
+    when it completes the character the text stops inside; else bytes, piece and range."""
+    bytes: str | None = Field(None, description="a predicted piece that leaves its character unfinished: its bytes in "
+                                                "hex ('20 F0 9F'); which character only the tokens after it would say")
+    range: tuple[int, int] | None = Field(None, description="with bytes: the code points that character can still be "
+                                                            "(its lead byte and the bytes after it fix the high bits)")
 
 
 class BinaryArray(BaseModel):
@@ -202,7 +221,7 @@ class FlowPublic(BaseModel):
                                               "edges with importance >= threshold whose target node is already kept")
 
 
-class TokenRef(BaseModel):
+class TokenRef(NextPiecePublic):
     id: int
     text: str
 
@@ -248,7 +267,7 @@ class HeadPublic(BaseModel):
                                                              "of weight (moved = pattern[i][j] · v_out_norm[j])")
 
 
-class Prediction(BaseModel):
+class Prediction(NextPiecePublic):
     id: int
     text: str
     prob: float
@@ -276,7 +295,7 @@ class LensPublic(BaseModel):
     original: list[list[list[Prediction]]] | None = None
 
 
-class Occurrence(BaseModel):
+class Occurrence(PiecePublic):
     sentence: int
     token_index: int = Field(description="the word's last token in that sentence")
     text: str

@@ -1,4 +1,8 @@
-"""Colours (the same as static/js/colors.js) and token labels made safe for plotly and SVG."""
+"""Colours (the same as static/js/colors.js) and token labels made safe for plotly and SVG.
+
+A token is labelled as static/js/tokens.js labels it (token_label, token_note, legend): a byte piece
+of a character by the character its pieces spell and which piece it is ("🦊 (1/3)", "1 of 3 byte
+pieces of 🦊"), never by its raw bytes as escapes."""
 
 import html
 
@@ -47,7 +51,87 @@ def visible(text: str) -> str:
     return out
 
 
-def label(text: str) -> str:
+def _field(t, name: str):
+    """A token's field, from an app.engine Token or a dict as the API sends it (absent: None)."""
+    return t.get(name) if isinstance(t, dict) else getattr(t, name, None)
+
+
+def read_bytes(hexes: str) -> str:
+    """Bytes given in hex ("20 F0 9F") as text: whole UTF-8 characters decoded, the bytes of an
+    unfinished (or stray) one named in hex between ‹ and ›: " ‹F0 9F›"."""
+    data, out, bad = bytes.fromhex(hexes), "", []
+    i = 0
+    while i < len(data):
+        for size in (1, 2, 3, 4):
+            try:
+                ch = data[i:i + size].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(ch) == 1:
+                break
+        else:
+            bad.append(f"{data[i]:02X}")
+            i += 1
+            continue
+        if bad:
+            out, bad = out + f"\u2039{' '.join(bad)}\u203a", []
+        out += ch
+        i += size
+    return out + (f"\u2039{' '.join(bad)}\u203a" if bad else "")
+
+
+def token_label(t) -> str:
+    """A token (an app.engine Token, or a dict from the API: input tokens and predicted ones) as the
+    app shows it: visible(); a byte piece of a character as that character and its place ("·🦊 (1/3)");
+    a predicted piece that leaves its character unfinished by its bytes ("‹F0 9F›"); a plain string
+    as visible() shows it."""
+    if isinstance(t, str):
+        return visible(t)
+    if _field(t, "char") is not None and _field(t, "pieces"):
+        return f"{visible(_field(t, 'char'))} ({_field(t, 'piece')}/{_field(t, 'pieces')})"
+    if _field(t, "bytes") is not None:
+        return visible(read_bytes(_field(t, "bytes")))
+    return visible(_field(t, "text"))
+
+
+def token_note(t) -> str:
+    """What a byte piece is, in words ("1 of 3 byte pieces of 🦊"); "" for a whole token."""
+    if isinstance(t, str):
+        return ""
+    char = _field(t, "char")
+    if char is not None and _field(t, "pieces"):
+        return f"{_field(t, 'piece')} of {_field(t, 'pieces')} byte pieces of {visible(char.strip()) or visible(char)}"
+    if _field(t, "bytes") is not None:  # a predicted piece: its character is not finished yet
+        r, k = _field(t, "range"), _field(t, "piece")
+        if not r:
+            return f"a byte piece of a character, not text on its own (bytes {_field(t, 'bytes')})"
+        which = "the first byte piece" if k == 1 else f"byte piece {k}"
+        return f"{which} of a character in U+{r[0]:04X}\u2013U+{r[1]:04X}: only the tokens after it would finish it"
+    return ""
+
+
+def quoted(t) -> str:
+    """A token in running text (static/js/tokens.js quoted()): no leading space, ‘creature’, ‘🦊 (1/3)’."""
+    if isinstance(t, str) or (_field(t, "char") is None and _field(t, "bytes") is None):
+        text = t if isinstance(t, str) else _field(t, "text")
+        return f"\u2018{visible(text.strip()) if text.strip() else visible(text)}\u2019"
+    shown = token_label(t)
+    return f"\u2018{shown[1:] if shown.startswith(VISIBLE[' ']) and len(shown) > 1 else shown}\u2019"
+
+
+# the marks visible() puts in a token's place, and what each stands for (static/js/tokens.js LEGEND)
+LEGEND = {"\u00b7": "a space before the word", "\u23ce": "a new line", "\u21e5": "a tab", "\u240d": "a carriage return",
+          "\u2400": "a NUL character"}
+
+
+def legend(labels) -> str:
+    """"· = a space before the word" (and ⏎ = a new line, ...) for the marks these labels show; "" if none."""
+    shown = "".join(labels)
+    return " · ".join(f"{mark} = {what}" for mark, what in LEGEND.items() if mark in shown)
+
+
+def label(text) -> str:
     """For plotly text, ticks and hover: plotly parses a few HTML tags (<b>, <br>, <a>...) and entities,
-    so <, > and & are escaped; plotly turns the entities back into the characters."""
-    return html.escape(visible(text), quote=False)
+    so <, > and & are escaped; plotly turns the entities back into the characters. text: a string, or a
+    token (token_label)."""
+    return html.escape(token_label(text), quote=False)

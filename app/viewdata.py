@@ -15,9 +15,12 @@ CSV layouts (one header row, then one row per value):
   embeddings: boundary,token_index,token,pc1,pc2
       boundary "embed" is the embedding, "L" the residual stream after layer L (no measure=moved); the PCA
       of unit vectors, as the /compare page draws it (/api/residual with "normalize": true).
+  A token cell is the token's text, except a byte piece of a character (SmolLM2 cuts an emoji into 3): the
+  character its pieces spell and its place, " 🦊 (1/3)", never its bytes as escapes.
   A text cell (a token) that starts with =, +, -, @, tab or CR gets a leading ' so that a spreadsheet
   shows it as text instead of running it as a formula (OWASP "CSV injection"); numbers stay numbers.
-JSON: {"model", "text", "view", "measure", "tokens": [{"id", "text", "start", "end"}], ...} plus, by view:
+JSON: {"model", "text", "view", "measure", "tokens": [{"id", "text", "start", "end"}], ...} plus, by view (a token
+  that is a byte piece of a character also has "char", "piece", "pieces", as in the API):
   heatmap: layer, head, pattern [query][key] (null where masked), scores [query][key] (null where masked)
   grid: n_layers, n_heads, patterns [layer][head][query][key] (null where masked)
   arrows: layer, head, query (index), weights [key] (null where masked), scores [key]
@@ -50,6 +53,12 @@ def check_view(view: str, measure: str = "weight") -> None:
     if measure == "moved" and view not in HEAD_VIEWS:
         raise NotApplicable(f"the {view} view shows the residual stream, not what a head moved: measure=moved applies to "
                             f"{', '.join(HEAD_VIEWS)} only")
+
+
+def csv_token(t) -> str:
+    """A token's text for a CSV cell: as it is, but a byte piece of a character (incomplete UTF-8 on its own)
+    as the character its pieces spell and its place, ' 🦊 (1/3)' (the JSON says text, char, piece, pieces)."""
+    return f"{t.char} ({t.piece}/{t.pieces})" if t.pieces else t.text
 
 
 def _round(x: float) -> float:
@@ -96,7 +105,7 @@ def json_data(result, view: str, layer: int, head: int, token=None, measure: str
 
 def csv_rows(result, view: str, layer: int, head: int, token=None, measure: str = "weight") -> tuple[list[str], list[list]]:
     check_view(view, measure)
-    texts, n = result.token_texts, len(result.tokens)
+    texts, n = [csv_token(t) for t in result.tokens], len(result.tokens)
     if view == "embeddings":
         g = result.geometry()
         return EMBEDDING_COLUMNS, [[b, i, texts[i], _round(g["pca_2d"][bi, i, 0]), _round(g["pca_2d"][bi, i, 1])]

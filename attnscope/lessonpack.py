@@ -28,7 +28,7 @@ from app.lesson import quoted
 from app.payloads import lesson_data
 from app.runs import Runner
 from app.settings import Settings
-from app.style import visible as token_label
+from app.style import legend, token_label, token_note
 from app.vendor import plotly_path
 
 from .images import NoRenderer, render
@@ -137,6 +137,7 @@ nav.toc ol { margin: .3rem 0; padding-left: 1.4rem; columns: 2; }
 .chip { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--chip);
   border: 1px solid var(--line); border-radius: 6px; padding: 1px 8px; white-space: pre; }
 .chip sub { color: var(--muted); font-size: .7em; margin-left: 3px; }
+.legend { color: var(--muted); font-size: .8rem; margin: -.5rem 0 .8rem; }
 figure { margin: .8rem 0; }
 .chart { overflow-x: auto; }
 figcaption { font-size: .9rem; color: var(--muted); }
@@ -209,8 +210,10 @@ def render_blocks(blocks: list, in_index: bool) -> str:
                        f'{lines(value["after"])}</div>')
         elif kind == "chips":
             out.append('<div class="chips">' + "".join(
-                f'<span class="chip" title="token {i}, id {t["id"]}">{esc(token_label(t["text"]))}<sub>{i}</sub></span>'
-                for i, t in enumerate(value)) + "</div>")
+                f'<span class="chip" title="token {i}, id {t["id"]}{esc(chr(10) + token_note(t)) if token_note(t) else ""}">'
+                f'{esc(token_label(t))}<sub>{i}</sub></span>' for i, t in enumerate(value)) + "</div>")
+            if marks := legend([token_label(t) for t in value]):  # "· = a space before the word"
+                out.append(f'<p class="legend">{esc(marks)}</p>')
         elif kind == "chart" and in_index:
             image = f' · <a href="{esc(value.image)}">{esc(value.image.rsplit(".", 1)[1].upper())}</a>' if value.image else ""
             out.append(f'<figure><div class="chart">{figure_div(value, value.name)}</div><figcaption>{esc(value.title)} · '

@@ -9,7 +9,7 @@ from app import analysis, figures
 from app.engine import Model, Registry
 from app.runview import RunView
 from app.settings import Settings
-from app.style import visible
+from app.style import legend, quoted, token_label, token_note
 from app.svg import heatmap_svg
 
 from .display import Figure, figure_html
@@ -55,7 +55,7 @@ class Result(RunView):
         q = figures.resolve_token(self, token)
         row = self.values(layer, head, measure)[q]
         k = int(np.argmax(row))
-        show = lambda i: repr(visible(self.tokens[i].text.strip()) or visible(self.tokens[i].text))  # noqa: E731
+        show = lambda i: repr(quoted(self.tokens[i])[1:-1])  # noqa: E731  ('creature'; a byte piece: '🦊 (1/3)')
         who = "itself" if k == q else show(k)
         if measure == "moved":
             return (f"layer {layer}, head {head}: {show(q)} takes most from {who} "
@@ -70,15 +70,18 @@ class Result(RunView):
         """A static SVG heatmap of one head (no scripts)."""
         layer = self.layer if layer is None else layer
         head = self.head if head is None else head
-        return heatmap_svg(self.token_texts, figures.masked_pattern(self, layer, head),
+        return heatmap_svg(self.tokens, figures.masked_pattern(self, layer, head),
                            f"{self.model.id}: layer {layer}, head {head}")
 
     def _repr_html_(self) -> str:
-        chips = "".join(f'<span title="token {i}, id {t.id}" style="display:inline-block;margin:2px;padding:1px 5px;'
+        chips = "".join(f'<span title="token {i}, id {t.id}{html.escape(chr(10) + token_note(t)) if t.pieces else ""}" '
+                        f'style="display:inline-block;margin:2px;padding:1px 5px;'
                         f'border:1px solid #bbb;border-radius:4px;font-family:monospace;white-space:pre">'
-                        f"{html.escape(visible(t.text))}</span>" for i, t in enumerate(self.tokens))
+                        f"{html.escape(token_label(t))}</span>" for i, t in enumerate(self.tokens))
+        marks = legend([token_label(t) for t in self.tokens])  # "· = a space before the word"
+        marks = f'<div style="color:#60656f;font-size:smaller">{html.escape(marks)}</div>' if marks else ""
         return (f'<div class="attnscope-result"><div><b>{html.escape(self.model.id)}</b>, {len(self.tokens)} tokens: '
-                f"{chips}</div><p>{html.escape(self.summary())}</p>{figure_html(self.heatmap())}</div>")
+                f"{chips}</div>{marks}<p>{html.escape(self.summary())}</p>{figure_html(self.heatmap())}</div>")
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         bundle = {"text/plain": repr(self), "text/html": self._repr_html_(), "image/svg+xml": self.svg()}

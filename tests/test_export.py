@@ -336,3 +336,23 @@ def test_csv_cell():
 
     assert [csv_cell(v) for v in ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "a=b", " =x", -0.5, 3]] == \
         ["'=1+1", "'+1", "'-1", "'@A1", "'\tx", "'\rx", "a=b", " =x", -0.5, 3]
+
+
+@pytest.mark.parametrize("view", ["heatmap", "grid", "arrows", "embeddings"])
+def test_html_is_responsive_and_the_images_keep_their_size(client, smol, view):
+    """The HTML's chart autosizes into a box as wide as the window up to the figure's width; the figure
+    itself (what PNG and SVG draw) keeps its fixed width and height."""
+    from app import analysis, exports
+    from app.runview import RunView
+
+    result = RunView(analysis.full_run(smol, TEXT), TEXT)
+    fig = exports.figure(result, view, 2, 3)
+    w, h = fig.layout.width, fig.layout.height
+    html = exports.responsive_html(fig)
+    assert (fig.layout.width, fig.layout.height) == (w, h) and w and h  # untouched
+    layout = figure_json(html)["layout"]
+    assert layout["autosize"] is True and "width" not in layout and "height" not in layout
+    assert f"max-width: {w}px" in html and f"calc(100vw * {h} / {w}), {h}px)" in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    served = export(client, f"{view}.html", text=TEXT).text
+    assert f"max-width: {w}px" in served and figure_json(served)["layout"].get("width") is None

@@ -7,7 +7,7 @@ import { headColor } from "./colors.js";
 import { $, el, initialData } from "./dom.js";
 import { EXAMPLES } from "./examples.js";
 import { config, plotlyReady } from "./plotly.js";
-import { label, plotlySafe } from "./tokens.js";
+import { label, legendAfter, plotlySafe } from "./tokens.js";
 import { compareLayout, compareNotes, drawSimilarity, drawWordPath } from "./views/compare.js";
 
 const initial = initialData();
@@ -48,11 +48,11 @@ function drawResidual(r) {
   const traces = r.tokens.map((t, k) => {
     const pts = three ? r.pca_3d : r.pca_2d;
     return {
-      type: three ? "scatter3d" : "scatter", mode: "lines+markers", name: `${k}: ${plotlySafe(label(t.text))}`,
+      type: three ? "scatter3d" : "scatter", mode: "lines+markers", name: `${k}: ${plotlySafe(label(t))}`,
       x: pts.map((b) => b[k][0]), y: pts.map((b) => b[k][1]), ...(three ? { z: pts.map((b) => b[k][2]) } : {}), customdata: L,
       marker: { color: headColor(k), size: L.map((_, i) => (three ? 2 : 4) + ((three ? 5 : 9) * i) / (L.length - 1)) },
       line: { color: headColor(k), width: three ? 3 : 1 },
-      hovertemplate: `${plotlySafe(label(t.text))}<br>layer %{customdata}<extra></extra>`,
+      hovertemplate: `${plotlySafe(label(t))}<br>layer %{customdata}<extra></extra>`,
     };
   });
   const ev = three ? r.explained_variance_3d : r.explained_variance_2d;
@@ -60,6 +60,7 @@ function drawResidual(r) {
   window.Plotly.react($("residual"), traces, { ...compareLayout(`each token's vector, layer by layer (PCA of unit vectors, ${share}% of variance; markers grow with depth; click a legend entry to hide a token)`),
     xaxis: { title: { text: "PC 1" }, zeroline: false }, yaxis: { title: { text: "PC 2" }, zeroline: false }, height: 460,
     ...(three ? { scene: { xaxis: { title: { text: "PC 1" } }, yaxis: { title: { text: "PC 2" } }, zaxis: { title: { text: "PC 3" } } } } : {}) }, config());
+  legendAfter($("residual"), r.tokens);
 }
 
 let lastResidual = null;

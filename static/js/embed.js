@@ -13,8 +13,8 @@ import { drawGrid } from "./views/grid.js";
 import { drawHeatmap } from "./views/heatmap.js";
 import { compareNotes, drawSimilarity, drawWordPath } from "./views/compare.js";
 import { explainStep } from "./views/explain.js";
-import { drawLens } from "./views/lens.js";
-import { label } from "./tokens.js";
+import { drawLens, lensLayout } from "./views/lens.js";
+import { label, legendAfter } from "./tokens.js";
 
 const initial = initialData();
 // the embed's state: what the URL said, then what the reader does (the focused token, a picked head)
@@ -45,7 +45,7 @@ if (state.static) document.body.classList.add("static");
 
 // ---- views ----------------------------------------------------------------------------------------
 
-const tokenName = (i) => (i >= 0 && tokens[i] ? `‘${label(tokens[i].text)}’` : "");
+const tokenName = (i) => (i >= 0 && tokens[i] ? `‘${label(tokens[i])}’` : "");
 let tokens = [];
 
 const HEAD_VIEWS = ["arrows", "heatmap", "grid"];
@@ -84,6 +84,7 @@ function arrowsView(d) {
   const pattern = d.attention.attention[String(state.layer)];
   const data = { tokens, pattern, peaks: peaks(pattern) };
   const redraw = () => drawArrows(el, data, { heads: [state.head], token: state.token, dir: "out", focus, still: state.static });
+  legendAfter(el, tokens);
   store.on(["token", "locked"], () => { redraw(); caption(); });
   redraw();
   let width = el.clientWidth;
@@ -99,6 +100,7 @@ async function heatmapView(d) {
   const redraw = () => drawHeatmap(el, data, { layer: state.layer, head: state.head, token: state.token, dir: "out",
     onCellClick: (q) => focus.toggle(q) });
   store.on(["token", "locked"], () => { redraw(); caption(); });
+  legendAfter(el, tokens);
   await redraw();
   el.on?.("plotly_afterplot", redraw);  // a resize re-lays the chart out: the highlight follows
 }
@@ -165,9 +167,15 @@ async function lensView(d) {
   const note = make("p", { className: "notes" });
   el.replaceChildren(chart, note);
   await plotlyReady();
-  const { drawn, note: text } = drawLens(chart, d.lens);
-  note.textContent = text;
-  await drawn;
+  let drawn = Promise.resolve();
+  const draw = () => (drawn = drawn.catch(() => {}).then(() => {  // transposed when narrow (views/lens.js): one draw at a time
+    const r = drawLens(chart, d.lens);
+    note.textContent = r.note;
+    legendAfter(chart, [...d.lens.tokens, ...r.columns.flatMap((b) => d.lens.lens[b].map((top) => top[0]))]);  // the marks shown
+    return r.drawn;
+  }));
+  await draw();
+  if (!state.static) new ResizeObserver(() => { if (lensLayout(chart) !== chart.dataset.layout) draw(); }).observe(chart);
 }
 
 // static=1: plotly charts without hover, zoom or the mode bar

@@ -48,7 +48,7 @@ function controls() {
   $("layer").value = String(state.layer);
   $("head").replaceChildren(...Array.from({ length: m.n_heads }, (_, h) => new Option(String(h), String(h))));
   $("head").value = String(state.head);
-  $("token").replaceChildren(...d.tokens.map((t, j) => new Option(`${j}: ${label(t.text)}`, String(j))));
+  $("token").replaceChildren(...d.tokens.map((t, j) => new Option(`${j}: ${label(t)}`, String(j))));
   $("token").value = String(Math.min(state.token, d.tokens.length - 1));
   $("all").checked = state.all;
   $("text").value = shown().length ? state.shown_text : state.text;

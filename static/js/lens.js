@@ -6,7 +6,8 @@ import { $, el, initialData } from "./dom.js";
 import { plotlyReady } from "./plotly.js";
 import { drawFlow } from "./views/flow.js";
 import { drawHeadFinder } from "./views/heads.js";
-import { drawLens } from "./views/lens.js";
+import { legendAfter } from "./tokens.js";
+import { drawLens, lensLayout } from "./views/lens.js";
 import { drawRollout } from "./views/rollout.js";
 
 const initial = initialData();
@@ -25,9 +26,19 @@ function writeUrl() {
   history.replaceState(null, "", `/lens?${new URLSearchParams(q)}`);
 }
 
-function showLens(r) {
-  $("lens-note").textContent = drawLens($("lens"), r).note;
+// the lens is transposed on a narrow screen (views/lens.js): drawn again when the width crosses over
+let lastLens = null, lensDrawn = Promise.resolve();
+function showLens(r = lastLens) {
+  lastLens = r;
+  lensDrawn = lensDrawn.catch(() => {}).then(() => {  // one plotly draw at a time: a resize during the first must wait for it
+    const { drawn, note, columns } = drawLens($("lens"), lastLens);
+    $("lens-note").textContent = note;
+    legendAfter($("lens"), [...lastLens.tokens, ...columns.flatMap((b) => lastLens.lens[b].map((top) => top[0]))]);  // the marks shown
+    return drawn;
+  });
+  return lensDrawn;
 }
+new ResizeObserver(() => { if (lastLens && lensLayout($("lens")) !== $("lens").dataset.layout) showLens(); }).observe($("lens"));
 
 // The head finder, one reading at a time (weight or moved, key 0 kept or left out): views/heads.js.
 let lastHeads = null;
@@ -48,6 +59,7 @@ async function showRollout() {
   $("rollout-layer-out").textContent = `${r.layers[state.rolloutLayer]} / ${r.layers.length - 1}`;
   const { drawn, note } = drawRollout($("rollout"), r, { layer: state.rolloutLayer });
   $("rollout-note").textContent = note;
+  legendAfter($("rollout"), r.tokens);
   await drawn;
 }
 
@@ -60,6 +72,7 @@ function showFlow() {
   $("flow-threshold-out").textContent = state.flowTau.toFixed(2);
   const onPick = (i) => { state.flowToken = i; writeUrl(); showFlow(); };
   $("flow-note").textContent = drawFlow($("flow"), r, { position, threshold: state.flowTau, onPick }).note;
+  legendAfter($("flow"), r.tokens);
   document.body.dataset.flow = `${r.model}|${position}|${state.flowTau}`;  // what the graph shows (tests wait on it)
 }
 
@@ -96,7 +109,7 @@ async function refresh() {
       post("heads", "/api/heads", { text: state.text, model: state.model, top: 6 }),
       post("rollout", "/api/rollout", { text: state.text, model: state.model }),
     ]);
-    if (lens) showLens(lens);
+    if (lens) await showLens(lens);
     if (heads) drawHeads(heads);
     if (rollout) {
       lastRollout = rollout;

@@ -9,7 +9,7 @@ import { tokenFocus } from "./focus.js";
 import { config, plotlyReady } from "./plotly.js";
 import { openEmbed } from "./share.js";
 import { Store } from "./store.js";
-import { label, plotlySafe, quoted } from "./tokens.js";
+import { label, legendAfter, plotlySafe, quoted } from "./tokens.js";
 import { drawArrows } from "./views/arrows.js";
 
 const L = initialData().lesson;
@@ -56,7 +56,7 @@ function headArrows(box, tokens, rows, query, measure = () => "weight") {
 // "token reads: ‘a’ 72%, ‘blue’ 16%, …" (the three largest of a row)
 function rowSummary(tokens, row, token) {
   const top = row.map((w, k) => [w, k]).sort((a, b) => b[0] - a[0]).slice(0, 3);
-  return `${quoted(tokens[token].text)} (token ${token}): ${top.map(([w, k]) => `${quoted(tokens[k].text)} ${pct(w)}`).join(", ")}`;
+  return `${quoted(tokens[token])} (token ${token}): ${top.map(([w, k]) => `${quoted(tokens[k])} ${pct(w)}`).join(", ")}`;
 }
 
 function table(t, { head, rows }, cell = (td) => td) {
@@ -88,6 +88,7 @@ function tokensSection() {
     drawArrows(box, { tokens: f.tokens, pattern: {} }, { heads: [], token, dir: "out", focus });
     $("tokens-vector").textContent = prose.tokens.vectors[token];
   });
+  legendAfter(box, f.tokens);
   paras("tokens-text", prose.tokens.p);
   tryBox("tokens", f.text, (text) => explorer({ text }));
 }
@@ -109,6 +110,7 @@ function fluffySection() {
   radios.append(el("legend", { textContent: `layer ${rows.layer}, head ${rows.head}:` }));
   const box = $("fluffy-arrows");
   const draw = headArrows(box, f.tokens, rows, f.query, (s) => s.measure);
+  legendAfter(box, f.tokens);
   const store = hoverable(box, (state, focus) => {
     const token = draw(state, focus);
     $("fluffy-caption").textContent = `${a.measures[state.measure]} · ${rowSummary(f.tokens, (state.measure === "moved" ? rows.moved : rows.pattern)[token].slice(0, token + 1), token)}`;
@@ -158,6 +160,7 @@ function towerSection() {
     const readout = el("p", { className: "muted small", attrs: { "aria-live": "polite" } });
     box.append(el("figure", { className: "lesson-fig" }, arrows, readout, el("figcaption", { textContent: t.captions[i] })));
     const draw = headArrows(arrows, tower.tokens, tower.rows, tower.query);
+    legendAfter(arrows, tower.tokens);
     hoverable(arrows, (state, focus) => {
       const token = draw(state, focus);
       readout.textContent = `L${h.layer}H${h.head} · ${rowSummary(tower.tokens, tower.rows.pattern[token].slice(0, token + 1), token)}`;
@@ -186,7 +189,7 @@ function ablationSection() {
   const f = L.france, i = f.tokens.length - 1;
   const orig = f.ablated.original[i], now = f.ablated.predictions[i];
   const ids = [...new Set([...orig.map((p) => p.id), ...now.map((p) => p.id)])].slice(0, 6);
-  const text = (id) => plotlySafe(label((orig.find((p) => p.id === id) || now.find((p) => p.id === id)).text));
+  const text = (id) => plotlySafe(label(orig.find((p) => p.id === id) || now.find((p) => p.id === id)));
   const prob = (list, id) => list.find((p) => p.id === id)?.prob ?? 0;
   window.Plotly.react($("france-chart"), [
     { type: "bar", name: "every head on", x: ids.map(text), y: ids.map((id) => prob(orig, id)), marker: { color: css("--muted") } },
@@ -195,6 +198,7 @@ function ablationSection() {
     barmode: "group", height: 300, margin: { l: 45, r: 10, t: 10, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: css("--fg"), size: 11 }, yaxis: { title: { text: "probability of the next token" }, tickformat: ".0%" }, legend: { orientation: "h", y: 1.15 },
   }, config());
+  legendAfter($("france-chart"), ids.map((id) => orig.find((p) => p.id === id) || now.find((p) => p.id === id)));
   paras("france-text", prose.ablation.p);
   const off = f.heads_to_france.map((h) => `${h.layer}.${h.head}`).join(",");
   link("france-text", explorer({ text: f.text, token: i, off }), "Try switching heads off yourself →");

@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.conftest import Page
 
 PAGES = ["/lesson", "/", "/explain", "/compare", "/lens"]
-PHONE_PAGES = ["/lesson", "/", "/explain", "/compare"]  # TODO(issue 14): /lens, once its chart fits a phone
+PHONE_PAGES = PAGES
 
 
 def font_px(page, selector="body") -> float:
@@ -125,11 +125,51 @@ def test_phones_no_page_is_wider_than_the_screen(browser, server, width):
             page.wait_for_timeout(300)  # plotly arrives late; its charts resize to their boxes
             if path == "/":
                 page.evaluate("() => window.attnscope.settled()")
+            if path == "/lens":  # every chart and the flow graph drawn, the lens in its phone layout
+                page.wait_for_function("() => document.body.dataset.rendered && document.body.dataset.flowRendered"
+                                       " && document.getElementById('lens').dataset.layout === 'narrow'")
             assert page.evaluate("() => document.documentElement.scrollWidth") <= width, path
             nav = page.evaluate("() => { const n = document.querySelector('nav.nav'); return [n.getBoundingClientRect().height, parseFloat(getComputedStyle(n).lineHeight) || 24]; }")
             assert nav[0] < 2 * nav[1], f"{path}: the navigation wraps ({nav[0]} px)"
             assert page.locator(".modebar").count() == 0, f"{path}: plotly's mode bar on a touch screen"
             page.shot(f"phone-{width}-{path.strip('/') or 'explorer'}")
+        assert page.errors == [], page.errors
+    finally:
+        ctx.close()
+
+
+LENS_TEXT = "The capital of France is Paris, and the capital of Italy is"
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_on_a_phone_the_logit_lens_is_turned_and_readable(browser, server, width):
+    """Positions down the side, a few layer boundaries across (the first and the last, the model's own
+    output, always), a top token in every cell, each the API's; wide again on a desktop."""
+    import httpx
+
+    lens = httpx.post(server + "/api/lens", json={"text": LENS_TEXT, "top_k": 5}, timeout=60).json()
+    ctx = browser.new_context(viewport={"width": width, "height": 800}, is_mobile=True, has_touch=True)
+    try:
+        page = Page(ctx.new_page())
+        page.open(f"{server}/lens")
+        page.wait_for_function(f"() => document.body.dataset.rendered === {LENS_TEXT!r}")
+        page.wait_for_function("() => document.getElementById('lens').dataset.layout === 'narrow'")
+        d = page.evaluate("() => { const e = document.getElementById('lens'); return {x: e.data[0].x, y: e.data[0].y, z: e.data[0].z,"
+                          " text: e.data[0].text, size: e._fullLayout._size, width: e._fullLayout.width}; }")
+        names = [b if b != "embed" else "emb" for b in lens["layers"]]
+        cols = [names.index(x) for x in d["x"]]
+        assert 4 <= len(cols) < len(names) and cols[0] == 0 and cols[-1] == len(names) - 1 and cols == sorted(cols)
+        assert len(d["y"]) == len(lens["tokens"]) and d["y"][0].startswith("0: ")  # positions down the side
+        assert d["z"] == [[lens["lens"][b][i][0]["prob"] for b in cols] for i in range(len(lens["tokens"]))]
+        assert all(cell for row in d["text"] for cell in row)  # a top token in every cell
+        assert d["size"]["w"] / len(cols) >= 40 and d["width"] <= width  # cells wide enough to read
+        note = page.text_content("#lens-note")
+        assert f"{len(cols)} of the {len(names)} layer boundaries" in note and "Rome" in note
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        page.shot(f"phone-{width}-lens-turned")
+        page.set_viewport_size({"width": 1280, "height": 900})  # turned back when there is room
+        page.wait_for_function("() => document.getElementById('lens').dataset.layout === 'wide'")
+        page.wait_for_function("() => document.getElementById('lens').data[0].y.length === 31")
         assert page.errors == [], page.errors
     finally:
         ctx.close()

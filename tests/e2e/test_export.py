@@ -266,3 +266,38 @@ def test_moved_mode_exports_what_moved(page, server, tmp_path):
     in_file = [list(tiles.getpixel((int(x * scale), int(y * scale)))) for x, y in cells]
     assert in_file == on_screen
     assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("view", ["heatmap", "grid", "arrows", "embeddings"])
+def test_html_exports_fit_a_phone_and_keep_their_size_on_a_desktop(browser, server, tmp_path, view):
+    """Opened from file:// at 390 px the page never scrolls sideways and the chart is as wide as the
+    screen, hover still answering; at 1280 px the chart is the figure's own width, as before."""
+    text = "I love 🦊 and 日本, a fluffy blue creature roamed the verdant forest"
+    r = httpx.get(f"{server}/export/{view}.html", params={"text": text}, timeout=120)
+    assert r.status_code == 200
+    path = tmp_path / f"{view}.html"
+    path.write_bytes(r.content)
+    width = figure_json(r.text)["layout"].get("width")
+    assert width is None  # autosize: the page's box decides (PNG and SVG keep the figure's size: tests/test_export.py)
+    for screen in (390, 1280):
+        ctx = browser.new_context(viewport={"width": screen, "height": 900}, is_mobile=screen < 600, has_touch=screen < 600)
+        ctx.set_offline(True)
+        try:
+            p = ctx.new_page()
+            errors = []
+            p.on("pageerror", lambda e: errors.append(str(e)))
+            p.goto(path.as_uri())
+            p.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullLayout?._size", timeout=30000)
+            got = p.evaluate("() => [document.documentElement.scrollWidth, document.querySelector('.js-plotly-plot')._fullLayout.width,"
+                             " document.querySelector('.js-plotly-plot')._fullLayout.height, getComputedStyle(document.querySelector("
+                             "'.plotly-graph-div')).maxWidth]")
+            scroll, drawn, height, most = got
+            assert scroll <= screen, (view, screen, got)
+            if screen == 390:
+                assert drawn == 390 and height >= 320 and not p.is_visible(".modebar"), got  # no mode bar over the title
+                p.screenshot(path=str(page_artifact(f"export-{view}-390")), full_page=True)
+            else:
+                assert drawn == min(screen, float(most.removesuffix("px"))), got  # the figure's own width (as the PNG's), if it fits
+            assert not errors, errors
+        finally:
+            ctx.close()

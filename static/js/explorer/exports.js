@@ -5,6 +5,7 @@
 
 import { $ } from "../dom.js";
 import { plotlyReady } from "../plotly.js";
+import { legend } from "../tokens.js";
 import { keyOf } from "./data.js";
 import { shownThen } from "../store.js";
 import { arrowsSVG, exportURL, gridSVG, heatmapImage, linesSVG, save } from "../export.js";
@@ -24,9 +25,10 @@ function about(view, s, m, chips) {
   const moved = s.measure === "moved";
   const heads = view === "heatmap" || view === "grid" ? [s.head] : s.heads;
   const token = s.token >= 0 && chips?.[s.token] ? `, query token ${s.token} ${chips[s.token].textContent}` : "";
+  const marks = legend((chips ?? []).map((c) => c.textContent));  // "· = a space before the word", if the chips show one
   return { desc: $("text").value, caption: view === "grid"
     ? `${m.id} · every layer × head (${moved ? `${MOVED}, brightness √(moved ÷ the head's largest)` : "brightness √weight"}) · selected: layer ${s.layer}, head ${s.head}`
-    : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}${moved ? ` · ${MOVED}, strokes ÷ each head's largest` : ""}` };
+    : `${m.id} · layer ${s.layer} · head${heads.length > 1 ? "s" : ""} ${heads.join(", ")}${token}${moved ? ` · ${MOVED}, strokes ÷ each head's largest` : ""}` + (marks ? ` · ${marks}` : "") };
 }
 
 // the server's file for the state: exportURL's parameters, and the measure when it is not the default

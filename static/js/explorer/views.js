@@ -14,7 +14,7 @@ import { drawGrid } from "../views/grid.js";
 import { drawHeatmap } from "../views/heatmap.js";
 import { drawLines } from "../views/lines.js";
 import { drawPredictions } from "../views/predictions.js";
-import { label } from "../tokens.js";
+import { label, legendAfter } from "../tokens.js";
 import { shownThen } from "../store.js";
 import { keyOf } from "./data.js";
 
@@ -25,6 +25,7 @@ function specs({ models, focus, pickHead, store, record, append }) {
   return {
     arrows: { panel: "arrows-panel", needs: ["attention"], on: ["heads", "token", "dir", "locked"], draw: ({ attention: a }, s) => {
       const g = drawArrows($("arrows"), a, { heads: s.heads, token: s.token, dir: s.dir, focus });
+      legendAfter($("arrows"), a.tokens);
       $("lock").hidden = !(s.locked && s.token >= 0);
       if (!$("lock").hidden) $("lock-token").textContent = g.chips[s.token]?.textContent ?? "";
       return g;
@@ -37,6 +38,7 @@ function specs({ models, focus, pickHead, store, record, append }) {
     // draw (a second draw when they arrived cost a keystroke ~120 ms of tick labels at 32 tokens)
     heatmap: { panel: "heatmap-panel", needs: ["attention", "head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
       await plotlyReady();
+      legendAfter($("heatmap"), a.tokens);
       return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: a.pattern[s.head], scores: head.scores, causal: a.causal,
         measure: a.measure, peak: a.peaks[s.head], weights: head.pattern },
         { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q) });
@@ -65,8 +67,8 @@ function specs({ models, focus, pickHead, store, record, append }) {
       $("why-vs-row").hidden = !a;
       if (!a) return $("why").replaceChildren(el("p", { className: "muted", textContent: "No token picked yet: click one in the list of next tokens." }));
       const options = (p?.predictions?.[s.whyAt] ?? []).filter((t) => t.id !== s.whyTarget);
-      vs.replaceChildren(new Option("nothing (the logit itself)", "-1"), ...options.map((t) => new Option(label(t.text), String(t.id))));
-      if (s.whyVs >= 0 && !options.some((t) => t.id === s.whyVs)) vs.append(new Option(label(a.contrast.text), String(s.whyVs)));
+      vs.replaceChildren(new Option("nothing (the logit itself)", "-1"), ...options.map((t) => new Option(label(t), String(t.id))));
+      if (s.whyVs >= 0 && !options.some((t) => t.id === s.whyVs)) vs.append(new Option(label(a.contrast), String(s.whyVs)));
       vs.value = String(s.whyVs);
       await plotlyReady();
       return drawAttribution($("why"), a, { onPickHead: (L, H) => store.set({ layer: L, head: H, heads: [H] }) }).drawn;

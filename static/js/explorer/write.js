@@ -11,7 +11,7 @@
 
 import { ApiError } from "../api.js";
 import { $, el } from "../dom.js";
-import { label } from "../tokens.js";
+import { described, label } from "../tokens.js";
 import { percent } from "../views/predictions.js";
 import { shownThen } from "../store.js";
 
@@ -91,7 +91,8 @@ export function writeControls({ store, models, onError }) {
         } else if (line.type === "token") {
           got++;
           lastWritten = line.written;
-          tokens.push({ id: line.id, text: line.text, prob: line.prob, top: line.top, settings: body });
+          const { type, written, ...token } = line;
+          tokens.push({ ...token, settings: body });
           const then = [...given, ...tokens.slice(given.length).map((t) => t.id)];
           // spans arrive with the summary: until then the box shows the text written so far
           if (store.get("model") !== body.model || store.get("text") !== prompt) throw new Error("the text or model changed while the model wrote");
@@ -160,12 +161,12 @@ export function writeControls({ store, models, onError }) {
     slider.value = String(k);
     const newest = k > 0 ? r?.tokens[k - 1] : null;
     $("timeline-out").textContent = k === 0 ? `step 0 of ${s.then.length}: the text before anything was written`
-      : `step ${k} of ${s.then.length}: ${newest ? label(newest.text) : "…"}${newest?.prob !== undefined ? ` (written with p = ${percent(newest.prob)})` : ""}`;
+      : `step ${k} of ${s.then.length}: ${newest ? label(newest) : "…"}${newest?.prob !== undefined ? ` (written with p = ${percent(newest.prob)})` : ""}`;
     $("timeline-tokens").replaceChildren(...s.then.map((id, i) => {
       const t = r?.tokens[i];
-      const b = el("button", { type: "button", className: "tl-chip", textContent: t ? label(t.text) : "…",
+      const b = el("button", { type: "button", className: "tl-chip", textContent: t ? label(t) : "…",
         title: `step ${i + 1}: show the text up to here${t?.prob !== undefined ? ` (written with p = ${percent(t.prob)})` : ""}`,
-        attrs: { "aria-current": String(i + 1 === k), "aria-label": `step ${i + 1}: ${t ? label(t.text) : `token ${id}`}` } });
+        attrs: { "aria-current": String(i + 1 === k), "aria-label": `step ${i + 1}: ${t ? described(t) : `token ${id}`}` } });
       if (i + 1 > k) b.classList.add("later");
       b.addEventListener("click", () => goTo(i + 1));
       return b;

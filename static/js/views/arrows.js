@@ -3,7 +3,7 @@
 
 import { headColor } from "../colors.js";
 import { noFocus } from "../focus.js";
-import { label } from "../tokens.js";
+import { label, note } from "../tokens.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_ARROWS = 400;  // beyond this many, only the strongest are drawn (the page must not choke)
@@ -28,8 +28,8 @@ function chipsFor(el, tokens, focus, still) {
     c.setAttribute("role", "option");
     c.setAttribute("aria-selected", "false");
     c.tabIndex = still ? -1 : i === 0 ? 0 : -1;
-    c.textContent = label(t.text);
-    c.title = `token ${i}: id ${t.id}, characters ${t.start}–${t.end}`;
+    c.textContent = label(t);
+    c.title = `token ${i}: id ${t.id}, characters ${t.start}–${t.end}${note(t) ? `\n${note(t)}` : ""}`;
     c.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && focus.hover(i));
     c.addEventListener("focus", () => focus.hover(i));
     c.addEventListener("click", () => focus.toggle(i));

@@ -4,7 +4,7 @@
 
 import { el } from "../dom.js";
 import { baseLayout, config } from "../plotly.js";
-import { label, plotlySafe, quoted } from "../tokens.js";
+import { label, note, plotlySafe, quoted } from "../tokens.js";
 
 const DIVERGING = [[0, "#2166ac"], [0.5, "#f7f7f7"], [1, "#b2182b"]];  // blue down, red up (ColorBrewer RdBu)
 const signed = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
@@ -19,10 +19,13 @@ export function topHeads(a, k = 5) {
 // the map. Returns {drawn: plotly's promises, summary: the sentence shown}.
 export function drawAttribution(box, a, { onPickHead = () => {} } = {}) {
   const H = a.heads[0].length, Ls = a.heads.length;
-  const what = a.contrast ? `logit(${quoted(a.target.text)}) − logit(${quoted(a.contrast.text)})` : `the logit of ${quoted(a.target.text)}`;
+  // byte pieces, in words (with a contrast: which is which)
+  const pieces = [a.target, a.contrast].filter((t) => t && note(t)).map((t) => (a.contrast ? `${quoted(t)}: ${note(t)}` : note(t)));
+  const what = (a.contrast ? `logit(${quoted(a.target)}) − logit(${quoted(a.contrast)})` : `the logit of ${quoted(a.target)}`)
+    + (pieces.length ? ` (${pieces.join("; ")})` : "");
   const sum = (xs) => xs.reduce((s, x) => s + x, 0);
   const heads = sum(a.heads.flat()), mlps = sum(a.mlps);
-  const summary = `After ${quoted(a.tokens[a.position].text)} (token ${a.position}), ${what} is ${a.value.toFixed(2)}: `
+  const summary = `After ${quoted(a.tokens[a.position])} (token ${a.position}), ${what} is ${a.value.toFixed(2)}: `
     + `the embedding ${signed(a.embed)}, the ${Ls * H} heads ${signed(heads)}, the ${Ls} MLPs ${signed(mlps)}, the biases ${signed(a.bias)}.`;
   const peak = Math.max(1e-9, ...a.heads.flat().map(Math.abs), ...a.mlps.map(Math.abs));
   const map = el("div", { className: "attr-map" }), strip = el("div", { className: "attr-mlps" });
@@ -40,7 +43,7 @@ export function drawAttribution(box, a, { onPickHead = () => {} } = {}) {
       type: "heatmap", z: [...Array(H).keys()].map((h) => layers.map((L) => a.heads[L][h])), x: layers, y: [...Array(H).keys()],
       colorscale: DIVERGING, zmid: 0, zmin: -peak, zmax: peak, colorbar: { title: { text: "logit" }, thickness: 10 },
       hovertemplate: "layer %{x}, head %{y}: %{z:+.3f}<extra></extra>",
-    }], baseLayout(`each head's write, in logit units (${plotlySafe(label(a.target.text))}${a.contrast ? ` vs ${plotlySafe(label(a.contrast.text))}` : ""})`, {
+    }], baseLayout(`each head's write, in logit units (${plotlySafe(label(a.target))}${a.contrast ? ` vs ${plotlySafe(label(a.contrast))}` : ""})`, {
       height: 60 + 22 * H, margin: { l: 40, r: 10, t: 30, b: 40 }, xaxis: { title: { text: "layer" }, dtick: 5 },
       yaxis: { title: { text: "head" }, autorange: "reversed", dtick: 1 } }), config({ displayModeBar: false })).then(() => {
       map.removeAllListeners?.("plotly_click");

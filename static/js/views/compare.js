@@ -4,7 +4,7 @@
 
 import { headColor } from "../colors.js";
 import { baseLayout, config } from "../plotly.js";
-import { label, plotlySafe } from "../tokens.js";
+import { label, legend, plotlySafe } from "../tokens.js";
 
 // the compare charts' layout: the base one, a legend below
 export const compareLayout = (title) => baseLayout(title, { height: 380, legend: { orientation: "h", y: -0.2 } });
@@ -48,8 +48,9 @@ export function compareNotes(c) {
   const last = c.similarity[c.similarity.length - 1];
   const lowest = Math.min(1, ...pairs(c.occurrences.length).map(([a, b]) => last[a][b]));
   return [
-    same ? `Every sentence has the same token ${label(c.occurrences[0].text)} (id ${c.occurrences[0].id}), so at the embedding the vectors are identical (cosine 1). Context then moves them apart: at the last layer the least similar pair has cosine ${lowest.toFixed(3)}.`
+    same ? `Every sentence has the same token ${label(c.occurrences[0])} (id ${c.occurrences[0].id}), so at the embedding the vectors are identical (cosine 1). Context then moves them apart: at the last layer the least similar pair has cosine ${lowest.toFixed(3)}.`
       : "The word is a different token in some sentences (for example with and without a leading space or capital), so the vectors differ from the start.",
-    split.length ? `“${c.word}” splits into ${split[0].n_pieces} tokens here: the charts follow its last token (${label(split[0].text)}), the one that has read the whole word.` : "",
+    split.length ? `“${c.word}” splits into ${split[0].n_pieces} tokens here: the charts follow its last token (${label(split[0])}), the one that has read the whole word.` : "",
+    legend([...(same ? [c.occurrences[0]] : []), ...split.slice(0, 1)]),  // the marks the tokens named above show
   ].filter(Boolean);
 }

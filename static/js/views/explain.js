@@ -5,7 +5,7 @@
 import { plotlyScale } from "../colors.js";
 import { css, el } from "../dom.js";
 import { baseLayout, config, plotlyReady } from "../plotly.js";
-import { label, plotlySafe, quoted } from "../tokens.js";
+import { label, legend, plotlySafe, quoted } from "../tokens.js";
 
 const fmt = (x) => (x === null || x === undefined ? "−∞" : Math.abs(x) >= 1000 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2) : x.toFixed(4));
 const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
@@ -141,9 +141,9 @@ export function explainStep(d, m, state) {
   const index = Math.max(0, Math.min(list.length - 1, state.step));
   const step = list[index];
   const toks = d.tokens, n = toks.length, i = Math.min(state.token, n - 1);
-  const names = toks.map((t) => label(t.text));
+  const names = toks.map((t) => label(t));
   const safe = names.map(plotlySafe);
-  const qTok = quoted(toks[i].text);
+  const qTok = quoted(toks[i]);
   const keys = [...Array(n).keys()].filter((j) => state.all || !m.causal || j <= i);
   const parts = [];
   const p = (text) => parts.push(el("p", { textContent: text }));
@@ -197,7 +197,7 @@ export function explainStep(d, m, state) {
       const row = d.scores[i], mx = Math.max(...row.filter((s) => s !== null));
       const ex = row.map((s) => (s === null ? 0 : Math.exp(s - mx))), sum = ex.reduce((a, b) => a + b, 0);
       formula(`w_j = e^(s_j − max) / Σ_k e^(s_k − max)   (max = ${fmt(mx)}, Σ = ${fmt(sum)})`);
-      p(`The weights are positive and add up to 1: they say how much of each token's value ${qTok} takes. The strongest: ${quoted(toks[d.pattern[i].indexOf(Math.max(...d.pattern[i]))].text)} (${Math.max(...d.pattern[i]).toFixed(3)}).`);
+      p(`The weights are positive and add up to 1: they say how much of each token's value ${qTok} takes. The strongest: ${quoted(toks[d.pattern[i].indexOf(Math.max(...d.pattern[i]))])} (${Math.max(...d.pattern[i]).toFixed(3)}).`);
       if (state.all) parts.push(heat("weights: the attention pattern", d.pattern.map((r, q) => r.map((w, j) => (m.causal && j > q ? null : w))), safe));
       else parts.push(table([{ key: "tok", head: "key token" }, { key: "s", head: "s_j" }, { key: "e", head: "e^(s_j − max)" }, { key: "w", head: "weight w_j", bar: true }],
         keys.map((j) => ({ tok: `${j}: ${names[j]}`, s: d.scores[i][j], e: ex[j], w: d.pattern[i][j] }))));
@@ -231,5 +231,7 @@ export function explainStep(d, m, state) {
       break;
     }
   }
+  const marks = legend(toks);  // "· = a space before the word", when the labels show one
+  if (marks) parts.push(el("p", { className: "token-legend", textContent: marks }));
   return { list, index, step, token: i, parts };
 }

@@ -5,7 +5,7 @@
 // from the top down. The same extraction as app/contributions.py's flow_routes, on the same rounded
 // numbers, so the graph drawn is the API's.
 
-import { label, quoted } from "../tokens.js";
+import { described, quoted, shortLabel } from "../tokens.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const COL = 56;  // px per token column
@@ -58,7 +58,7 @@ export function routes(data, position, threshold) {
 }
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
-const tok = (data, i) => `${quoted(data.tokens[i].text)} (${i})`;
+const tok = (data, i) => `${quoted(data.tokens[i])} (${i})`;
 
 // The numbers of one edge, in words (what hovering it shows).
 export function describe(data, edge) {
@@ -170,11 +170,11 @@ export function drawFlow(el, data, { position, threshold, onPick = () => {} }) {
 
   // tokens: the input row below, the chosen row above (buttons: click, Enter or Space picks)
   for (let i = 0; i < n; i++) {
-    const t = data.tokens[i].text, short = label(t).length > 7 ? `${label(t).slice(0, 6)}…` : label(t);
+    const t = data.tokens[i], short = shortLabel(t, 7);
     const bottom = text(g, short, { x: x(i), y: y(0) + 18, class: "flow-token" });
-    bottom.append(Object.assign(svgEl("title"), { textContent: `input token ${i}: ${label(t)}` }));
+    bottom.append(Object.assign(svgEl("title"), { textContent: `input token ${i}: ${described(t)}` }));
     const pick = svgEl("g", { class: "flow-pick", role: "button", tabindex: 0, "data-i": i, "aria-pressed": i === position,
-      "aria-label": `show the routes to token ${i}, ${label(t)}` });
+      "aria-label": `show the routes to token ${i}, ${described(t)}` });
     pick.append(svgEl("rect", { x: x(i) - COL / 2 + 3, y: 4, width: COL - 6, height: 22, rx: 5 }));
     text(pick, short, { x: x(i), y: 19 });
     g.append(pick);
@@ -217,10 +217,10 @@ function hint(data, position, threshold, edges) {
 // What the graph says, in one sentence: the input tokens the routes start from.
 export function summary(data, position, threshold, edges) {
   const inputs = [...new Set(edges.filter((e) => e.layer === 0 && e.kind.startsWith("attention")).map((e) => e.source))].sort((a, b) => a - b);
-  const top = quoted(data.tokens[position].text);
+  const top = quoted(data.tokens[position]);
   if (!inputs.length) return `At τ = ${threshold}, no route from the input reaches ${top} (${position}): lower the threshold.`;
   const across = edges.filter((e) => e.kind === "attention" && e.source !== e.target).length;
-  const names = inputs.slice(0, 10).map((j) => quoted(data.tokens[j].text)).join(", ") + (inputs.length > 10 ? `, and ${inputs.length - 10} more` : "");
+  const names = inputs.slice(0, 10).map((j) => quoted(data.tokens[j])).join(", ") + (inputs.length > 10 ? `, and ${inputs.length - 10} more` : "");
   return `At τ = ${threshold}, ${edges.length} edges lead from ${inputs.length} input token${inputs.length > 1 ? "s" : ""} `
     + `(${names}) to ${top} (${position}) at the top; ${across} of them carr${across === 1 ? "ies" : "y"} information from one token to another.`;
 }

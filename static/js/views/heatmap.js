@@ -6,7 +6,7 @@
 import { plotlyScale } from "../colors.js";
 import { css } from "../dom.js";
 import { config, plotArea } from "../plotly.js";
-import { label, plotlySafe } from "../tokens.js";
+import { label, note, plotlySafe } from "../tokens.js";
 
 const drawn = new WeakMap();  // element -> {inputs of its last chart, onCellClick}
 
@@ -32,10 +32,12 @@ export async function drawHeatmap(el, { tokens, pattern, scores, causal, measure
 function chart(el, { tokens, pattern, scores, causal, measure, peak, weights, layer, head, scale }) {
   const moved = measure === "moved";
   const n = tokens.length;
-  const names = tokens.map((t, i) => plotlySafe(label(t.text)));
+  const names = tokens.map((t) => plotlySafe(label(t)));
+  const notes = tokens.map((t) => (note(t) ? plotlySafe(note(t)) : ""));  // what a byte piece is, on hover
   const z = pattern.map((row, i) => row.map((w, j) => (causal && j > i ? null : w)));
   const detailed = n <= 160;
-  const text = detailed ? z.map((row, i) => row.map((_, j) => `${names[i]} (${i}) → ${names[j]} (${j})`)) : undefined;
+  const pieces = (i, j) => [notes[i] && `query: ${notes[i]}`, j !== i && notes[j] && `key: ${notes[j]}`].filter(Boolean).map((s) => `<br>${s}`).join("");
+  const text = detailed ? z.map((row, i) => row.map((_, j) => `${names[i]} (${i}) → ${names[j]} (${j})${pieces(i, j)}`)) : undefined;
   const custom = moved ? weights?.map((row) => row.map((w) => w.toFixed(4)))
     : scores?.map((row) => row.map((s) => (s === null ? "masked" : s.toFixed(3))));
   const tickStep = Math.max(1, Math.ceil(n / 40));

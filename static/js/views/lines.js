@@ -5,7 +5,7 @@
 import { headColor } from "../colors.js";
 import { el } from "../dom.js";
 import { noFocus } from "../focus.js";
-import { label } from "../tokens.js";
+import { label, note } from "../tokens.js";
 
 export const ROW = 22;
 
@@ -28,7 +28,8 @@ function build(root, tokens, focus) {
       s.className = "line-token";
       s.dataset.index = String(i);
       s.dataset.side = side;
-      s.textContent = label(t.text);
+      s.textContent = label(t);
+      if (note(t)) s.title = note(t);
       s.style.top = `${i * ROW + 4}px`;
       s.addEventListener("pointerenter", (e) => e.pointerType === "mouse" && focus.hover(i));
       s.addEventListener("click", () => focus.toggle(i));

@@ -1,7 +1,7 @@
 // Next-token predictions at one position: what the model, trained to continue text, expects next.
 
 import { el } from "../dom.js";
-import { label, quoted } from "../tokens.js";
+import { label, legend, note, quoted } from "../tokens.js";
 
 // A probability as people read it: 0.1% steps, "<0.1%" below that, never exponent notation.
 export const percent = (p) => (p < 0.0005 ? "<0.1%" : `${(p * 100).toFixed(1)}%`);
@@ -25,11 +25,12 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
   const rows = predictions[i].map((p) => {
     const bar = el("span", { className: "pred-bar", style: { "--p": String(p.prob) } });
     const pct = el("span", { className: "pred-prob", textContent: percent(p.prob) });
-    const tok = onPick ? el("button", { type: "button", className: "pred-token", textContent: label(p.text), title: "why this prediction? (below)" })
-      : el("span", { className: "pred-token", textContent: label(p.text) });
+    const about = note(p) ? `${note(p)}\n` : "";  // a byte piece: what it is, on hover
+    const tok = onPick ? el("button", { type: "button", className: "pred-token", textContent: label(p), title: `${about}why this prediction? (below)` })
+      : el("span", { className: "pred-token", textContent: label(p), title: about.trim() });
     if (onPick) tok.addEventListener("click", () => onPick(i, p.id));
-    const add = onAppend && el("button", { type: "button", className: "pred-append", textContent: "+", title: `write ${quoted(p.text)} next`,
-      attrs: { "aria-label": `write ${quoted(p.text)} next` } });
+    const add = onAppend && el("button", { type: "button", className: "pred-append", textContent: "+", title: `write ${quoted(p)} next`,
+      attrs: { "aria-label": `write ${quoted(p)} next` } });
     if (add) add.addEventListener("click", () => onAppend(p.id));
     const li = el("li", { dataset: { id: String(p.id), prob: String(p.prob) } }, tok, bar, pct, add);
     if (writtenNext?.id === p.id) {
@@ -47,18 +48,20 @@ export function drawPredictions(box, { tokens, predictions, original = null }, {
     }
     return li;
   });
-  const note = headsOff.length
+  const says = headsOff.length
     ? `With ${headsOff.length} head${headsOff.length > 1 ? "s" : ""} switched off (${headsOff.map((k) => `L${k.replace(".", "H")}`).join(", ")}); the thin mark on each bar and the change in points are against every head on.`
     : `softmax(logits / ${temperature}); hover or lock a token to see its prediction.`;
+  const marks = legend([tokens[i], ...predictions[i]]);
   const written = writtenNext && el("p", { className: "written-note small", textContent: writtenNote(writtenNext, predictions[i]) });
-  box.replaceChildren(el("p", { className: "pred-title", textContent: `After ${quoted(tokens[i].text)} (token ${i}) the model expects:` }),
-    el("ol", { className: "pred-list" }, ...rows), ...(written ? [written] : []), el("p", { className: "muted small", textContent: note }));
+  box.replaceChildren(el("p", { className: "pred-title", textContent: `After ${quoted(tokens[i])} (token ${i}) the model expects:` }),
+    el("ol", { className: "pred-list" }, ...rows), ...(written ? [written] : []), el("p", { className: "muted small", textContent: says }),
+    ...(marks ? [el("p", { className: "token-legend", textContent: marks })] : []));
   return { position: i };
 }
 
 // How the token written next was chosen: greedy (the likeliest) or drawn with the writing's settings.
 function writtenNote(w, top) {
-  const name = w.text !== undefined ? quoted(w.text) : `token ${w.id}`;
+  const name = w.text !== undefined ? quoted(w) : `token ${w.id}`;
   const listed = top.some((p) => p.id === w.id) ? "" : " (not among the likeliest listed here)";
   const set = w.settings;
   if (!set || w.prob === undefined) return `The model wrote ${name} next${listed}.`;

@@ -319,3 +319,20 @@ def test_embeds_exports_and_pages_run_the_written_ids(client):
     assert state["data"]["attention"]["tokens"] == att["tokens"] and state["state"]["upto"] == 4
     assert [t["id"] for t in state["state"]["written"]["tokens"]] == d["then"]
     assert state["state"]["written"]["whole"] == PROMPT + d["text"]
+
+
+def test_written_byte_pieces_read_as_people_read_them(client):
+    """SmolLM2 writes katakana after this prompt as two byte pieces each: the summary says which
+    character each piece belongs to; each streamed line reads its token where it was written (the
+    first piece: its bytes, the character unfinished; the second: the character it completes)."""
+    body = dict(text="日本の首都は", max_new_tokens=8)
+    d = post(client, "/api/generate", **body)
+    pieces = [t for t in d["tokens"] if t.get("pieces")]
+    assert pieces and all("\\x" not in t["char"] for t in pieces)
+    with client.stream("POST", "/api/generate", json=body | {"stream": True}) as r:
+        lines = [json.loads(x) for x in r.iter_lines() if x][1:-1]
+    for line, t in zip(lines, d["tokens"]):
+        if t.get("pieces") and t["piece"] < t["pieces"]:
+            assert "bytes" in line and line["piece"] == t["piece"] and "char" not in line
+        elif t.get("pieces"):
+            assert (line["char"], line["piece"], line["pieces"]) == (t["char"], t["piece"], t["pieces"])

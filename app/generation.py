@@ -23,6 +23,7 @@ from .engine.generate import GeneratedToken, generate
 from .engine.tokenize import continues
 from .http import dumps
 from .runs import Runner
+from .service import Overloaded
 from .schemas import GenerateRequest
 
 SEED_LIMIT = 2**32  # the seed chosen for a sampled generation that named none: reported, so it can be replayed
@@ -104,7 +105,10 @@ def prepare(runner: Runner, req: GenerateRequest) -> Writing:
 
 
 async def start(runner: Runner, req: GenerateRequest) -> Writing:
-    """The first job: shed (503 + Retry-After) like any other work when too much waits; a bad input is a 4xx."""
+    """The first job: shed (503 + Retry-After) like any other work when too much waits, or when
+    max_generations are writing already; a bad input is a 4xx."""
+    if runner.writing >= runner.settings.max_generations:
+        raise Overloaded()
     return await runner.pool.run(prepare, runner, req)
 
 
@@ -113,7 +117,10 @@ def _step(w: Writing) -> GeneratedToken | None:
 
 
 async def tokens(runner: Runner, w: Writing, request: Request | None = None) -> AsyncIterator[GeneratedToken]:
-    """Each token as soon as it is chosen; stops when the client has gone (if request is given)."""
+    """Each token as soon as it is chosen; stops when the client has gone (if request is given). Counted in
+    runner.writing while it runs (a generation whose response never started holds nothing: its prefill
+    runs with the first step)."""
+    runner.writing += 1
     try:
         while w.stop_reason is None:
             if request is not None and await request.is_disconnected():
@@ -127,6 +134,7 @@ async def tokens(runner: Runner, w: Writing, request: Request | None = None) -> 
             w.stop_reason = t.stop_reason
             yield t
     finally:
+        runner.writing -= 1
         w.cancel.set()  # whatever stopped us (the client gone, an error, a cancelled task): no step runs after this
 
 
@@ -137,6 +145,6 @@ async def lines(runner: Runner, w: Writing) -> AsyncIterator[bytes]:
     try:
         async for t in tokens(runner, w):
             yield dumps({"type": "token", **w.lines[-1], "written": w.written()}) + b"\n"
-        yield dumps({"type": "done", **w.summary()}) + b"\n"
+        yield dumps({"type": "done", **await runner.pool.run(w.summary, shed=False)}) + b"\n"
     except Exception as e:  # noqa: BLE001 (the status line has gone out: an error is a line of its own)
         yield dumps({"type": "error", "error": "generation_failed", "detail": str(e)}) + b"\n"

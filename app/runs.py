@@ -45,6 +45,7 @@ class Runner:
         self.runs = ByteLRU(settings.run_cache_mb << 20, lambda cr: cr.nbytes)
         self.bodies = ByteLRU(settings.response_cache_mb << 20, lambda b: b.nbytes)
         self.pool = ComputePool(settings.compute_threads, settings.max_pending)
+        self.writing = 0  # generations writing now (app/generation.py; on the event loop, no lock needed)
 
     def model(self, model_id: str | None) -> Model:
         return self.registry.get(model_id)

@@ -144,10 +144,18 @@ class ComputePool:
                 raise Overloaded()
             self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-        finally:
-            with self._lock:
-                self._pending -= 1
+            job = self.executor.submit(fn, *args)
+        except BaseException:
+            self._release()
+            raise
+        # counted until the job itself ends: an awaiting request that is cancelled (its client gone)
+        # cannot stop a job already running on a thread, and it still occupies the pool
+        job.add_done_callback(lambda _: self._release())
+        return await asyncio.wrap_future(job)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._pending -= 1
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

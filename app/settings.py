@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(128, ge=0, description="memory for cached encoded responses")
     compute_threads: int = Field(1, ge=1, description="forward passes run at once per worker (BLAS already uses every core)")
     max_pending: int = Field(16, ge=1, description="requests allowed to wait for compute before 503 + Retry-After")
+    max_generations: int = Field(4, ge=1, description="generations (/api/generate) writing at once per worker; more get 503 + "
+                                 "Retry-After: each holds a key/value cache, and their steps share the compute pool with every view")
     blas_threads: int = Field(0, ge=0, description="BLAS threads per worker; 0: the cores divided among the workers. "
                               "More threads than free cores make OpenBLAS spin and thrash (measured 10x slower)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")

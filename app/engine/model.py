@@ -69,6 +69,8 @@ class Model:
             bad = [i for i in then if not 0 <= i < self.cfg.d_vocab]
             if bad:
                 raise TokenIdError(bad[0], self.cfg.d_vocab)
+            if len(tokens) + len(then) > self.max_tokens:  # before any decoding: refused at once
+                raise InputTooLongError(len(tokens) + len(then), self.max_tokens)
             written, more = self.tokenizer.continuation([t.id for t in tokens], then, offset=len(text))
             text, tokens = text + written, tokens + more
         if len(tokens) > self.max_tokens:

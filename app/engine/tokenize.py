@@ -7,6 +7,7 @@ each such piece also carries the character its group of pieces spells (`char`) a
 many it is (`piece`, `pieces`), read from the pieces' bytes.
 """
 
+import codecs
 import json
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -214,7 +215,7 @@ class TextTokenizer:
                 n += 1
             return n
 
-        ends = [settled(k) for k in range(1, len(then))] + [len(text)]
+        ends = self._byte_ends(then, text) or [settled(k) for k in range(1, len(then))] + [len(text)]
         tokens, start = [], 0
         for i, end in zip(then, ends):
             piece = self.tk.id_to_token(i)
@@ -232,6 +233,25 @@ class TextTokenizer:
             for k in g:
                 tokens[k] = replace(tokens[k], char=joined.decode(), piece=k - g.start + 1, pieces=len(g))
         return text, tokens
+
+    def _byte_ends(self, then, text) -> list[int] | None:
+        """settled(k) for every k in one pass, for a byte-level tokenizer: the characters an incremental
+        UTF-8 decoder has given out after each token's bytes (a lone decode of each prefix costs the
+        square of the length). None when that does not reproduce the decoded text (another decoder, a
+        special token amid the pieces): the caller then decodes each prefix."""
+        if self.decoder != "bytelevel":
+            return None
+        dec, ends, n, out = codecs.getincrementaldecoder("utf-8")(errors="replace"), [], 0, []
+        for i in then:
+            piece = dec.decode(self.id_bytes(i))
+            out.append(piece)
+            n += len(piece)
+            ends.append(n)
+        out.append(dec.decode(b"", final=True))
+        if "".join(out) != text:
+            return None
+        ends[-1] = len(text)
+        return ends
 
     def continuation_text(self, prompt_ids, then) -> str:
         """The text the ids `then` add after prompt_ids (continuation's text, in one decode)."""

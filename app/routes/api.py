@@ -122,4 +122,5 @@ async def generate(req: GenerateRequest, request: Request, runner: RunnerDep):
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     async for _ in generation.tokens(runner, w, request):
         pass
-    return Response(dumps(w.summary()), media_type="application/json", headers={"Cache-Control": "no-store"})
+    summary = await runner.pool.run(w.summary, shed=False)  # a read of the whole text: off the event loop
+    return Response(dumps(summary), media_type="application/json", headers={"Cache-Control": "no-store"})

@@ -88,7 +88,10 @@ def embed_state(view: str, q: QueryParams, runner: Runner) -> dict:
         parse_then(q.get("then"))
     except ValueError as e:
         raise BadParam(str(e)) from None
-    state["then"] = q.get("then") or None
+    then, upto = q.get("then") or None, q.get("upto") or ""
+    if then and upto.isdigit():  # an explorer URL at a step of its timeline: the ids up to that step
+        then = ",".join(then.split(",")[:int(upto)]) or None
+    state["then"] = then
     # explain needs a query token: 'creature' in the lesson sentence, else the last token (-1)
     token_default = 3 if view == "explain" and text == LESSON_SENTENCE else -1
     state |= {"layer": _int_param(q, "layer", DEFAULT_LAYER), "head": _int_param(q, "head", DEFAULT_HEAD), "token": _int_param(q, "token", token_default)}

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import QueryParams
 
 from .. import payloads
+from ..analysis import token_public
 from ..deps import RunnerDep
 from ..engine import EngineError
 from ..http import ApiError, accepts_gzip, error_body, error_response, public_base
@@ -132,12 +133,14 @@ def first_view(runner: Runner, state: dict) -> dict:
 
 def explorer_initial(runner: Runner, q: QueryParams) -> dict:
     state = page_state(q, runner)
-    initial = with_data(runner, state, lambda: first_view(runner, state))
-    if state["then"] and initial["error"] is None:  # the timeline's tokens: every written id, read (no forward pass)
-        whole, tokens = runner.model(state["model"]).read(state["text"], state["then"])
-        n = len(tokens) - len(state["then"])
-        state["written"] = {"whole": whole, "tokens": [{"id": t.id, "text": t.text, "start": t.start, "end": t.end} for t in tokens[n:]]}
-    return initial
+    def build():
+        data = first_view(runner, state)
+        if state["then"]:  # the timeline's tokens: every written id, read (no forward pass), checked as the views are
+            whole, tokens = runner.model(state["model"]).read(state["text"], state["then"])
+            state["written"] = {"whole": whole, "tokens": [token_public(t) for t in tokens[len(tokens) - len(state["then"]):]]}
+        return data
+
+    return with_data(runner, state, build)
 
 
 def explain_initial(runner: Runner, q: QueryParams) -> dict:

@@ -83,7 +83,9 @@ function wire() {
   });
   $("model").addEventListener("change", (e) => {
     const m = models[e.target.value];
-    Object.assign(state, { model: m.id, layer: Math.min(state.layer, m.n_layers - 1), head: Math.min(state.head, m.n_heads - 1) });
+    // ids are one vocabulary's: another model reads what was written as text
+    const typed = shown().length ? { text: state.shown_text, then: [], upto: -1 } : {};
+    Object.assign(state, { model: m.id, layer: Math.min(state.layer, m.n_layers - 1), head: Math.min(state.head, m.n_heads - 1), ...typed });
     reload();
   });
   $("layer").addEventListener("change", (e) => { state.layer = Number(e.target.value); reload(); });

@@ -73,8 +73,10 @@ function keepTokenInRange() {
   const a = cache.get(keyOf("attention", s));
   if (a?.status !== "ready") return;
   const tokens = a.value.tokens;
+  const shown = shownThen(s);
   if (s.upto < 0 && s.then.length && a.value.text !== undefined && writing.recordFor(s)?.tokens?.slice(0, s.then.length).every((t) => t.end !== undefined) !== true)
     writing.learn(s.model, s.text, s.then, a.value.text, tokens.slice(tokens.length - s.then.length));
+  else if (shown.length && a.value.text !== undefined) writing.learnSpans(s, tokens.slice(tokens.length - shown.length));
   if (remapFrom) {
     const was = remapFrom[s.token];
     remapFrom = null;

@@ -46,7 +46,9 @@ export function writeControls({ store, models, onError }) {
   // keep what a new record knows of the same tokens (the probabilities this page saw them written with)
   function remember(next) {
     const old = record && record.model === next.model && record.text === next.text ? record : null;
-    if (old) next.tokens = next.tokens.map((t, i) => (old.tokens[i]?.id === t.id && old.tokens[i].prob !== undefined && t.prob === undefined
+    let same = old ? 0 : -1;  // how far the two agree from the start: only those tokens are the same tokens
+    while (old && same < next.tokens.length && old.tokens[same]?.id === next.tokens[same].id) same++;
+    if (old) next.tokens = next.tokens.map((t, i) => (i < same && old.tokens[i].prob !== undefined && t.prob === undefined
       ? { ...t, prob: old.tokens[i].prob, top: old.tokens[i].top, settings: old.tokens[i].settings } : t));
     record = next;
     store.dispatchEvent(new CustomEvent("record"));
@@ -72,7 +74,9 @@ export function writeControls({ store, models, onError }) {
   async function write(n, greedy = false) {
     const s = store.state;
     if (ctrl || !models[s.model].causal || s.text.trim() === "") return;
-    const given = shownThen(s), chat = s.chat && !given.length;  // a chat frame goes around a new prompt only
+    // a keystroke still on its way into the state: write after it, not before
+    if (shownText(s) !== null && $("text").value !== shownText(s)) return status("the sentence is still being typed: write again in a moment");
+    const given = shownThen(s), chat = s.chat && !given.length && models[s.model].chat;  // a chat frame goes around a new prompt only
     const body = { text: s.text, model: s.model, max_new_tokens: n, ...(given.length ? { then: given } : {}), ...(chat ? { chat: true } : {}),
       ...(greedy ? { temperature: 0 } : settings(s)), stream: true, n_top: 5 };
     const base = { model: s.model, text: s.text };
@@ -101,6 +105,7 @@ export function writeControls({ store, models, onError }) {
           const secs = (performance.now() - started) / 1000;
           if (n > 1) status(`writing… ${got} of ${n} tokens (${(got / secs).toFixed(1)} per second)`);
         } else if (line.type === "done") {
+          if (store.get("model") !== body.model || store.get("text") !== prompt) throw new Error("the text or model changed while the model wrote");
           const givenTokens = line.prompt_tokens.slice(line.prompt_tokens.length - given.length);  // with their spans
           remember({ model: line.model, text: line.prompt, then: line.then, whole: line.prompt + line.text,
             tokens: [...givenTokens, ...line.tokens.map((t) => ({ ...t, settings: body }))] });
@@ -108,12 +113,12 @@ export function writeControls({ store, models, onError }) {
           const why = { eos: "it wrote its end-of-text token", length: `${got} token${got === 1 ? "" : "s"}, as asked` }[line.stop_reason] ?? line.stop_reason;
           const seed = line.settings.seed !== null && line.settings.temperature > 0 ? ` · seed ${line.settings.seed}` : "";
           status(`wrote ${got} token${got === 1 ? "" : "s"}: stopped because ${why}${seed}`);
-          if (seed && s.seed === "") store.set({ seed: line.settings.seed });  // the permalink replays it
         } else if (line.type === "error") {
           throw new Error(line.detail);
         }
       });
     } catch (e) {
+      ctrl.abort();  // whatever stopped us here, the server stops writing too
       if (e.name === "AbortError") status(`stopped after ${got} token${got === 1 ? "" : "s"}`);
       else { status(""); onError(e); }
     } finally {
@@ -178,6 +183,12 @@ export function writeControls({ store, models, onError }) {
     recordFor,
     // a record from elsewhere (the page's inline data, an attention answer for every written id)
     learn(model, text, then, whole, tokens) { remember({ model, text, then, whole, tokens }); },
+    // spans of the first tokens, from an answer for a step of the timeline (tokens: those written up to it)
+    learnSpans(s, tokens) {
+      const r = recordFor(s);
+      if (!r || tokens.every((t, i) => r.tokens[i]?.end !== undefined)) return;
+      remember({ ...r, tokens: r.tokens.map((t, i) => (i < tokens.length && tokens[i].id === t.id ? { ...t, ...tokens[i] } : t)) });
+    },
     writing: () => ctrl !== null,
     show(s) {
       const causal = models[s.model].causal;

@@ -276,15 +276,15 @@ def chart_html(lesson: dict, chart: Chart, sections: list[Section], charts: list
 
 # --- building the folder ----------------------------------------------------------------------------------
 
-def writable_dir(out: Path) -> Path:
-    """Create DIR and prove it can be written, before any long work."""
+def writable_dir(out: Path, what: str = "the lesson pack", error: type[Exception] | None = None) -> Path:
+    """Create DIR and prove it can be written, before any long work (error: the caller's exception class)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".attnscope-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise PackError(f"cannot write the lesson pack to {out}: {e.strerror or e}") from None
+        raise (error or PackError)(f"cannot write {what} to {out}: {e.strerror or e}") from None
     return out
 
 

@@ -21,7 +21,6 @@ page when the URL named a server.
 """
 
 import json
-import os
 import posixpath
 import re
 import shutil
@@ -46,7 +45,7 @@ from app.templating import ROOT, TEMPLATES
 from app.text import query_problem
 from app.vendor import plotly_path
 
-from .lessonpack import converted
+from .lessonpack import converted, writable_dir
 from .progress import Progress
 from .result import registry as shared_registry
 
@@ -558,24 +557,12 @@ def snapshot_html(page: str, initial: dict, q: QueryParams, pack: dict, server: 
     return text, entries, files
 
 
-def writable_dir(out: Path) -> Path:
-    """Create DIR and prove it can be written, before any long work."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".attnscope-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise PackError(f"cannot write the pack to {out}: {e.strerror or e}") from None
-    return out
-
-
 def build(url: str, out, cache_dir=None, quiet: bool = False) -> dict:
     """Write the snapshot of url into out -> {"dir", "page", "model", "files", "modules", "answers"}."""
     path, page, q, server = parse_url(url)  # a URL that is not an attnscope page fails here, at once
     registry = shared_registry(cache_dir)  # the notebook API's and `attnscope export`'s registry
     model_id = registry.resolve(q.get("model"))  # an unknown model fails here, before the bar
-    out = writable_dir(Path(out))
+    out = writable_dir(Path(out), "the pack", PackError)
     requests_done = []
     with Progress(5, quiet=quiet) as p:
         p.next(f"loading {model_id}" if converted(registry, model_id)

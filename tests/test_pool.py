@@ -97,3 +97,25 @@ def test_head_parts_leave_out_what_a_view_does_not_show(client):
         assert all(some[k] == full[k] for k in keys) and some["tokens"] == full["tokens"]
     r = client.post("/api/head", json={"text": "x", "layer": 0, "head": 0, "parts": ["nope"]})
     assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+
+
+def test_pooling_no_layers_answers(client):
+    """Found by the fuzz test: pool with layers [] called next() on an empty dict inside a compute-pool job;
+    asyncio cannot hand a StopIteration to the awaiting request, so it waited for ever. Now it answers."""
+    r = post(client, text=LONG, layers=[], pool=GRID_POOL, encoding="uint8").json()
+    assert r["attention"] == {}
+
+
+def test_a_stop_iteration_in_a_pool_job_is_an_error_not_a_hang():
+    import asyncio
+    from app.service import ComputePool
+
+    def stops():
+        return next(iter(()))
+
+    pool = ComputePool(threads=1, max_pending=2)
+    try:
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            asyncio.run(asyncio.wait_for(pool.run(stops), timeout=60))
+    finally:
+        pool.shutdown()

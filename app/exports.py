@@ -69,7 +69,8 @@ def filename(result, view: str, fmt: str, layer: int, head: int, token=None, mea
 
 def _html(result, view: str, layer: int, head: int, token, measure: str) -> bytes:
     fig = figure(result, view, layer, head, token, measure)
-    page = fig.to_html(full_html=True, include_plotlyjs=True, config=HTML_CONFIG)
+    # a fixed div id (plotly's default is a random uuid): the same URL gives the same bytes, as its ETag says
+    page = fig.to_html(full_html=True, include_plotlyjs=True, config=HTML_CONFIG, div_id=f"attnscope-{view}")
     # plotly's page has no title; label() escapes the text (the model id is ours, the text is not)
     what = f" · {MEASURE_TITLES[measure]}" if view in viewdata.HEAD_VIEWS else ""
     title = f"attnscope · {TITLES[view]}{what} · {label(result.model.id)}"

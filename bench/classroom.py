@@ -118,13 +118,18 @@ class Browser:
         return r
 
     async def document(self, kind: str, url: str) -> None:
+        """The document, then what it loads, each URL once (a document's module map)."""
         r = await self.fetch(kind, url)
         if r is None or r.status_code != 200:
             return
         found = [next(g for g in m.groups() if g) for m in RESOURCE.finditer(r.text)]
-        await asyncio.gather(*(self.resource(u) for u in dict.fromkeys(found)))
+        seen = set()
+        await asyncio.gather(*(self.resource(u, seen) for u in dict.fromkeys(found)))
 
-    async def resource(self, url: str) -> None:
+    async def resource(self, url: str, seen: set[str]) -> None:
+        if url in seen:
+            return
+        seen.add(url)
         r = await self.fetch("static", url)
         if r is not None and r.status_code == 200 and urlsplit(url).path.endswith(".js") and "/vendor/" not in url:
             self.modules[url] = r.text
@@ -132,7 +137,7 @@ class Browser:
         if text is None:
             return
         imports = [urljoin(url, next(g for g in m.groups() if g)) for m in IMPORT.finditer(text)]
-        await asyncio.gather(*(self.resource(u) for u in dict.fromkeys(imports) if u.startswith("/")))
+        await asyncio.gather(*(self.resource(u, seen) for u in dict.fromkeys(imports) if u.startswith("/")))
 
 
 async def student(i: int, client, slots, record: Record, args, rng: random.Random) -> None:

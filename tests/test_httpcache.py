@@ -310,7 +310,7 @@ BAD = [
     ("/api/attention", "text=hi&text=ho", 422, "invalid_request"),  # a value given twice
     ("/api/attention", "text=+", 422, "empty_text"),
     ("/api/attention", "text=hi&model=nope", 404, "unknown_model"),
-    ("/api/attention", "text=hi&then=-5", 422, "invalid_request"),
+    ("/api/attention", "text=hi&then=-5", 422, "bad_token_id"),
     ("/api/attention", "text=" + "ab+" * 2000, 422, "too_many_tokens"),
     ("/api/head", "text=hi&layer=0", 422, "invalid_request"),
     ("/api/head", "text=hi&layer=0&head=99", 422, "out_of_range"),

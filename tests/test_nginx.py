@@ -78,6 +78,16 @@ def test_a_second_identical_request_is_a_hit(stack):
         assert [(s, k) for u, s, k in logged if u == url] == [(200, "MISS"), (200, "HIT"), (304, "HIT")], url
 
 
+def test_static_files_are_revalidated_by_the_app_through_nginx(stack):
+    """nginx passes a browser's If-None-Match on for the app's own files (no-cache), so they stay 304s."""
+    _, proxy = stack
+    with httpx.Client(base_url=proxy.url, timeout=120) as c:
+        js = c.get("/static/js/main.js")
+        assert js.status_code == 200 and js.headers["cache-control"] == "no-cache"
+        again = c.get("/static/js/main.js", headers={"If-None-Match": js.headers["etag"]})
+        assert again.status_code == 304 and "x-cache-status" not in again.headers
+
+
 def test_accept_encoding_is_normalised_into_two_variants(stack):
     _, proxy = stack
     url = "/embed/grid?text=two+variants"

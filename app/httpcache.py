@@ -33,6 +33,7 @@ import asyncio
 import gzip
 import hashlib
 import importlib.metadata
+import json
 import re
 import sys
 import threading
@@ -142,7 +143,9 @@ class Versions:
 
     def etag(self, scope: str, params, gz: bool) -> str:
         """A strong ETag: the code, the weights' part (scope) and the canonical parameters (JSON-able)."""
-        h = hashlib.sha256(f"{self.code}\0{scope}\0".encode() + orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+        # the standard library's JSON: orjson refuses integers beyond 64 bits, which a schema may still accept
+        canonical = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        h = hashlib.sha256(f"{self.code}\0{scope}\0{canonical}".encode())
         return f'"{h.hexdigest()[:32]}{"-gzip" if gz else ""}"'
 
 

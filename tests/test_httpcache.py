@@ -362,3 +362,17 @@ def test_the_recipe_renders_every_field():
     for bad in ({"listen": "80; evil"}, {"upstream": ""}, {"nonsense": "1"}):
         with pytest.raises(ValueError):
             render(**bad)
+
+
+@pytest.mark.parametrize("method, url, body", [
+    ("POST", "/api/predictions", {"text": "hi", "then": [10**30]}),
+    ("GET", "/api/predictions?text=hi&then=-9223372036854775809", None),
+    ("GET", "/export/heatmap.json?text=hi&then=99999999999999999999999", None),
+    ("GET", "/embed/grid?text=hi&then=99999999999999999999999", None),
+])
+def test_a_token_id_past_64_bits_is_a_4xx(first, method, url, body):
+    """Found by fuzzing the GET twins: JSON and URLs can spell integers that orjson cannot write back."""
+    c, _ = first
+    r = c.request(method, url, json=body)
+    assert r.status_code == 422 and r.headers["cache-control"] == "no-store", r.text[:300]
+    assert c.get("/?text=hi&then=99999999999999999999999").status_code == 200  # a page drops a bad `then`, as before

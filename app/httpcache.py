@@ -26,7 +26,7 @@ the bytes are made with gzip's mtime at 0, so they are the same on every request
 `Cache-Control: public, max-age=ATTNSCOPE_CACHE_MAX_AGE` (default 300 s: long enough for a class to
 open a lesson from one copy, short enough that a redeployed server's pages reach readers within
 minutes; expiry costs one 304, computed without the model). Errors (4xx, 5xx) are `no-store`
-(NoStoreErrors, every route), so no cache keeps a refusal or an overload as if it were the answer.
+(CacheHeaders, every route), so no cache keeps a refusal or an overload as if it were the answer.
 """
 
 import asyncio
@@ -225,10 +225,11 @@ async def model_tag(request: Request, versions: Versions, model_id: str, params)
     return versions.etag(f"{model_id}:{digest}", [request.url.path, params], accepts_gzip(request))
 
 
-class NoStoreErrors:
-    """Pure ASGI middleware: every error response (status >= 400: a refusal, an overload's 503, a 413
-    from the body limit, a Host the server does not answer) says `Cache-Control: no-store` and carries
-    no ETag, whichever layer made it, so that no cache serves it in place of the answer."""
+class CacheHeaders:
+    """Pure ASGI middleware, outside the others: every error response (status >= 400: a refusal, an
+    overload's 503, a 413 from the body limit, a Host the server does not answer) says `Cache-Control:
+    no-store` and carries no ETag, whichever layer made it, so that no cache serves it in place of the
+    answer; and Vary names each header once (the gzip middleware appends its own to ours)."""
 
     def __init__(self, app):
         self.app = app
@@ -237,10 +238,17 @@ class NoStoreErrors:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
-        async def send_no_store(message):
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"cache-control", b"etag")]
-                message["headers"] = headers + [(b"cache-control", b"no-store")]
+        async def send_final(message):
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                vary = [v.strip() for k, value in headers if k.lower() == b"vary" for v in value.split(b",") if v.strip()]
+                drop = (b"vary", b"cache-control", b"etag") if message["status"] >= 400 else (b"vary",)
+                headers = [(k, v) for k, v in headers if k.lower() not in drop]
+                if vary:
+                    headers.append((b"vary", b", ".join(dict.fromkeys(vary))))
+                if message["status"] >= 400:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_no_store)
+        await self.app(scope, receive, send_final)

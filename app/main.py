@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
 from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
-from .httpcache import NoStoreErrors
+from .httpcache import CacheHeaders
 from .runs import Runner
 from .security import ANY_INTERFACE, SecurityHeaders, allowed_hosts
 from .routes import api, docs, embed, export, pages
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     if settings.host in ANY_INTERFACE and not settings.public_url:
         log.warning("listening on every interface with no ATTNSCOPE_PUBLIC_URL: links and embed snippets will use "
                     "the address each reader typed, if it is one of %s (else 400)", ", ".join(hosts))
-    app.add_middleware(NoStoreErrors)  # outside all that can refuse a request: no error is ever cached
+    app.add_middleware(CacheHeaders)  # outside all that can refuse a request: no error is ever cached
     if settings.forwarded_allow_ips:  # outermost: the proxy's scheme and client address, before anything reads them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -242,7 +242,7 @@ def main() -> int:
             extra = {"ATTNSCOPE_PUBLIC_URL": f"http://127.0.0.1:{port}", "ATTNSCOPE_FORWARDED_ALLOW_IPS": "127.0.0.1"}
             with Server(env, workers=args.workers, env_extra=extra) as server, Nginx(server.url.removeprefix("http://"), port) as proxy:
                 record, wall = asyncio.run(play(proxy.url, args))
-                cache = proxy.cache_statuses()
+                cache = proxy.logged(sum(1 for r in record.rows if isinstance(r[2], int)))
             report(f"nginx (deploy/ recipe) in front of the app ({args.workers} workers)", record, wall, args, cache)
         print(f"load average now {load():.2f}")
     return 0

@@ -86,6 +86,14 @@ class Nginx:
         self.close()
         raise RuntimeError(f"nginx did not listen on {self.port} within {timeout} s:\n{self.output()}")
 
+    def logged(self, n: int, timeout: float = 30) -> list[tuple[str, int, str]]:
+        """cache_statuses() once at least n requests are logged: nginx writes a request's line after its
+        answer is sent, so a client can have the answer before the line is there (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while len(got := self.cache_statuses()) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return got
+
     def cache_statuses(self) -> list[tuple[str, int, str]]:
         """(request line, status, $upstream_cache_status) of every request logged so far."""
         out = []

@@ -7,8 +7,9 @@ payload, response-cache key and ETag).
 A twin's query is read into the POST's own request schema, so the validation is the same (a
 misspelt parameter is a 422 like a misspelt field). Query values map to fields as:
 - a number, a bool (true/false, 1/0) or a string: the value (given twice: a 422);
-- a list of numbers (`layers`, `then`): repeated (`layers=1&layers=2`) or comma-separated
-  (`layers=1,2`, as the explorer's URL writes `then`), or both; an empty value is the empty list;
+- a list of numbers or names (`layers`, `then`, `parts`): repeated (`layers=1&layers=2`) or
+  comma-separated (`layers=1,2`, as the explorer's URL writes `then`), or both; an empty value is the
+  empty list;
 - a list of texts (`sentences`): repeated only (a sentence may hold commas);
 - a list of [layer, head] pairs (`ablate`): `layer.head` items, repeated or comma-separated
   (`ablate=2.3,10.1`, as the explorer's URL writes `off`).
@@ -62,14 +63,14 @@ def _strip(annotation):
 
 
 def field_kind(annotation) -> str:
-    """'pairs' (list of (int, int)), 'numbers' (list of int/float), 'texts' (list of str) or 'value'."""
+    """'pairs' (list of (int, int)), 'items' (list of numbers or names), 'texts' (list of str) or 'value'."""
     t = _strip(annotation)
     if get_origin(t) is not list:
         return "value"
     item = _strip(get_args(t)[0])
     if get_origin(item) is tuple:
         return "pairs"
-    return "texts" if item is str else "numbers"
+    return "texts" if item is str else "items"
 
 
 def _items(values: list[str]) -> list[str]:
@@ -83,7 +84,7 @@ def query_data(schema: type[BaseModel], query: QueryParams) -> dict:
         values = query.getlist(name)
         field = schema.model_fields.get(name)
         kind = "value" if field is None else field_kind(field.annotation)
-        if kind == "numbers":
+        if kind == "items":
             data[name] = _items(values)
         elif kind == "pairs":
             data[name] = [item.split(".") for item in _items(values)]
@@ -124,7 +125,7 @@ def query_parameters(schema: type[BaseModel]) -> list[dict]:
             description += "; as layer.head items, repeated or comma-separated (ablate=2.3,10.1)"
         else:
             item_schema = _query_schema(prop)
-            if kind == "numbers":
+            if kind == "items":
                 description += f"; repeated ({name}=1&{name}=2) or comma-separated ({name}=1,2)"
             elif kind == "texts":
                 description += f"; repeated, one {name}=... each"

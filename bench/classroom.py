@@ -40,6 +40,7 @@ from tests.live_server import Server, free_port  # noqa: E402
 from tests.nginx import Nginx  # noqa: E402
 
 IDLE_LOAD = 1.5
+GRID_POOL = 64  # static/js/explorer/data.js's
 EMBEDS = [f"/embed/heatmap?text={quote(LESSON_SENTENCE)}&layer={DEFAULT_LAYER}&head={DEFAULT_HEAD}",
           f"/embed/arrows?text={quote(LESSON_SENTENCE)}&layer={DEFAULT_LAYER}&head={DEFAULT_HEAD}&token=3"]
 SUBJECTS = ("my cat", "the old river", "a tired robot", "our teacher", "the blue whale", "a small dragon", "the new moon",
@@ -68,8 +69,8 @@ def explorer_requests(text: str) -> list[tuple[str, dict]]:
     """static/js/explorer/data.js's NEEDS for the default state with this text."""
     base = {"text": text, "model": "smollm2-135m-instruct"}
     return [("/api/attention", base | {"layers": [DEFAULT_LAYER], "measure": "weight"}),
-            ("/api/head", base | {"layer": DEFAULT_LAYER, "head": DEFAULT_HEAD}),
-            ("/api/attention", base | {"encoding": "uint8", "measure": "weight"}),
+            ("/api/head", base | {"layer": DEFAULT_LAYER, "head": DEFAULT_HEAD, "parts": ["scores"]}),
+            ("/api/attention", base | {"encoding": "uint8", "measure": "weight", "pool": GRID_POOL}),
             ("/api/predictions", base | {"top_k": 10, "temperature": 1, "ablate": [], "ablate_mode": "zero"})]
 
 

@@ -256,9 +256,10 @@ def test_each_models_weights_are_hashed_once(registry, monkeypatch):
 TEXT = "a fluffy blue creature roamed"
 # one body per view endpoint (lists in every form the twins read)
 BODIES = {
-    "/api/attention": [{"text": TEXT, "layers": [1, 3]}, {"text": TEXT, "encoding": "uint8", "measure": "moved"},
+    "/api/attention": [{"text": TEXT, "layers": [1, 3]}, {"text": TEXT, "encoding": "uint8", "measure": "moved", "pool": 8},
                        {"text": TEXT, "then": [28, 260], "layers": [0]}],
-    "/api/head": [{"text": TEXT, "layer": 2, "head": 3}, {"text": TEXT, "layer": 0, "head": 1, "detail": True}],
+    "/api/head": [{"text": TEXT, "layer": 2, "head": 3}, {"text": TEXT, "layer": 0, "head": 1, "detail": True},
+                  {"text": TEXT, "layer": 1, "head": 2, "parts": ["scores", "z"]}],
     "/api/predictions": [{"text": TEXT, "top_k": 3, "temperature": 0.5, "ablate": [[2, 3], [1, 0]], "ablate_mode": "mean"}],
     "/api/rollout": [{"text": TEXT}],
     "/api/attribution": [{"text": TEXT, "position": 2, "target": 260, "contrast": 28}],
@@ -310,7 +311,10 @@ BAD = [
     ("/api/attention", "text=hi&text=ho", 422, "invalid_request"),  # a value given twice
     ("/api/attention", "text=+", 422, "empty_text"),
     ("/api/attention", "text=hi&model=nope", 404, "unknown_model"),
-    ("/api/attention", "text=hi&then=-5", 422, "bad_token_id"),
+    ("/api/attention", "text=hi&then=-5", 422, "invalid_request"),
+    ("/api/attention", "text=hi&then=99999", 422, "bad_token_id"),
+    ("/api/attention", "text=hi&pool=2", 422, "invalid_request"),
+    ("/api/head", "text=hi&layer=0&head=1&parts=scores,nothing", 422, "invalid_request"),
     ("/api/attention", "text=" + "ab+" * 2000, 422, "too_many_tokens"),
     ("/api/head", "text=hi&layer=0", 422, "invalid_request"),
     ("/api/head", "text=hi&layer=0&head=99", 422, "out_of_range"),

@@ -49,8 +49,8 @@ def _engine_error(e: EngineError) -> tuple[int, str, dict]:
         return 422, "empty_text", {}
     if isinstance(e, ModelLoadError):
         return 503, "model_unavailable", {}
-    if isinstance(e, TokenIdError):  # an id past 64 bits (valid JSON, and a URL's digits) as text: orjson cannot write it
-        return 422, "bad_token_id", {"token_id": e.token_id if -2**63 <= e.token_id < 2**63 else str(e.token_id)}
+    if isinstance(e, TokenIdError):
+        return 422, "bad_token_id", {"token_id": e.token_id}
     if isinstance(e, NotCausalError):
         return 422, "not_causal", {}
     if isinstance(e, ChatTemplateError):

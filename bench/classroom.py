@@ -182,6 +182,10 @@ def report(title: str, record: Record, wall: float, args, cache: list[tuple[str,
     print(f"goodput {len(good) / wall:.1f} answers/s (200/304: {len(good)}), shed 503+Retry-After {len(shed)}, "
           f"failures {len(failed) + args.students - record.done} ({len(failed)} requests"
           f"{', ' + str(dict(Counter(str(r[2]) for r in failed))) if failed else ''}; {args.students - record.done} students unfinished)")
+    api = [r for r in rows if r[0] == "api"]
+    api_ok = [r for r in api if r[2] == 200]
+    print(f"the explorer's requests answered: {len(api_ok)}/{len(api)} ({len(api_ok) / wall:.1f}/s; the rest shed with 503 "
+          f"+ Retry-After or failed)")
     by_kind = defaultdict(list)
     for kind, _, status, seconds, _ in rows:
         by_kind[kind].append((status, seconds))

@@ -91,7 +91,8 @@ def attention_payload(runner: Runner, req: AttentionRequest) -> dict:
     edges = None
     if req.pool is not None and len(cr.run.tokens) > req.pool:
         pooled = {L: max_pool(p, req.pool) for L, p in values.items()}
-        values, edges = {L: v for L, (v, _) in pooled.items()}, next(iter(pooled.values()))[1]
+        # no layers asked (layers: []): nothing pooled, no edges (next() on nothing raised StopIteration in the pool)
+        values, edges = {L: v for L, (v, _) in pooled.items()}, next(iter(pooled.values()), (None, None))[1]
     if req.encoding == "json":
         attn = {L: np.round(p, 4) for L, p in values.items()}
     else:

@@ -124,6 +124,15 @@ class ByteLRU:
                     "hits": self.hits, "misses": self.misses}
 
 
+def _no_stop_iteration(fn: Callable, *args):
+    """fn(*args), a StopIteration turned into a RuntimeError: asyncio cannot set it on a future, so the
+    request would wait for ever (found by fuzzing: a 500 is reported and tested for, a hang is not)."""
+    try:
+        return fn(*args)
+    except StopIteration as e:
+        raise RuntimeError(f"StopIteration escaped {getattr(fn, '__name__', fn)}") from e
+
+
 class ComputePool:
     """CPU-bound work off the event loop, on a few threads, with a bound on what may wait.
 
@@ -144,7 +153,7 @@ class ComputePool:
                 raise Overloaded()
             self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, _no_stop_iteration, fn, *args)
         finally:
             with self._lock:
                 self._pending -= 1

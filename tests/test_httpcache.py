@@ -380,3 +380,13 @@ def test_a_token_id_past_64_bits_is_a_4xx(first, method, url, body):
     r = c.request(method, url, json=body)
     assert r.status_code == 422 and r.headers["cache-control"] == "no-store", r.text[:300]
     assert c.get("/?text=hi&then=99999999999999999999999").status_code == 200  # a page drops a bad `then`, as before
+
+
+def test_pooling_no_layers_answers(first):
+    """Found by the fuzz test: pool with layers [] raised StopIteration in the compute pool, which asyncio
+    cannot hand to the request: it waited for ever. POST and GET twin now answer, alike."""
+    c, _ = first
+    body = {"text": TEXT + " over the hills and far away", "layers": [], "pool": 8}
+    post = c.post("/api/attention", json=body)
+    assert post.status_code == 200 and post.json()["attention"] == {}
+    assert c.get("/api/attention?text=" + quote(body["text"]) + "&layers=&pool=8").content == post.content

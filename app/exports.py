@@ -82,16 +82,18 @@ HTML_HEAD = ('<meta name="viewport" content="width=device-width, initial-scale=1
              '@media (hover: none), (max-width: 600px) {{ .modebar-container {{ display: none; }} }}</style>')
 
 
-def responsive_html(fig) -> str:
-    """fig (a plotly figure of fixed width and height, left unchanged) as a full page whose chart fits the window."""
+def responsive_html(fig, div_id: str = "attnscope-chart") -> str:
+    """fig (a plotly figure of fixed width and height, left unchanged) as a full page whose chart fits the window.
+    A fixed div id (plotly's default is a random uuid): the same URL gives the same bytes, as its ETag says."""
     w, h = int(fig.layout.width or 700), int(fig.layout.height or 450)
     page = go.Figure(fig).update_layout(width=None, height=None, autosize=True).to_html(
-        full_html=True, include_plotlyjs=True, config=HTML_CONFIG, default_width="100%", default_height=f"{h}px")
+        full_html=True, include_plotlyjs=True, config=HTML_CONFIG, default_width="100%", default_height=f"{h}px",
+        div_id=div_id)
     return page.replace("</head>", HTML_HEAD.format(w=w, h=h, low=min(h, 320)) + "</head>", 1)
 
 
 def _html(result, view: str, layer: int, head: int, token, measure: str) -> bytes:
-    page = responsive_html(figure(result, view, layer, head, token, measure))
+    page = responsive_html(figure(result, view, layer, head, token, measure), div_id=f"attnscope-{view}")
     # plotly's page has no title; label() escapes the text (the model id is ours, the text is not)
     what = f" · {MEASURE_TITLES[measure]}" if view in viewdata.HEAD_VIEWS else ""
     title = f"attnscope · {TITLES[view]}{what} · {label(result.model.id)}"

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .engine import Registry
 from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
+from .httpcache import CacheHeaders
 from .runs import Runner
 from .security import ANY_INTERFACE, SecurityHeaders, allowed_hosts
 from .routes import api, docs, embed, export, pages
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                      model.cfg.n_layers, model.cfg.n_heads)
         app.state.registry, app.state.settings = reg, settings
         app.state.runner = Runner(reg, settings)
+        versions = app.state.runner.versions  # the code version, once, at start (after the BLAS threads are set)
+        for model_id in preload_ids(reg, settings.preload):
+            versions.model(model_id)  # each loaded model's weight hash, once
         if settings.preload != "none":  # touch every weight page once, and cache the lesson sentence's run
             app.state.runner.run(reg.get(), LESSON_SENTENCE)
         yield
@@ -94,6 +98,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     if settings.host in ANY_INTERFACE and not settings.public_url:
         log.warning("listening on every interface with no ATTNSCOPE_PUBLIC_URL: links and embed snippets will use "
                     "the address each reader typed, if it is one of %s (else 400)", ", ".join(hosts))
+    app.add_middleware(CacheHeaders)  # outside all that can refuse a request: no error is ever cached
     if settings.forwarded_allow_ips:  # outermost: the proxy's scheme and client address, before anything reads them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -5,6 +5,7 @@ in a bounded compute pool that sheds load (503) instead of queueing forever."""
 import gzip
 import sys
 from collections.abc import Callable, Sequence
+from functools import cached_property
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from .analysis import CachedRun, full_run
 from .engine import Model, Registry
 from .http import GZIP_MIN_BYTES, accepts_gzip, dumps, gzip_level
+from .httpcache import Versions
 from .service import ByteLRU, ComputePool
 from .settings import Settings
 
@@ -46,6 +48,11 @@ class Runner:
         self.bodies = ByteLRU(settings.response_cache_mb << 20, lambda b: b.nbytes)
         self.pool = ComputePool(settings.compute_threads, settings.max_pending)
         self.writing = 0  # generations writing now (app/generation.py; on the event loop, no lock needed)
+
+    @cached_property
+    def versions(self) -> Versions:
+        """The code version and the models' weight hashes that ETags are made of (app/httpcache.py)."""
+        return Versions(self.registry, self.settings.max_tokens)
 
     def model(self, model_id: str | None) -> Model:
         return self.registry.get(model_id)

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
                                "machine's names and addresses and the public URL's host; '*' accepts any")
     forwarded_allow_ips: str = Field("", description="reverse proxies whose X-Forwarded-Proto/-For headers are trusted (comma "
                                      "list of IPs, or '*'); empty: none are")
+    cache_max_age: int = Field(300, ge=0, description="seconds that browsers and shared caches (nginx, a CDN) may reuse a "
+                               "page, embed, export or API view before they revalidate it (a 304, computed without the model)")
     chromium: str = Field("/usr/bin/chromium", description="headless Chromium for PNG/SVG when kaleido cannot render")
 
     @field_validator("public_url")

@@ -120,4 +120,6 @@ def parse_then(value: str | None) -> list[int]:
         raise ValueError(f"then lists {len(parts)} token ids; at most {MAX_THEN}")
     if not all(p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"then must be token ids separated by commas (such as 7042,30,198), not {value[:40]!r}")
+    if any(len(p) > 18 for p in parts):  # past any vocabulary, and past the 64 bits JSON is written with here
+        raise ValueError(f"then holds a token id of {max(map(len, parts))} digits: no vocabulary is that large")
     return [int(p) for p in parts]

@@ -86,3 +86,33 @@ class Server:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ThreadServer:
+    """An app (create_app(...)) under a real uvicorn in a thread of this process, on a free loopback
+    port: for tests that look inside the server while a real HTTP client (or a proxy) talks to it."""
+
+    def __init__(self, app, start_timeout: float = 120):
+        import threading
+
+        import uvicorn
+
+        self.app, self.port = app, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.start_timeout = start_timeout
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                self.__exit__()
+                raise ServerError("the in-process server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)

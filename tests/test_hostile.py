@@ -5,7 +5,7 @@ with no requests below fails `test_every_route_gets_hostile_requests`, naming it
 
 import json
 import re
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 from fastapi import routing
@@ -62,9 +62,12 @@ def requests_for(path: str, text: str | None) -> list[tuple[str, str, dict]]:
     """The requests that carry `text` to the route at `path` (a route template, as the app lists it)."""
     v = q(text)
     if path in TEXT:
-        return post(path, text=text, **TEXT[path]) + post(path, text="ok", model=text, **TEXT[path])
+        twins = [] if path == "/api/generate" else (  # the GET twins (app/twins.py) read the same text from the URL
+            get(f"{path}?text={v}&{urlencode(TEXT[path])}") + get(f"{path}?text=ok&model={v}&{urlencode(TEXT[path])}"))
+        return post(path, text=text, **TEXT[path]) + post(path, text="ok", model=text, **TEXT[path]) + twins
     if path == "/api/compare":
-        return post(path, sentences=[text, "a mole"], word="mole") + post(path, sentences=["a mole", "b mole"], word=text)
+        return post(path, sentences=[text, "a mole"], word="mole") + post(path, sentences=["a mole", "b mole"], word=text) \
+            + get(f"{path}?sentences={v}&sentences=a+mole&word=mole") + get(f"{path}?sentences=a+mole&sentences=b+mole&word={v}")
     if path in ("/api/models", "/openapi.json"):
         return get(f"{path}?x={v}")
     if path in ("/", "/explain", "/lens"):
@@ -93,9 +96,10 @@ EXPORTS = [f"{view}.{fmt}" for view in ("heatmap", "grid", "arrows", "embeddings
 
 
 def app_routes(app) -> list[str]:
-    """Every route template the app serves (FastAPI >= 0.160 keeps included routers nested)."""
+    """Every route template the app serves, once (FastAPI >= 0.160 keeps included routers nested; a POST view
+    and its GET twin share a path)."""
     contexts = routing.iter_route_contexts(app.routes) if hasattr(routing, "iter_route_contexts") else app.routes
-    return [c.path for c in contexts]
+    return list(dict.fromkeys(c.path for c in contexts))
 
 
 def test_every_route_gets_hostile_requests(client):

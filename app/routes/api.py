@@ -4,7 +4,12 @@ lessons' /api/compare, /api/lens, /api/heads, what moved: /api/rollout, /api/att
 
 Each route resolves what it can on the event loop (model id, cache), and does the work (forward
 pass, encoding) in the compute pool via Runner.respond; the payloads are app/payloads.py's, and one
-run of a text serves every endpoint."""
+run of a text serves every endpoint.
+
+Every view but /api/generate is @cacheable (a pure function of its request: ETag, 304, Cache-Control,
+app/httpcache.py) and has a GET twin at the same path (app/twins.py), added at the end of this module:
+the same answer from query parameters, which a shared cache can keep. /api/generate stays no-store:
+sampling without a seed is not a function of the request."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -12,6 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from .. import generation, payloads
 from ..http import dumps
 from ..deps import RunnerDep
+from ..twins import add_get_twins, cacheable
 from ..schemas import (AttentionPublic, AttentionRequest, AttributionPublic, AttributionRequest, ComparePublic, CompareRequest,
                        ErrorPublic, FlowPublic, FlowRequest, GeneratePublic, GenerateRequest, HeadPublic, HeadRequest, HeadsPublic, HeadsRequest, LensPublic,
                        LensRequest, ModelsPublic, PredictionsPublic, PredictionsRequest, ResidualPublic, ResidualRequest,
@@ -34,6 +40,7 @@ def list_models(runner: RunnerDep):
 
 
 @router.post("/attention", response_model=AttentionPublic, responses=ERRORS)
+@cacheable
 async def attention(req: AttentionRequest, request: Request, runner: RunnerDep):
     """Every attention pattern of the text (or of the layers asked for): where each head looks, or
     (measure=moved) how much it carries from each key to each query."""
@@ -43,6 +50,7 @@ async def attention(req: AttentionRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/head", response_model=HeadPublic, responses=ERRORS)
+@cacheable
 async def head(req: HeadRequest, request: Request, runner: RunnerDep):
     """One head in full: q, k, v, the scaled scores before the softmax, the pattern and z."""
     key = (req.model, "head", req.text, tuple(req.then), req.layer, req.head, req.detail, None if req.parts is None else tuple(sorted(set(req.parts))))
@@ -50,6 +58,7 @@ async def head(req: HeadRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/predictions", response_model=PredictionsPublic, responses=ERRORS)
+@cacheable
 async def predictions(req: PredictionsRequest, request: Request, runner: RunnerDep):
     """For each position, the top-k next tokens (softmax of the final logits), most likely first."""
     key = (req.model, "predictions", req.text, tuple(req.then), req.top_k, req.temperature, tuple(map(tuple, req.ablate)), req.ablate_mode)
@@ -57,6 +66,7 @@ async def predictions(req: PredictionsRequest, request: Request, runner: RunnerD
 
 
 @router.post("/rollout", response_model=RolloutPublic, responses=ERRORS)
+@cacheable
 async def rollout(req: RolloutRequest, request: Request, runner: RunnerDep):
     """Attention rollout: how much of each input token has reached each position, layer by layer."""
     key = (req.model, "rollout", req.text, tuple(req.then))
@@ -64,6 +74,7 @@ async def rollout(req: RolloutRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/attribution", response_model=AttributionPublic, responses=ERRORS)
+@cacheable
 async def attribution(req: AttributionRequest, request: Request, runner: RunnerDep):
     """Why this prediction: the logit of a next token split into what the embeddings, each head, each
     MLP and the biases wrote at that position (direct logit attribution; the parts sum to the logit)."""
@@ -72,6 +83,7 @@ async def attribution(req: AttributionRequest, request: Request, runner: RunnerD
 
 
 @router.post("/flow", response_model=FlowPublic, responses=ERRORS)
+@cacheable
 async def flow(req: FlowRequest, request: Request, runner: RunnerDep):
     """The information flow graph (Ferrando & Voita 2024): how much each part of every block (the
     residual, what the heads wrote from each token, the MLP) makes up its output, and the routes that
@@ -81,6 +93,7 @@ async def flow(req: FlowRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/residual", response_model=ResidualPublic, responses=ERRORS)
+@cacheable
 async def residual(req: ResidualRequest, request: Request, runner: RunnerDep):
     """Each token's residual-stream vector at every layer boundary, projected by PCA (2-D and 3-D)."""
     key = (req.model, "residual", req.text, tuple(req.then), req.normalize)
@@ -88,6 +101,7 @@ async def residual(req: ResidualRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/lens", response_model=LensPublic, responses=ERRORS)
+@cacheable
 async def lens(req: LensRequest, request: Request, runner: RunnerDep):
     """The logit lens: what the model would predict from each layer's residual stream, position by position."""
     key = (req.model, "lens", req.text, tuple(req.then), req.top_k, tuple(map(tuple, req.ablate)), req.ablate_mode)
@@ -95,6 +109,7 @@ async def lens(req: LensRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/compare", response_model=ComparePublic, responses=ERRORS)
+@cacheable
 async def compare(req: CompareRequest, request: Request, runner: RunnerDep):
     """The same word in 2-4 sentences: how similar its vectors are, layer by layer (identical at the
     embedding when it is the same token, diverging as context flows in)."""
@@ -103,6 +118,7 @@ async def compare(req: CompareRequest, request: Request, runner: RunnerDep):
 
 
 @router.post("/heads", response_model=HeadsPublic, responses=ERRORS)
+@cacheable
 async def heads(req: HeadsRequest, request: Request, runner: RunnerDep):
     """The head finder: every head scored on simple patterns (previous token, first token, self, broad,
     induction), with the formula of each score; the text is used for all but induction."""
@@ -124,3 +140,6 @@ async def generate(req: GenerateRequest, request: Request, runner: RunnerDep):
         pass
     summary = await runner.pool.run(w.summary, shed=False)  # a read of the whole text: off the event loop
     return Response(dumps(summary), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+add_get_twins(router)  # last: a GET twin for every @cacheable POST view above

@@ -5,7 +5,7 @@ that turns an attnscope URL (an embed, or a full page that has one) into the ifr
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import QueryParams
 from pydantic import ValidationError
 
@@ -13,6 +13,7 @@ from .. import payloads
 from ..deps import RunnerDep
 from ..engine import EngineError, Model
 from ..http import ApiError, error_body, error_response, public_base
+from ..httpcache import cached_page
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..payloads import GRID_POOL
@@ -186,6 +187,10 @@ def render_embed(request: Request, view: str | None, initial: dict, status: int 
 
 @router.get("/embed/{view:path}", response_class=HTMLResponse)
 def embed(view: str, request: Request, runner: RunnerDep):
+    return cached_page(request, lambda: embed_page(view, request, runner))
+
+
+def embed_page(view: str, request: Request, runner: Runner) -> HTMLResponse:
     if view not in VIEWS:
         error = {"error": "unknown_view", "detail": f"there is no embed called {view!r}: use one of {', '.join(VIEWS)}"}
         return render_embed(request, None, {"view": None, "state": None, "data": None, "error": error}, 404)
@@ -238,6 +243,10 @@ def oembed_title(view: str, pairs: list[tuple[str, str]]) -> str:
 
 @router.get("/oembed")
 def oembed(request: Request):
+    return cached_page(request, lambda: oembed_answer(request))
+
+
+def oembed_answer(request: Request) -> Response:
     q = request.query_params
     fmt = q.get("format") or "json"
     if fmt != "json":
@@ -263,5 +272,5 @@ def oembed(request: Request):
     title = oembed_title(view, pairs)
     html = (f'<iframe src="{_attr(src)}" width="{width}" height="{height}" title="{_attr(title)}" loading="lazy" '
             f'style="border:0;width:100%"></iframe>')
-    return {"type": "rich", "version": "1.0", "title": title, "provider_name": "attnscope", "provider_url": f"{base}/",
-            "cache_age": CACHE_AGE, "html": html, "width": width, "height": height}
+    return JSONResponse({"type": "rich", "version": "1.0", "title": title, "provider_name": "attnscope",
+                         "provider_url": f"{base}/", "cache_age": CACHE_AGE, "html": html, "width": width, "height": height})

@@ -3,7 +3,8 @@ URL parameters (text, then, model, layer, head, token, measure).
 
 view: heatmap | grid | arrows | embeddings; fmt: html (plotly.js inline, works offline from
 file://) | json | csv (app/viewdata.py's docstring is the schema). The file is made by
-app/exports.py from the server's cached run, in the compute pool, like every API response."""
+app/exports.py from the server's cached run, in the compute pool, like every API response. A file is a
+pure function of its URL, the model's weights and the code: ETag, Cache-Control, 304 (app/httpcache.py)."""
 
 import gzip
 from typing import Literal
@@ -15,6 +16,7 @@ from .. import exports
 from ..deps import RunnerDep
 from ..engine import EngineError
 from ..http import GZIP_MIN_BYTES, ApiError, accepts_gzip, gzip_level
+from ..httpcache import canonical_query, finish, model_tag, not_modified
 from ..lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
 from ..payloads import check_head, check_layer
 from ..runs import Runner
@@ -69,6 +71,11 @@ async def export(name: str, request: Request, runner: RunnerDep,
         raise ApiError(404, "unknown_export", f"there is no export {name!r}: use /export/{{view}}.{{fmt}} with view one of "
                        f"{', '.join(exports.VIEWS)} and fmt one of {', '.join(exports.FORMATS)}",
                        views=list(exports.VIEWS), formats=list(exports.FORMATS))
+    model_id = runner.registry.resolve(model)
+    tag = await model_tag(request, runner.versions, model_id, canonical_query(request.url.query))
+    max_age = runner.settings.cache_max_age
+    if (unchanged := not_modified(request, tag, max_age)) is not None:  # before any work: the file would be the same
+        return unchanged
     try:
         ids = parse_then(then)
     except ValueError as e:
@@ -89,4 +96,4 @@ async def export(name: str, request: Request, runner: RunnerDep,
         headers["Content-Encoding"] = "gzip"
     if fmt == "html":
         headers["Content-Security-Policy"] = HTML_CSP
-    return Response(body, media_type=media, headers=headers)
+    return finish(request, Response(body, media_type=media, headers=headers), tag, max_age)

@@ -3,7 +3,8 @@
 
 Each page's state and initial data come from its URL's query alone (PAGES: path -> its template and
 the function of the query that computes them), and page_html renders a page without a request:
-`attnscope pack` saves a page from these same functions."""
+`attnscope pack` saves a page from these same functions. Each page is a pure function of its URL, the
+models and the code: cached_page gives it an ETag, Cache-Control and 304s (app/httpcache.py)."""
 
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -17,6 +18,7 @@ from ..analysis import token_public
 from ..deps import RunnerDep
 from ..engine import EngineError
 from ..http import ApiError, accepts_gzip, error_body, error_response, public_base
+from ..httpcache import cached_page
 from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE, LESSON_SENTENCE
 from ..runs import Runner
 from ..payloads import GRID_POOL
@@ -26,6 +28,8 @@ from ..text import parse_then
 from ..vendor import plotly_bundle, plotly_url
 
 router = APIRouter(include_in_schema=False)
+# an error shown inline that says nothing of the URL: the page must not be cached with it
+TRANSIENT = ("model_unavailable", "overloaded")
 
 
 def context(page: str, initial: dict, query: QueryParams, plotly: str, oembed_url: str | None = None,
@@ -43,8 +47,11 @@ def render(request: Request, page: str, initial: dict):
         base = public_base(request)
         here = f"{base}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
         oembed = f"{base}/oembed?" + urlencode({"url": here, "format": "json"})
-    return TEMPLATES.TemplateResponse(request, f"{page}.html", context(page, initial, request.query_params, plotly_url(),
-                                                                       oembed, public_base(request)))
+    response = TEMPLATES.TemplateResponse(request, f"{page}.html", context(page, initial, request.query_params, plotly_url(),
+                                                                           oembed, public_base(request)))
+    if (initial.get("error") or {}).get("error") in TRANSIENT:  # not what this URL shows once the model is back
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def page_html(page: str, initial: dict, query: QueryParams, plotly: str) -> str:
@@ -184,32 +191,32 @@ PAGES: dict[str, tuple[str, Callable[[Runner, QueryParams], dict]]] = {
 
 @router.get("/", response_class=HTMLResponse)
 def explorer(request: Request, runner: RunnerDep):
-    return render(request, "explorer", explorer_initial(runner, request.query_params))
+    return cached_page(request, lambda: render(request, "explorer", explorer_initial(runner, request.query_params)))
 
 
 @router.get("/explain", response_class=HTMLResponse)
 def explain(request: Request, runner: RunnerDep):
     """One head, step by step, with the real numbers (the lesson's math)."""
-    return render(request, "explain", explain_initial(runner, request.query_params))
+    return cached_page(request, lambda: render(request, "explain", explain_initial(runner, request.query_params)))
 
 
 @router.get("/lens", response_class=HTMLResponse)
 def lens_page(request: Request, runner: RunnerDep):
     """The logit lens and the head finder; data is fetched by the page."""
-    return render(request, "lens", lens_initial(runner, request.query_params))
+    return cached_page(request, lambda: render(request, "lens", lens_initial(runner, request.query_params)))
 
 
 @router.get("/lesson", response_class=HTMLResponse)
 def lesson(request: Request, runner: RunnerDep):
     """A guided lesson through the classic examples, with the live model and honest numbers."""
-    initial = {"models": payloads.models_public(runner), "lesson": payloads.lesson_data(runner)}
-    return render(request, "lesson", initial)
+    return cached_page(request, lambda: render(request, "lesson", {"models": payloads.models_public(runner),
+                                                                    "lesson": payloads.lesson_data(runner)}))
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare(request: Request, runner: RunnerDep):
     """The same word in different sentences, layer by layer; data is fetched by the page."""
-    return render(request, "compare", compare_initial(runner, request.query_params))
+    return cached_page(request, lambda: render(request, "compare", compare_initial(runner, request.query_params)))
 
 
 @router.get("/vendor/plotly-{digest}.min.js")

@@ -59,8 +59,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         limit_blas_threads(settings)
-        reg = registry or Registry.from_env(settings.models, default=settings.default_model,
-                                            cache_dir=settings.cache_dir, max_tokens=settings.max_tokens)
+        reg = registry or Registry.from_env(settings.models, default=settings.default_model, cache_dir=settings.cache_dir,
+                                            max_tokens=settings.max_tokens, memory_budget_mb=settings.memory_budget_mb)
+        reg.prepare()  # Hugging Face ids: fetched (or found in the hub cache) now, never inside a request
         for model_id in preload_ids(reg, settings.preload):
             model = reg.get(model_id)
             log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,

@@ -114,10 +114,25 @@ class ModelPublic(BaseModel):
     max_tokens: int
     default: bool
     chat: bool = Field(description="it has a chat template: /api/generate can frame a prompt as a user message (chat: true)")
+    status: Literal["ready"] = Field("ready", description="every model listed here runs; the others are in `unavailable`")
+    source: str | None = Field(None, description="the Hugging Face id it came from (hf:ORG/NAME[@REVISION]), if it did")
+    size_bytes: int = Field(description="its float32 weights, in bytes (what it holds in memory)")
+
+
+class ModelUnavailable(BaseModel):
+    id: str
+    name: str
+    status: Literal["loading", "failed", "not_loaded"] = Field(description="loading: another request is loading it now")
+    reason: str | None = Field(description="why it failed: a missing id, a corrupt download, an unsupported architecture, "
+                               "the memory budget...; a request naming it gets 503 model_unavailable with this reason")
+    source: str | None = Field(None, description="the Hugging Face id it comes from, if it does")
+    size_bytes: int | None = Field(description="its float32 weights, in bytes, when its files say (None: unknown)")
 
 
 class ModelsPublic(BaseModel):
     models: list[ModelPublic]
+    unavailable: list[ModelUnavailable] = Field(default_factory=list,
+                                                description="models named in the settings that cannot run now, and why")
 
 
 class TokenPublic(BaseModel):

@@ -407,17 +407,34 @@ def convert_gpt2(hf: dict, sd: dict, where: str):
 CONVERTERS = {"llama": convert_llama, "bert": convert_bert, "gpt2": convert_gpt2}
 
 
-def read_hf_folder(folder: Path):
-    """-> (config, canonical weights) for a local Hugging Face model folder."""
+def _hf_config(folder: Path) -> dict:
     try:
         hf = json.loads((folder / "config.json").read_text())
     except FileNotFoundError:
         raise ModelLoadError(f"{folder} has no config.json: not a Hugging Face model folder") from None
     except ValueError as e:
         raise ModelLoadError(f"{folder}/config.json is not valid JSON: {e}") from e
-    kind = hf.get("model_type")
+    if not isinstance(hf, dict):
+        raise ModelLoadError(f"{folder}/config.json is not a JSON object")
+    return hf
+
+
+def hf_model_type(folder: Path) -> str | None:
+    return _hf_config(folder).get("model_type")
+
+
+def check_supported(folder: Path, hf: dict | None = None) -> str:
+    """The folder's model_type, if a converter reads it; else a ModelLoadError naming the ones that do."""
+    kind = (hf if hf is not None else _hf_config(folder)).get("model_type")
     if kind not in CONVERTERS:
         raise ModelLoadError(f"{folder}: model_type {kind!r} is not supported (supported: {', '.join(CONVERTERS)})")
+    return kind
+
+
+def read_hf_folder(folder: Path):
+    """-> (config, canonical weights) for a local Hugging Face model folder."""
+    hf = _hf_config(folder)
+    kind = check_supported(folder, hf)
     try:
         cfg, weights = CONVERTERS[kind](hf, read_safetensors(folder), str(folder))
     except KeyError as e:
@@ -426,3 +443,40 @@ def read_hf_folder(folder: Path):
         raise ModelLoadError(f"{folder}: weights do not fit together: {e}") from e
     check_shapes(cfg, weights, str(folder))
     return cfg, weights
+
+
+# --- how much memory a source will take, read from headers only (the memory budget) ----------------
+
+def _safetensors_elements(path: Path) -> int:
+    """Elements in one safetensors file, from its header (8 bytes of length, then JSON)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= min(path.stat().st_size - 8, 100 << 20):
+                raise ValueError(f"a header of {n} bytes")
+            header = json.loads(f.read(n))
+        tensors = [e for k, e in header.items() if k != "__metadata__"]
+        end = max((int(e["data_offsets"][1]) for e in tensors), default=0)
+        if 8 + n + end > path.stat().st_size:  # a download cut short
+            raise ValueError(f"its header promises {8 + n + end} bytes, the file has {path.stat().st_size}")
+        return sum(int(np.prod(e["shape"], dtype=np.int64)) for e in tensors)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"cannot read {path}: not a safetensors file ({e})") from e
+
+
+def source_nbytes(path: Path) -> int:
+    """Bytes of float32 weights a GGUF file or Hugging Face folder converts to (what loading it holds)."""
+    if path.is_file():
+        try:
+            import gguf
+            return 4 * sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+        except Exception as e:  # the reader raises many kinds of errors on corrupt files
+            raise ModelLoadError(f"cannot read GGUF file {path.name}: {e}") from e
+    index = path / "model.safetensors.index.json"
+    try:
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{index} is not a safetensors index: {e}") from e
+    if not (path / files[0]).exists():
+        raise ModelLoadError(f"{path} has no {files[0]} (only safetensors weights are read)")
+    return 4 * sum(_safetensors_elements(path / f) for f in files)

@@ -36,7 +36,7 @@ def models_public(runner: Runner) -> list[dict]:
             continue
         m = runner.model(src.id)
         info = m.info()
-        out.append({k: info[k] for k in ("id", "architecture", "causal", "n_layers", "n_heads", "n_kv_heads",
+        out.append({k: info[k] for k in ("id", "architecture", "model_type", "causal", "n_layers", "n_heads", "n_kv_heads",
                                          "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == reg.default,
                                                                   "chat": bool(m.chat_template) and m.cfg.causal,
                                                                   "status": "ready", "source": str(src.hf) if src.hf else None,

@@ -69,3 +69,30 @@ def test_the_working_model_answers_beside_the_broken_ones(app_client):
     run = reg.get("llama").run("the quick brown fox")
     assert [t["id"] for t in r.json()["tokens"]] == run.ids
     assert client.post("/api/attention", json={"text": "x", "model": "no-such"}).status_code == 404
+
+
+class HeldByAnotherRequest:
+    """A model's load lock while another request loads it: waiting on it here is the bug."""
+
+    def locked(self):
+        return True
+
+    def __enter__(self):
+        raise AssertionError("/api/models waited for a model another request is loading")
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_model_being_loaded_is_listed_as_loading_not_waited_for(hub_home, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("HF_HOME", str(hub_home["home"]))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reg = Registry(parse_model_paths("hf:tiny/llama,hf:tiny/gpt2"), default="llama", cache_dir=tmp_path)
+    with TestClient(create_app(Settings(preload="default", allowed_hosts=TEST_HOST), registry=reg)) as client:
+        reg._locks["gpt2"] = HeldByAnotherRequest()
+        body = client.get("/api/models").json()
+        assert [m["id"] for m in body["models"]] == ["llama"]
+        [gpt2] = body["unavailable"]
+        assert (gpt2["id"], gpt2["status"], gpt2["reason"]) == ("gpt2", "loading", None)
+        assert gpt2["size_bytes"] == reg.nbytes("gpt2") > 0

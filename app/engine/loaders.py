@@ -318,7 +318,7 @@ def convert_llama(hf: dict, sd: dict, where: str):
     kind = hf.get("model_type", "llama")
     for key in ("rope_scaling", "rope_parameters"):
         rs = hf.get(key) or {}
-        if (rs.get("rope_type") or rs.get("type") or "default") != "default":
+        if not isinstance(rs, dict) or (rs.get("rope_type") or rs.get("type") or "default") != "default":
             raise ModelLoadError(f"{where}: {key} {hf[key]} is not supported (plain rotary positions only)")
     n_heads = hf["num_attention_heads"]
     d_head = hf.get("head_dim") or hf["hidden_size"] // n_heads

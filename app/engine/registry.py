@@ -2,8 +2,8 @@
 lazily, once. Hugging Face ids are fetched by `prepare` (at start), never by `get` (inside a request)."""
 
 import importlib.util
-import re
 import os
+import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path

@@ -13,7 +13,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from .engine import Registry
+from .engine import ModelLoadError, Registry
 from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
 from .runs import Runner
 from .security import ANY_INTERFACE, SecurityHeaders, allowed_hosts
@@ -63,7 +63,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                                             max_tokens=settings.max_tokens, memory_budget_mb=settings.memory_budget_mb)
         reg.prepare()  # Hugging Face ids: fetched (or found in the hub cache) now, never inside a request
         for model_id in preload_ids(reg, settings.preload):
-            model = reg.get(model_id)
+            try:
+                model = reg.get(model_id)
+            except ModelLoadError as e:  # "all": one broken model must not stop the others; one named: it must
+                if settings.preload != "all":
+                    raise
+                log.error("cannot load %s (listed as failed in /api/models): %s", model_id, e)
+                continue
             log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,
                      model.cfg.n_layers, model.cfg.n_heads)
         app.state.registry, app.state.settings = reg, settings

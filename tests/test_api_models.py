@@ -96,3 +96,16 @@ def test_a_model_being_loaded_is_listed_as_loading_not_waited_for(hub_home, tmp_
         [gpt2] = body["unavailable"]
         assert (gpt2["id"], gpt2["status"], gpt2["reason"]) == ("gpt2", "loading", None)
         assert gpt2["size_bytes"] == reg.nbytes("gpt2") > 0
+
+
+def test_preload_all_starts_beside_a_corrupt_model(hub_home, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("HF_HOME", str(hub_home["home"]))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reg = Registry(parse_model_paths("hf:tiny/llama,hf:tiny/corrupt"), default="llama", cache_dir=tmp_path)
+    with TestClient(create_app(Settings(preload="all", allowed_hosts=TEST_HOST), registry=reg)) as client:
+        assert reg.status("llama") == ("ready", None)  # loaded at start, before any request
+        body = client.get("/api/models").json()
+        assert [m["id"] for m in body["models"]] == ["llama"]
+        [corrupt] = body["unavailable"]
+        assert corrupt["status"] == "failed" and re.search(REASONS["corrupt"], corrupt["reason"])

@@ -9,6 +9,8 @@ The weights are re-randomised with a large std so attention is sharply peaked (a
 near-uniform attention would pass almost any bug), and the test checks that it is.
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -350,5 +352,9 @@ def test_sliding_window_caps_the_context(tmp_path):
 
 def test_rope_scaling_is_refused_not_ignored(tmp_path):
     build_llama(tmp_path, rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})
-    with pytest.raises(ModelLoadError, match="is not supported"):
+    with pytest.raises(ModelLoadError, match="rope_parameters .* is not supported"):
+        load_model(tmp_path, "scaled", cache_dir=tmp_path / "store")
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "rope_parameters": None, "rope_scaling": "linear"}))
+    with pytest.raises(ModelLoadError, match="rope_scaling linear is not supported"):
         load_model(tmp_path, "scaled", cache_dir=tmp_path / "store")

@@ -13,7 +13,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from .engine import Registry
+from .engine import ModelLoadError, Registry
 from .http import GZIP_MIN_BYTES, BodyLimit, install_error_handlers
 from .httpcache import CacheHeaders
 from .runs import Runner
@@ -60,10 +60,17 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         limit_blas_threads(settings)
-        reg = registry or Registry.from_env(settings.models, default=settings.default_model,
-                                            cache_dir=settings.cache_dir, max_tokens=settings.max_tokens)
+        reg = registry or Registry.from_env(settings.models, default=settings.default_model, cache_dir=settings.cache_dir,
+                                            max_tokens=settings.max_tokens, memory_budget_mb=settings.memory_budget_mb)
+        reg.prepare()  # Hugging Face ids: fetched (or found in the hub cache) now, never inside a request
         for model_id in preload_ids(reg, settings.preload):
-            model = reg.get(model_id)
+            try:
+                model = reg.get(model_id)
+            except ModelLoadError as e:  # "all": one broken model must not stop the others; one named: it must
+                if settings.preload != "all":
+                    raise
+                log.error("cannot load %s (listed as failed in /api/models): %s", model_id, e)
+                continue
             log.info("loaded %s (%s, %d layers x %d heads)", model.id, model.cfg.architecture,
                      model.cfg.n_layers, model.cfg.n_heads)
         app.state.registry, app.state.settings = reg, settings

@@ -20,19 +20,40 @@ log = logging.getLogger("attnscope.api")
 
 
 def models_public(runner: Runner) -> list[dict]:
-    """The models this server can run; a model that fails to load is logged and left out."""
-    out = []
-    for src in runner.registry.available():
-        try:
-            m = runner.model(src.id)
-        except ModelLoadError as e:  # a broken user model must not hide the working ones
-            log.warning("model %s is listed but cannot load: %s", src.id, e)
+    """The models this server can run (status ready), loading any not loaded yet; one that fails is
+    logged and left out (it is in models_unavailable, with why): a broken model never hides the others.
+    A model another request is loading now is not waited for (models_unavailable: "loading")."""
+    reg, out = runner.registry, []
+    for src in reg.sources.values():
+        status, _ = reg.status(src.id)
+        if status == "not_loaded":
+            try:
+                runner.model(src.id)
+            except ModelLoadError as e:
+                log.warning("model %s is listed but cannot load: %s", src.id, e)
+                continue
+        elif status != "ready":
             continue
+        m = runner.model(src.id)
         info = m.info()
-        out.append({k: info[k] for k in ("id", "architecture", "causal", "n_layers", "n_heads", "n_kv_heads",
-                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == runner.registry.default,
-                                                                  "chat": bool(m.chat_template) and m.cfg.causal})
+        out.append({k: info[k] for k in ("id", "architecture", "model_type", "causal", "n_layers", "n_heads", "n_kv_heads",
+                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == reg.default,
+                                                                  "chat": bool(m.chat_template) and m.cfg.causal,
+                                                                  "status": "ready", "source": str(src.hf) if src.hf else None,
+                                                                  "size_bytes": reg.nbytes(src.id)})
     return out
+
+
+def models_unavailable(runner: Runner) -> list[dict]:
+    """Every model named that cannot run now: its status (loading, failed, not_loaded) and the reason."""
+    reg, out = runner.registry, []
+    for src in reg.sources.values():
+        status, reason = reg.status(src.id)
+        if status != "ready":
+            out.append({"id": src.id, "name": src.name, "status": status, "reason": reason,
+                        "source": str(src.hf) if src.hf else None, "size_bytes": reg.nbytes(src.id)})
+    return out
+
 
 def check_layer(model: Model, layer: int) -> None:
     if not 0 <= layer < model.cfg.n_layers:

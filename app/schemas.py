@@ -104,7 +104,9 @@ class ResidualRequest(TextRequest):
 class ModelPublic(BaseModel):
     id: str
     name: str
-    architecture: Literal["llama", "bert", "gpt2"]
+    architecture: Literal["llama", "bert", "gpt2"] = Field(description="the math family: llama (RMS norm, rotary positions, "
+                                                           "SwiGLU; also mistral, qwen2, qwen3), bert or gpt2")
+    model_type: str = Field(description="the checkpoint's own kind (its config.json model_type): llama, mistral, qwen2, qwen3, bert, gpt2")
     causal: bool
     n_layers: int
     n_heads: int
@@ -114,10 +116,25 @@ class ModelPublic(BaseModel):
     max_tokens: int
     default: bool
     chat: bool = Field(description="it has a chat template: /api/generate can frame a prompt as a user message (chat: true)")
+    status: Literal["ready"] = Field("ready", description="every model listed here runs; the others are in `unavailable`")
+    source: str | None = Field(None, description="the Hugging Face id it came from (hf:ORG/NAME[@REVISION]), if it did")
+    size_bytes: int = Field(description="its float32 weights, in bytes (what it holds in memory)")
+
+
+class ModelUnavailable(BaseModel):
+    id: str
+    name: str
+    status: Literal["loading", "failed", "not_loaded"] = Field(description="loading: another request is loading it now")
+    reason: str | None = Field(description="why it failed: a missing id, a corrupt download, an unsupported architecture, "
+                               "the memory budget...; a request naming it gets 503 model_unavailable with this reason")
+    source: str | None = Field(None, description="the Hugging Face id it comes from, if it does")
+    size_bytes: int | None = Field(description="its float32 weights, in bytes, when its files say (None: unknown)")
 
 
 class ModelsPublic(BaseModel):
     models: list[ModelPublic]
+    unavailable: list[ModelUnavailable] = Field(default_factory=list,
+                                                description="models named in the settings that cannot run now, and why")
 
 
 class PiecePublic(BaseModel):

@@ -15,10 +15,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("ATTNSCOPE_HOST", "HOST"))
     port: int = Field(8000, validation_alias=AliasChoices("ATTNSCOPE_PORT", "PORT"))
     workers: int = Field(1, ge=1, validation_alias=AliasChoices("ATTNSCOPE_WORKERS", "WORKERS"))
-    models: str = Field("", description="extra models: paths (GGUF files or HF folders), `id=path`, separated by ':' or ','")
+    models: str = Field("", description="extra models: paths (GGUF files or HF folders), Hugging Face ids "
+                        "(hf:ORG/NAME[@REVISION]), each optionally `id=...`, separated by ':' or ','")
     default_model: str = DEFAULT_MODEL
     preload: str = Field("default", description="models to load at start: 'default', 'all', 'none' or a comma list of ids")
     cache_dir: str | None = Field(None, description="where converted weights are stored (default ~/.cache/attnscope)")
+    memory_budget_mb: float = Field(0, ge=0, description="most memory the models' float32 weights may take together, in MB "
+                                  "(0: no limit); a model that would pass it is refused, saying both numbers")
     max_tokens: int = Field(512, ge=1, description="longest input accepted, in tokens (never more than the model's context)")
     run_cache_mb: int = Field(512, ge=0, description="memory for cached runs (every captured tensor of recent texts)")
     response_cache_mb: int = Field(128, ge=0, description="memory for cached encoded responses")

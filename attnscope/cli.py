@@ -6,6 +6,7 @@ as a folder of static pages, or save one page at one state as a folder that work
     attnscope export --view heatmap --measure moved --text "a fluffy blue creature" -o moved.csv
     attnscope lesson-pack -o lesson/ [--images]
     attnscope pack "http://127.0.0.1:8000/?text=a+fluffy+blue+creature&layer=2&head=3" -o snapshot/
+    attnscope models pull hf:HuggingFaceTB/SmolLM2-360M-Instruct[@REVISION]
 
 Long work reports its steps on stderr (tqdm's bar, on a terminal only; --quiet silences it); an error is one line on stderr and a non-zero exit.
 """
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from app import exports, viewdata
-from app.engine import DEFAULT_MODEL, EngineError
+from app.engine import DEFAULT_MODEL, EngineError, hub, loaders
 from app.lesson import DEFAULT_HEAD, DEFAULT_LAYER, LESSON_SENTENCE
 from app.runview import MEASURES
 from app.settings import Settings
@@ -120,7 +121,36 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--cache-dir", default=None,
                    help="converted-weight store (default: ATTNSCOPE_CACHE_DIR or ~/.cache/attnscope)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    m = sub.add_parser("models", help="fetch models by Hugging Face id into the hub cache (for ATTNSCOPE_MODELS)")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    mp = msub.add_parser(
+        "pull", help="download a model's config, tokenizer and safetensors weights into the Hugging Face cache",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Download hf:ORG/NAME (a branch, tag or commit after @; default the main branch) into the\n"
+                    "Hugging Face cache, as huggingface_hub does for transformers: only config.json, the tokenizer\n"
+                    "files and *.safetensors. The cache is HF_HOME/hub (HF_HUB_CACHE overrides it); HF_TOKEN\n"
+                    "authenticates gated and private models; with HF_HUB_OFFLINE=1 nothing is downloaded (the\n"
+                    "model must be in the cache already). Then serve it with ATTNSCOPE_MODELS=hf:ORG/NAME: the\n"
+                    "server finds it in the cache at start. A bar per file on stderr on a terminal (--quiet: none).",
+        epilog="example: attnscope models pull hf:HuggingFaceTB/SmolLM2-360M-Instruct && "
+               "ATTNSCOPE_MODELS=hf:HuggingFaceTB/SmolLM2-360M-Instruct attnscope serve")
+    mp.add_argument("model", metavar="hf:ORG/NAME[@REVISION]", help="the model's Hugging Face id")
+    mp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
+
+
+def models_pull(args) -> str:
+    """Fetch, then check what was fetched is a model the engine reads (an unsupported one is an error)."""
+    hid = hub.parse(args.model)
+    folder = hub.fetch(hid, progress=not args.quiet)
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    kind = loaders.hf_model_type(folder)
+    if kind not in loaders.CONVERTERS:
+        raise CliError(f"pulled {hid} into {folder}, but its model_type {kind!r} is not supported "
+                       f"(supported: {', '.join(loaders.CONVERTERS)})")
+    size = loaders.source_nbytes(folder) / (1 << 20)
+    return (f"pulled {hid} ({kind}, revision {folder.name}) into {folder}: {len(files)} files ({', '.join(files)}), "
+            f"{size:.1f} MB of float32 weights when loaded; serve it with ATTNSCOPE_MODELS={hid}")
 
 
 def export(args) -> str:
@@ -187,7 +217,7 @@ def main(argv=None) -> int:
         serve(args)
         return 0
     try:
-        print({"export": export, "lesson-pack": lesson_pack, "pack": pack}[args.command](args))
+        print({"export": export, "lesson-pack": lesson_pack, "pack": pack, "models": models_pull}[args.command](args))
     except (CliError, EngineError, ValueError, OSError) as e:
         print(f"attnscope: error: {e}", file=sys.stderr)
         return 1

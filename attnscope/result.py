@@ -27,7 +27,8 @@ def registry(cache_dir=None) -> Registry:
     with _lock:
         if key not in _registries:
             _registries[key] = Registry.from_env(settings.models, cache_dir=cache_dir, default=settings.default_model,
-                                                 max_tokens=settings.max_tokens)
+                                                 max_tokens=settings.max_tokens, memory_budget_mb=settings.memory_budget_mb)
+            _registries[key].prepare(progress=True)  # Hugging Face ids named in ATTNSCOPE_MODELS
         return _registries[key]
 
 

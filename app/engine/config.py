@@ -3,6 +3,8 @@
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+# The math families. Mistral, Qwen2 and Qwen3 are "llama": RMS norm, rotary positions, SwiGLU, grouped-query
+# attention; what sets them apart (q/k/v biases, q/k norms) is in the weights and the fields below.
 Architecture = Literal["llama", "bert", "gpt2"]
 
 
@@ -24,6 +26,8 @@ class ModelConfig:
     rope_theta: float = 10000.0
     n_token_types: int = 0  # BERT's segment embeddings
     attn_scale_by_layer: bool = False  # GPT-2's scale_attn_by_inverse_layer_idx
+    qk_norm: bool = False  # Qwen3: each head's q and k RMS-normed over d_head (weights attn.q_norm.w / k_norm.w), before RoPE
+    model_type: str = ""  # the checkpoint's own name for its kind (mistral, qwen2, ...); architecture is the math family
 
     @property
     def norm(self) -> Literal["rms", "layer"]:

@@ -2,7 +2,7 @@
 
 Shapes use TransformerLens's names: pos (tokens), d_model, head_index, d_head, query_pos, key_pos.
 Weights are one canonical tree (see ``loaders.py``) whatever file they came from, so nothing
-here branches on file format; it branches only on the three architecture families.
+here branches on file format; it branches only on the three architecture families (and Qwen3's q/k norms).
 
 Every array stays float32: numpy 2 promotes ``float32 / np.float64`` to float64, which would
 knock every later matmul off the float32 BLAS path, so scalars are made float32 on purpose.
@@ -195,6 +195,9 @@ def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask
     q = qkv[:, : H * dh].reshape(n, H, dh)  # [pos, head_index, d_head]
     k = qkv[:, H * dh : (H + KV) * dh].reshape(n, KV, dh)  # [pos, kv_head, d_head]
     v = qkv[:, (H + KV) * dh :].reshape(n, KV, dh)  # [pos, kv_head, d_head]
+    if cfg.qk_norm:  # Qwen3: every head's q and k RMS-normed over d_head (one gain vector shared by the heads)
+        q = rms_norm(q.reshape(n * H, dh), w[pre + "q_norm.w"], cfg.eps).reshape(n, H, dh)
+        k = rms_norm(k.reshape(n * KV, dh), w[pre + "k_norm.w"], cfg.eps).reshape(n, KV, dh)
     if rope is not None:  # keep the unrotated vectors too, for the lessons' "before RoPE" step
         cap(pre + "hook_q_pre_rope", q), cap(pre + "hook_k_pre_rope", k)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)

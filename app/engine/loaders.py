@@ -7,6 +7,7 @@ Canonical tree (float32, matmuls are ``x @ W`` so every W is [d_in, d_out]):
     blocks.L.ln1.w/.b, blocks.L.ln2.w/.b    (.b absent for RMS norm)
     blocks.L.attn.W_QKV [d_model, (n_heads + 2 n_kv_heads) d_head], .b_QKV     q, k, v fused
     blocks.L.attn.W_O [n_heads d_head, d_model], .b_O
+    blocks.L.attn.q_norm.w, .k_norm.w [d_head]                                  (qwen3: cfg.qk_norm)
     blocks.L.mlp.W_in [d_model, d_mlp] (llama: [d_model, 2 d_mlp], gate then up), .b_in
     blocks.L.mlp.W_out [d_mlp, d_model], .b_out
     ln_final.w/.b, unembed.W_U [d_model, d_vocab] (absent when tied to embed.W_E)
@@ -27,7 +28,7 @@ from .config import ModelConfig
 from .errors import ModelLoadError
 
 F32 = np.float32
-STORE_VERSION = 2  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation")
+STORE_VERSION = 3  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation", 3: qk_norm, model_type)
 
 
 # --- one flat file of float32 tensors, mapped back read-only ------------------------------------
@@ -86,6 +87,8 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         b = f"blocks.{L}."
         shapes |= {b + "attn.W_QKV": (d, (H + 2 * KV) * dh), b + "attn.W_O": (H * dh, d),
                    b + "mlp.W_in": (d, d_in), b + "mlp.W_out": (cfg.d_mlp, d), b + "ln1.w": (d,), b + "ln2.w": (d,)}
+        if cfg.qk_norm:
+            shapes |= {b + "attn.q_norm.w": (dh,), b + "attn.k_norm.w": (dh,)}
     if cfg.architecture != "bert":
         shapes["ln_final.w"] = (d,)
     return shapes
@@ -165,7 +168,7 @@ def read_gguf(path: Path):
         d_mlp=int(field("llama.feed_forward_length")), d_vocab=int(vocab),
         n_ctx=int(field("llama.context_length")), eps=float(field("llama.attention.layer_norm_rms_epsilon")),
         act="silu", causal=True, tied_embeddings="output.weight" not in tensors,
-        rope_theta=float(field("llama.rope.freq_base", 10000.0)),
+        rope_theta=float(field("llama.rope.freq_base", 10000.0)), model_type="llama",
     )
     try:
         w = _gguf_tree(cfg, get)
@@ -296,21 +299,43 @@ class _Tensors:
         return np.asarray(self.sd[key], dtype=F32) if key in self.sd else None
 
 
+def _sliding_window(hf: dict) -> int | None:
+    """The attention window a Mistral / Qwen2 / Qwen3 config sets, if any layer uses one: query i sees
+    keys j with i - j < window. Capping the context at the window makes that every earlier key, which
+    is what the forward pass computes, so no window mask is needed."""
+    window = hf.get("sliding_window")
+    if not window:
+        return None
+    if hf.get("model_type") == "mistral":
+        return int(window)
+    sliding = "sliding_attention" in (hf.get("layer_types") or []) or (hf.get("layer_types") is None and hf.get("use_sliding_window"))
+    return int(window) if sliding else None
+
+
 def convert_llama(hf: dict, sd: dict, where: str):
-    if hf.get("rope_scaling") not in (None, {}) and (hf["rope_scaling"].get("rope_type") or hf["rope_scaling"].get("type")) != "default":
-        raise ModelLoadError(f"{where}: rope_scaling {hf['rope_scaling']} is not supported")
+    """Llama and the families that differ from it only in their weights: Mistral (a sliding window, see
+    _sliding_window), Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMS norms)."""
+    kind = hf.get("model_type", "llama")
+    for key in ("rope_scaling", "rope_parameters"):
+        rs = hf.get(key) or {}
+        if not isinstance(rs, dict) or (rs.get("rope_type") or rs.get("type") or "default") != "default":
+            raise ModelLoadError(f"{where}: {key} {hf[key]} is not supported (plain rotary positions only)")
     n_heads = hf["num_attention_heads"]
     d_head = hf.get("head_dim") or hf["hidden_size"] // n_heads
     tied = bool(hf.get("tie_word_embeddings", False))
+    n_ctx = hf.get("max_position_embeddings", 2048)
+    if (window := _sliding_window(hf)) is not None:
+        n_ctx = min(n_ctx, window)
     cfg = ModelConfig(
         architecture="llama", n_layers=hf["num_hidden_layers"], n_heads=n_heads,
         n_kv_heads=hf.get("num_key_value_heads") or n_heads, d_model=hf["hidden_size"], d_head=d_head,
-        d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"], n_ctx=hf.get("max_position_embeddings", 2048),
+        d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"], n_ctx=n_ctx,
         eps=hf.get("rms_norm_eps", 1e-6), act="silu", causal=True, tied_embeddings=tied,
-        rope_theta=float(hf.get("rope_theta", (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0))),
+        rope_theta=float(hf.get("rope_theta") or (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0)),
+        qk_norm=kind == "qwen3", model_type=kind,
     )
     if hf.get("hidden_act", "silu") != "silu":
-        raise ModelLoadError(f"{where}: hidden_act {hf['hidden_act']!r} is not supported for llama")
+        raise ModelLoadError(f"{where}: hidden_act {hf['hidden_act']!r} is not supported for {kind}")
     t = _Tensors(_strip(sd, ("model.",)), where)
     w = {"embed.W_E": t("embed_tokens.weight")}
     for L in range(cfg.n_layers):
@@ -323,6 +348,8 @@ def convert_llama(hf: dict, sd: dict, where: str):
         w[o + "attn.W_O"] = t(a + "o_proj.weight").T
         if (ob := t.opt(a + "o_proj.bias")) is not None:
             w[o + "attn.b_O"] = ob
+        if cfg.qk_norm:
+            w[o + "attn.q_norm.w"], w[o + "attn.k_norm.w"] = t(a + "q_norm.weight"), t(a + "k_norm.weight")
         w[o + "ln2.w"] = t(b + "post_attention_layernorm.weight")
         w[o + "mlp.W_in"] = np.concatenate([t(b + "mlp.gate_proj.weight"), t(b + "mlp.up_proj.weight")]).T
         w[o + "mlp.W_out"] = t(b + "mlp.down_proj.weight").T
@@ -346,7 +373,7 @@ def convert_bert(hf: dict, sd: dict, where: str):
         architecture="bert", n_layers=hf["num_hidden_layers"], n_heads=n_heads, n_kv_heads=n_heads,
         d_model=d_model, d_head=d_model // n_heads, d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"],
         n_ctx=hf.get("max_position_embeddings", 512), eps=hf.get("layer_norm_eps", 1e-12), act=act,
-        causal=False, n_token_types=hf.get("type_vocab_size", 2),
+        causal=False, n_token_types=hf.get("type_vocab_size", 2), model_type="bert",
     )
     t = _Tensors(_strip(sd, ("bert.",)), where)
     ln = lambda p: (t(p + ".weight", p + ".gamma"), t(p + ".bias", p + ".beta"))  # noqa: E731 (old checkpoints say gamma/beta)
@@ -383,7 +410,7 @@ def convert_gpt2(hf: dict, sd: dict, where: str):
         architecture="gpt2", n_layers=hf["n_layer"], n_heads=n_heads, n_kv_heads=n_heads, d_model=d_model,
         d_head=d_model // n_heads, d_mlp=hf.get("n_inner") or 4 * d_model, d_vocab=hf["vocab_size"],
         n_ctx=hf.get("n_positions", 1024), eps=hf.get("layer_norm_epsilon", 1e-5), act=act, causal=True,
-        tied_embeddings=True, attn_scale_by_layer=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
+        tied_embeddings=True, attn_scale_by_layer=bool(hf.get("scale_attn_by_inverse_layer_idx", False)), model_type="gpt2",
     )
     if not hf.get("scale_attn_weights", True):
         raise ModelLoadError(f"{where}: scale_attn_weights=False is not supported")
@@ -404,20 +431,38 @@ def convert_gpt2(hf: dict, sd: dict, where: str):
     return cfg, w
 
 
-CONVERTERS = {"llama": convert_llama, "bert": convert_bert, "gpt2": convert_gpt2}
+CONVERTERS = {"llama": convert_llama, "mistral": convert_llama, "qwen2": convert_llama, "qwen3": convert_llama,
+              "bert": convert_bert, "gpt2": convert_gpt2}
 
 
-def read_hf_folder(folder: Path):
-    """-> (config, canonical weights) for a local Hugging Face model folder."""
+def _hf_config(folder: Path) -> dict:
     try:
         hf = json.loads((folder / "config.json").read_text())
     except FileNotFoundError:
         raise ModelLoadError(f"{folder} has no config.json: not a Hugging Face model folder") from None
     except ValueError as e:
         raise ModelLoadError(f"{folder}/config.json is not valid JSON: {e}") from e
-    kind = hf.get("model_type")
+    if not isinstance(hf, dict):
+        raise ModelLoadError(f"{folder}/config.json is not a JSON object")
+    return hf
+
+
+def hf_model_type(folder: Path) -> str | None:
+    return _hf_config(folder).get("model_type")
+
+
+def check_supported(folder: Path, hf: dict | None = None) -> str:
+    """The folder's model_type, if a converter reads it; else a ModelLoadError naming the ones that do."""
+    kind = (hf if hf is not None else _hf_config(folder)).get("model_type")
     if kind not in CONVERTERS:
         raise ModelLoadError(f"{folder}: model_type {kind!r} is not supported (supported: {', '.join(CONVERTERS)})")
+    return kind
+
+
+def read_hf_folder(folder: Path):
+    """-> (config, canonical weights) for a local Hugging Face model folder."""
+    hf = _hf_config(folder)
+    kind = check_supported(folder, hf)
     try:
         cfg, weights = CONVERTERS[kind](hf, read_safetensors(folder), str(folder))
     except KeyError as e:
@@ -426,3 +471,40 @@ def read_hf_folder(folder: Path):
         raise ModelLoadError(f"{folder}: weights do not fit together: {e}") from e
     check_shapes(cfg, weights, str(folder))
     return cfg, weights
+
+
+# --- how much memory a source will take, read from headers only (the memory budget) ----------------
+
+def _safetensors_elements(path: Path) -> int:
+    """Elements in one safetensors file, from its header (8 bytes of length, then JSON)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= min(path.stat().st_size - 8, 100 << 20):
+                raise ValueError(f"a header of {n} bytes")
+            header = json.loads(f.read(n))
+        tensors = [e for k, e in header.items() if k != "__metadata__"]
+        end = max((int(e["data_offsets"][1]) for e in tensors), default=0)
+        if 8 + n + end > path.stat().st_size:  # a download cut short
+            raise ValueError(f"its header promises {8 + n + end} bytes, the file has {path.stat().st_size}")
+        return sum(int(np.prod(e["shape"], dtype=np.int64)) for e in tensors)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"cannot read {path}: not a safetensors file ({e})") from e
+
+
+def source_nbytes(path: Path) -> int:
+    """Bytes of float32 weights a GGUF file or Hugging Face folder converts to (what loading it holds)."""
+    if path.is_file():
+        try:
+            import gguf
+            return 4 * sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+        except Exception as e:  # the reader raises many kinds of errors on corrupt files
+            raise ModelLoadError(f"cannot read GGUF file {path.name}: {e}") from e
+    index = path / "model.safetensors.index.json"
+    try:
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{index} is not a safetensors index: {e}") from e
+    if not (path / files[0]).exists():
+        raise ModelLoadError(f"{path} has no {files[0]} (only safetensors weights are read)")
+    return 4 * sum(_safetensors_elements(path / f) for f in files)

@@ -36,7 +36,7 @@ ERRORS = {
 @router.get("/models", response_model=ModelsPublic)
 def list_models(runner: RunnerDep):
     """The models this server can run; the default one first is not guaranteed: see `default`."""
-    return {"models": payloads.models_public(runner)}
+    return {"models": payloads.models_public(runner), "unavailable": payloads.models_unavailable(runner)}
 
 
 @router.post("/attention", response_model=AttentionPublic, responses=ERRORS)

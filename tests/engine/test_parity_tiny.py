@@ -2,10 +2,14 @@
 
 Each checkpoint is a real `save_pretrained(..., safe_serialization=True)` folder with a real
 tokenizer.json (trained on a few sentences with the `tokenizers` library), so the whole path is
-exercised: config.json -> converter -> canonical tree -> weight store -> tokenizer -> forward.
+exercised: config.json -> converter -> canonical tree -> weight store -> tokenizer -> forward. Each
+is loaded twice: from its folder, and by Hugging Face id from a hub cache built around it
+(`hf:tiny/NAME`, HF_HUB_OFFLINE=1: huggingface_hub resolves refs/main to the snapshot).
 The weights are re-randomised with a large std so attention is sharply peaked (a test against
 near-uniform attention would pass almost any bug), and the test checks that it is.
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -18,10 +22,18 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
-from app.engine import forward, load_model
+from app.engine import InputTooLongError, ModelLoadError, Registry, forward, load_model
+from app.engine.registry import parse_model_paths
+from tests.engine.hub_cache import add_to_hub_cache
 from tests.engine.tolerances import ATOL_PATTERN, ATOL_RECOMPUTE, RTOL_TINY, global_rel_err, row_rel_err
 
 CORPUS = [
@@ -102,14 +114,43 @@ def build_bert(folder):
     return _save(model, folder)
 
 
-def build_llama(folder, **overrides):
+def _build_decoder(folder, config_cls, model_cls, seed, after=None, **overrides):
+    """A llama-family decoder: 2 layers, 4 query heads sharing 2 key/value heads (grouped-query attention);
+    after(model) adjusts the random weights before saving."""
     vocab = _bpe_tokenizer(folder)
     kw = dict(vocab_size=vocab, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
               hidden_size=64, intermediate_size=128, max_position_embeddings=128, rope_theta=10000.0,
               tie_word_embeddings=False, initializer_range=0.2, attn_implementation="eager")
-    model = LlamaForCausalLM(LlamaConfig(**{**kw, **overrides}))
-    _randomise(model, 3)
+    model = model_cls(config_cls(**{**kw, **overrides}))
+    _randomise(model, seed)
+    if after is not None:
+        after(model)
     return _save(model, folder)
+
+
+def build_llama(folder, **overrides):
+    return _build_decoder(folder, LlamaConfig, LlamaForCausalLM, 3, **overrides)
+
+
+def build_mistral(folder, **overrides):
+    return _build_decoder(folder, MistralConfig, MistralForCausalLM, 4, **overrides)
+
+
+def build_qwen2(folder, **overrides):  # q_proj, k_proj, v_proj carry biases (always, in Qwen2)
+    return _build_decoder(folder, Qwen2Config, Qwen2ForCausalLM, 5, **overrides)
+
+
+def _sharpen_qk_norms(model):
+    """Normed q and k have RMS ~ their gains, so gains ~1 give scores ~ sqrt(d_head) and near-uniform
+    attention; gains ~3 (real Qwen3 checkpoints learn large ones) give the peaked attention a parity test needs."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_norm.weight.mul_(3)
+            layer.self_attn.k_norm.weight.mul_(3)
+
+
+def build_qwen3(folder, **overrides):  # q_norm, k_norm: RMS norms over each head's d_head
+    return _build_decoder(folder, Qwen3Config, Qwen3ForCausalLM, 6, after=_sharpen_qk_norms, **overrides)
 
 
 VARIANTS = {
@@ -119,7 +160,14 @@ VARIANTS = {
     "llama-untied": (build_llama, {}),
     "llama-tied-theta500": (build_llama, {"tie_word_embeddings": True, "rope_theta": 500.0}),
     "llama-bias": (build_llama, {"attention_bias": True, "rope_theta": 1e6}),
+    # sliding_window 4096 > the 128 positions: the window never bites (test_sliding_window_caps_the_context)
+    "mistral": (build_mistral, {"sliding_window": 4096}),
+    "qwen2": (build_qwen2, {}),
+    "qwen2-tied": (build_qwen2, {"tie_word_embeddings": True, "rope_theta": 1e6}),
+    "qwen3": (build_qwen3, {"head_dim": 32}),  # d_head 32 != d_model / n_heads = 16, as in the real Qwen3s
+    "qwen3-tied-bias": (build_qwen3, {"tie_word_embeddings": True, "attention_bias": True}),
 }
+LOADS = ("folder", "hub")  # from the folder, and by Hugging Face id through a hub cache
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -131,13 +179,32 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
+def load_by_hub_id(name, folder, tmp_path_factory):
+    """Our Model of folder, loaded as hf:tiny/NAME from a hub cache holding it (offline)."""
+    home = tmp_path_factory.mktemp("hf_home")
+    add_to_hub_cache(home / "hub", f"tiny/{name}", folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(home))
+        mp.delenv("HF_HUB_CACHE", raising=False)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        reg = Registry(parse_model_paths(f"hf:tiny/{name}"), cache_dir=tmp_path_factory.mktemp("store"))
+        reg.prepare()
+    model = reg.get(name)
+    assert model.source.is_relative_to(home / "hub" / f"models--tiny--{name}" / "snapshots")
+    return model
+
+
+@pytest.fixture(scope="module", params=[(v, how) for v in VARIANTS for how in LOADS], ids=lambda p: f"{p[0]}-{p[1]}")
 def pair(request, tmp_path_factory):
     """(our Model, the HF model in eval mode, the HF tokenizer) for one tiny checkpoint."""
-    build, overrides = VARIANTS[request.param]
-    folder = tmp_path_factory.mktemp(request.param)
+    name, how = request.param
+    build, overrides = VARIANTS[name]
+    folder = tmp_path_factory.mktemp(name)
     hf = build(folder, **overrides)
-    ours = load_model(folder, request.param, cache_dir=tmp_path_factory.mktemp("store"))
+    if how == "hub":
+        ours = load_by_hub_id(name, folder, tmp_path_factory)
+    else:
+        ours = load_model(folder, name, cache_dir=tmp_path_factory.mktemp("store"))
     tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
     assert hf.config._attn_implementation == "eager"
     assert not hf.training
@@ -176,12 +243,16 @@ def test_converted_config_matches_hf(pair):
     assert (c.n_layers, c.n_heads, c.d_model, c.d_vocab) == (
         h.num_hidden_layers, h.num_attention_heads, h.hidden_size, h.vocab_size)
     assert c.n_ctx == ours.max_tokens == 128  # min(n_positions, the default limit of 512)
+    assert c.model_type == h.model_type
     if c.architecture == "llama":
+        attn = hf.model.layers[0].self_attn
         assert c.n_kv_heads == 2 and c.n_kv_heads < c.n_heads
+        assert c.d_head == attn.head_dim and attn.q_proj.out_features == c.n_heads * c.d_head
         assert c.rope_theta == pytest.approx(hf.config.rope_parameters["rope_theta"])
         assert c.tied_embeddings == bool(hf.config.tie_word_embeddings)
         assert ("unembed.W_U" in ours.weights) == (not c.tied_embeddings)
-        assert ("blocks.0.attn.b_QKV" in ours.weights) == bool(hf.config.attention_bias)
+        assert ("blocks.0.attn.b_QKV" in ours.weights) == (attn.q_proj.bias is not None)
+        assert c.qk_norm == hasattr(attn, "q_norm") == ("blocks.0.attn.q_norm.w" in ours.weights)
     if c.architecture == "gpt2":
         assert c.attn_scale_by_layer == bool(hf.config.scale_attn_by_inverse_layer_idx)
         assert c.tied_embeddings
@@ -255,3 +326,35 @@ def test_forward_on_ids_equals_run(pair):
     assert (logits is None) == (run.logits is None)
     if logits is not None:
         assert np.array_equal(logits, run.logits)
+
+
+def test_sliding_window_caps_the_context(tmp_path):
+    """Mistral's window (query i sees keys j with i - j < window) equals full causal attention for inputs
+    of at most `window` tokens: the context is capped there, and parity holds right at the cap."""
+    window = 8
+    (tmp_path / "m").mkdir()
+    hf = build_mistral(tmp_path / "m", sliding_window=window)
+    ours = load_model(tmp_path / "m", "mistral-window", cache_dir=tmp_path / "store")
+    assert ours.cfg.n_ctx == ours.max_tokens == window
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "m" / "tokenizer.json"))
+    ids = tok(TEXTS[0])["input_ids"]
+    assert len(ids) > window
+    text = tok.decode(ids[:window])
+    run = ours.run(text)
+    assert len(run.ids) == window
+    out = reference(hf, run.ids)
+    for L in range(ours.cfg.n_layers):
+        np.testing.assert_allclose(run[f"blocks.{L}.attn.hook_pattern"], out.attentions[L][0].numpy(), rtol=0, atol=ATOL_PATTERN)
+    assert global_rel_err(run.logits, out.logits[0].numpy()) <= RTOL_TINY
+    with pytest.raises(InputTooLongError, match=f"at most {window}"):
+        ours.run(TEXTS[0])
+
+
+def test_rope_scaling_is_refused_not_ignored(tmp_path):
+    build_llama(tmp_path, rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})
+    with pytest.raises(ModelLoadError, match="rope_parameters .* is not supported"):
+        load_model(tmp_path, "scaled", cache_dir=tmp_path / "store")
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "rope_parameters": None, "rope_scaling": "linear"}))
+    with pytest.raises(ModelLoadError, match="rope_scaling linear is not supported"):
+        load_model(tmp_path, "scaled", cache_dir=tmp_path / "store")

@@ -113,8 +113,8 @@ class Versions:
         with self._lock:
             if (d := self._models.get(model_id)) is None:
                 src = self.registry.sources[model_id]
-                if src.path is None or not src.path.exists():
-                    raise ModelLoadError(f"model {model_id!r} is not installed: {src.missing_hint or src.path}")
+                if (why := self.registry.missing(model_id)) is not None:
+                    raise ModelLoadError(why)
                 try:
                     d = self._models[model_id] = files_digest(src.path)
                 except OSError as e:

@@ -60,6 +60,11 @@ def test_a_request_naming_a_failed_model_is_503_with_the_reason(app_client, mode
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "model_unavailable"
     assert re.search(REASONS[model_id], r.json()["detail"]), r.json()["detail"]
+    # the GET twin and an export (their ETags need the weights' hash first) say the same reason
+    for got in (client.get("/api/attention", params={"text": "the quick brown fox", "model": model_id}),
+                client.get("/export/heatmap.json", params={"text": "the quick brown fox", "model": model_id})):
+        assert got.status_code == 503 and got.json()["detail"] == r.json()["detail"], got.text
+        assert got.headers["cache-control"] == "no-store"
 
 
 def test_the_working_model_answers_beside_the_broken_ones(app_client):

@@ -133,11 +133,18 @@ class Registry:
             self._models[model_id] = m
             return m
 
-    def _load(self, src: ModelSource) -> Model:
+    def missing(self, model_id: str) -> str | None:
+        """Why a model's source files are not here (None when they are): not fetched, or not installed."""
+        src = self.sources[model_id]
         if src.path is None and src.hf is not None:
-            raise ModelLoadError(self._errors.get(src.id) or f"{src.hf} has not been fetched (the server fetches at start)")
-        if src.path is None:
-            raise ModelLoadError(f"model {src.id!r} is not installed: {src.missing_hint}")
+            return self._errors.get(src.id) or f"{src.hf} has not been fetched (the server fetches at start)"
+        if src.path is None or not src.path.exists():
+            return f"model {src.id!r} is not installed: {src.missing_hint or src.path}"
+        return None
+
+    def _load(self, src: ModelSource) -> Model:
+        if src.path is None and (why := self.missing(src.id)):
+            raise ModelLoadError(why)
         if self.memory_budget_mb and src.path.exists():
             self._check_budget(src)
         return load_model(src.path, src.id, name=src.name, cache_dir=self.cache_dir, max_tokens=self.max_tokens)

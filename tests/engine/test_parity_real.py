@@ -49,6 +49,23 @@ def test_smollm2_matches_transformers(smol, hf_smol, text):
     assert (run.logits.argmax(-1) == logits.argmax(-1)).all(), "top-1 next token differs"
 
 
+def test_smollm2_matches_transformers_at_length(smol, hf_smol):
+    """A text of ~470 tokens: the causal attention by blocks of query rows (forward.causal_attention),
+    its softmax split over threads; the far-out positions of the rotary tables."""
+    hf, tok = hf_smol
+    text = " ".join(SENTENCES[:6]) * 8
+    run = smol.run(text)
+    n = len(run.ids)
+    assert 400 <= n <= smol.cfg.n_ctx and run.ids == tok(text)["input_ids"]
+    out = reference(hf, run.ids)
+    for L in range(smol.cfg.n_layers):
+        pattern = run[f"blocks.{L}.attn.hook_pattern"]
+        assert np.array_equal(np.triu(pattern, 1), np.zeros_like(pattern)), f"layer {L}: weight on a later token"
+        np.testing.assert_allclose(pattern, out.attentions[L][0].numpy(), rtol=0, atol=ATOL_PATTERN, err_msg=f"layer {L}")
+        assert row_rel_err(run[f"blocks.{L}.hook_resid_pre"], out.hidden_states[L][0].numpy()) <= rtol_resid(smol.cfg)
+    assert global_rel_err(run.logits, out.logits[0].numpy()) <= rtol_logits(smol.cfg)
+
+
 @pytest.mark.parametrize("text", SENTENCES)
 def test_minilm_matches_transformers(minilm, hf_minilm, text):
     hf, tok = hf_minilm

@@ -128,9 +128,13 @@ def rope_tables(n_pos, d_head, theta, offset=0):  # positions offset .. offset +
 
 
 def apply_rope(x, cos, sin):  # [pos, heads, d_head] -> [pos, heads, d_head]
+    """x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1], without building rotate_half(x): each
+    entry is the same two products and one sum (a - b is a + (-b) exactly), so the same float32."""
     half = x.shape[-1] // 2
-    rotated = np.concatenate([-x[..., half:], x[..., :half]], -1)
-    return x * cos + rotated * sin
+    out = x * cos
+    out[..., :half] -= x[..., half:] * sin[..., :half]
+    out[..., half:] += x[..., :half] * sin[..., half:]
+    return out
 
 
 def causal_mask(n_pos, offset=0):  # [query_pos, offset + key_pos]: query i (at offset + i) sees keys <= offset + i
@@ -192,6 +196,18 @@ def _threads() -> tuple[ThreadPoolExecutor | None, int]:
     """Threads for elementwise work (numpy's ufuncs release the GIL), as many as cores (at most 4); none on one."""
     n = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4)
     return (ThreadPoolExecutor(n, thread_name_prefix="attnscope-elementwise") if n > 1 else None), n
+
+
+def by_rows(fn, x) -> None:
+    """fn(a, b) for row ranges [a, b) covering x [rows, ...], split over the cores when x is large:
+    elementwise work in place, each row's result the same however the rows are split."""
+    pool, k = _threads()
+    n = x.shape[0]
+    if pool is None or x.size < PARALLEL_MIN or n < k:
+        fn(0, n)
+        return
+    edges = [n * i // k for i in range(k + 1)]
+    list(pool.map(fn, edges[:-1], edges[1:]))
 
 
 def causal_attention(qg, k_all, v_all, scale, cap: _Capture, pre: str):
@@ -293,10 +309,13 @@ def mlp(x, cfg: ModelConfig, w: Weights, L: int):  # [pos, d_model] -> [pos, d_m
     h = x @ w[pre + "W_in"]  # [pos, d_mlp] (gated: [pos, 2 d_mlp], gate then up)
     if (b := w.get(pre + "b_in")) is not None:
         h += b
-    if cfg.architecture == "llama":  # SwiGLU
-        h = silu_(h[:, : cfg.d_mlp]) * h[:, cfg.d_mlp :]
+    if cfg.architecture == "llama":  # SwiGLU, written over the gate half: silu(gate) * up, [pos, d_mlp]
+        gate, up = h[:, : cfg.d_mlp], h[:, cfg.d_mlp :]
+        by_rows(lambda a, b: silu_(gate[a:b]).__imul__(up[a:b]), gate)
+        h = gate
     else:
-        h = ACTIVATIONS[cfg.act](h)
+        act = ACTIVATIONS[cfg.act]
+        by_rows(lambda a, b: act(h[a:b]), h)
     out = h @ w[pre + "W_out"]
     if (b := w.get(pre + "b_out")) is not None:
         out += b

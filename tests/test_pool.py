@@ -4,6 +4,7 @@ length and a sharp weight is never skipped, as sampling every k-th row would."""
 
 import base64
 import gzip
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -113,9 +114,14 @@ def test_a_stop_iteration_in_a_pool_job_is_an_error_not_a_hang():
     def stops():
         return next(iter(()))
 
-    pool = ComputePool(threads=1, max_pending=2)
-    try:
+    async def main():
+        pool = ComputePool(threads=1, max_pending=2)
+        try:
+            await asyncio.wait_for(pool.run(stops), timeout=60)
+        finally:
+            pool.shutdown()
+
+    # a loop of its own, on a thread of its own: a browser test's loop may be running on this one
+    with ThreadPoolExecutor(1) as t:
         with pytest.raises(RuntimeError, match="StopIteration"):
-            asyncio.run(asyncio.wait_for(pool.run(stops), timeout=60))
-    finally:
-        pool.shutdown()
+            t.submit(asyncio.run, main()).result()

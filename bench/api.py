@@ -31,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 from app.analysis import full_run  # noqa: E402
 from tests.live_server import Server as LiveServer  # noqa: E402
 from app.engine import Registry  # noqa: E402
@@ -98,18 +99,44 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - s
 
 
+def torch_forward(model):
+    """transformers' bare forward (eager, float32, no attentions asked) on a text's ids, for the issue's
+    target: /api/attention as the explorer asks it, end to end, against this."""
+    import torch
+    from engine import load_hf
+
+    torch.set_num_threads(max(1, threadpool_threads()))
+    hf = load_hf(model)
+
+    def run(text):
+        with torch.no_grad():
+            hf(torch.tensor([[t.id for t in model.tokenize(text)]]))
+    return run
+
+
+def threadpool_threads() -> int:
+    from threadpoolctl import threadpool_info
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
 def latency(client, model, texts: Texts, sizes, runs: int) -> list[tuple]:
-    """Per size, median ms of: HTTP per encoding (gzip accepted), forward (patterns only), full run.
-    Interleaved run by run, so drift during the run hits every column alike."""
+    """Per size, median ms of: HTTP per encoding (gzip accepted), the explorer's one-layer request, forward
+    (patterns only), full run, torch's bare forward. Interleaved run by run, so drift during the run hits
+    every column alike, with a pause before each (SETTLE_S) so no side shares the cores with the other's
+    spinning BLAS threads."""
     names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
+    ref = torch_forward(model)
     rows = []
     for n in sizes:
-        t = {k: [] for k in (*ENCODINGS, "forward", "full_run")}
+        t = {k: [] for k in (*ENCODINGS, "explorer", "forward", "full_run", "torch")}
         for i in range(runs + 1):  # the first round warms up, and is dropped
             for enc in ENCODINGS:
                 t[enc].append(timed(post_raw, client, {"text": texts(n), "encoding": enc}))
+            # what the explorer's arrows and heatmap ask for a new text: one layer, JSON (static/js/explorer/data.js)
+            t["explorer"].append(timed(post_raw, client, {"text": texts(n), "layers": [model.cfg.n_layers // 2]}))
             t["forward"].append(timed(lambda text: model.run(text, names=names, logits=None), texts(n)))
             t["full_run"].append(timed(full_run, model, texts(n)))
+            t["torch"].append(timed(ref, texts(n)))
         rows.append((n, {k: 1000 * statistics.median(v[1:]) for k, v in t.items()}))
     return rows
 
@@ -213,13 +240,18 @@ def print_latency(client, model, texts, sizes, runs):
     print(f"\n1. POST /api/attention, uncached (a new text each time), gzip accepted: median ms of {runs}")
     print(f"{'tokens':>6} {'json':>8} {'uint8':>8} {'float16':>8} {'forward':>8} {'full_run':>8}"
           f"   {'json/fwd':>8} {'u8/fwd':>7} {'f16/fwd':>7}   {'json/full':>9} {'u8/full':>7} {'f16/full':>8}")
-    for n, m in latency(client, model, texts, sizes, runs):
+    rows = latency(client, model, texts, sizes, runs)
+    for n, m in rows:
         f, fr = m["forward"], m["full_run"]
         print(f"{n:6d} {m['json']:8.1f} {m['uint8']:8.1f} {m['float16']:8.1f} {f:8.1f} {fr:8.1f}"
               f"   {m['json'] / f:8.2f} {m['uint8'] / f:7.2f} {m['float16'] / f:7.2f}"
               f"   {m['json'] / fr:9.2f} {m['uint8'] / fr:7.2f} {m['float16'] / fr:8.2f}", flush=True)
     print("   forward = model.run(text, names=<every hook_pattern>, logits=None) in this process;"
-          " full_run = every capture the server keeps (app.analysis.full_run)")
+          " full_run = every capture the server keeps (app.analysis.full_run); all layers asked")
+    print(f"\n1b. the explorer's request (one layer, JSON), end to end, over torch's bare forward (eager, float32)")
+    print(f"{'tokens':>6} {'explorer':>9} {'torch':>8} {'ratio':>6}")
+    for n, m in rows:
+        print(f"{n:6d} {m['explorer']:9.1f} {m['torch']:8.1f} {m['explorer'] / m['torch']:6.2f}", flush=True)
 
 
 def print_sizes(client, texts, sizes):

@@ -39,14 +39,27 @@ def ids_of(model, n):
     return ids[:n]
 
 
-def median_ms(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+# OpenBLAS worker threads spin for a while after each call before they sleep: a side timed right after
+# the other would share the cores with them (the issue measured it). So each timing starts after a pause.
+SETTLE_S = 0.5
+
+
+def interleaved_ms(fns: dict, repeats: int) -> dict:
+    """Median ms of each fn, timed in turns (one of each per round, a pause before each), so drift over the
+    run hits every side alike; a first round warms up and is dropped."""
+    times = {k: [] for k in fns}
+    for r in range(repeats + 1):
+        for k, fn in fns.items():
+            time.sleep(SETTLE_S)
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def load_average() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "unknown"
 
 
 def load_hf(model):
@@ -71,7 +84,7 @@ def bench_forward(model, sizes):
     for n in sizes:
         ids = ids_of(model, n)
         t_ids = torch.tensor([ids])
-        repeats = 21 if n <= 32 else 9 if n <= 128 else 5
+        repeats = 15 if n <= 32 else 9 if n <= 128 else 5
 
         def ref():
             with torch.no_grad():
@@ -84,11 +97,8 @@ def bench_forward(model, sizes):
         def ours_full():
             return forward(model.cfg, model.weights, ids, names=None, logits="all")
 
-        t_ref = median_ms(ref, repeats)
-        t_att = median_ms(ours_attention, repeats)
-        t_full = median_ms(ours_full, repeats)
-        t_ref2 = median_ms(ref, repeats)  # again, so drift during the run shows
-        t_ref = min(t_ref, t_ref2)
+        t = interleaved_ms({"ref": ref, "att": ours_attention, "full": ours_full}, repeats)
+        t_ref, t_att, t_full = t["ref"], t["att"], t["full"]
         rows.append((model.id, n, "attention (patterns only)", t_att, t_ref))
         rows.append((model.id, n, "full (all captures + logits)", t_full, t_ref))
     return rows
@@ -130,12 +140,14 @@ def main():
 
     blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
     print(f"numpy {np.__version__} BLAS {blas}; torch {torch.__version__} threads {torch.get_num_threads()}; cores {os.cpu_count()}")
+    print(f"load average at the start: {load_average()} (benchmark only on an idle machine: < 0.3)")
     reg = Registry.from_env(extra="")
     print(f"\n{'model':24} {'tokens':>6}  {'what':30} {'ours ms':>9} {'torch ms':>9} {'ratio':>6}")
     for mid in args.models.split(","):
         model = reg.get(mid)
         for mid_, n, what, ours, ref in bench_forward(model, sizes):
             print(f"{mid_:24} {n:6d}  {what:30} {ours:9.1f} {ref:9.1f} {ours / ref:6.2f}", flush=True)
+    print(f"load average at the end: {load_average()}")
     if not args.no_load:
         print(f"\n{'model':24} {'start':6} {'load s':>7} {'load+first run s':>17} {'peak RSS MB':>12}")
         for mid in args.models.split(","):

@@ -65,3 +65,18 @@ def browser():
             "--no-first-run", "--disable-sync", "--disable-quic"])
         yield b
         b.close()
+
+
+@pytest.fixture
+def forward_sizes(monkeypatch):
+    """The number of tokens of every forward pass that runs from now on (the engine's forward, spied on)."""
+    import app.engine.model as engine_model
+
+    sizes, forward = [], engine_model.forward
+
+    def spy(cfg, weights, ids, **kw):
+        sizes.append(len(ids))
+        return forward(cfg, weights, ids, **kw)
+
+    monkeypatch.setattr(engine_model, "forward", spy)
+    return sizes

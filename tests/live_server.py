@@ -27,7 +27,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
+class Started:
+    """A process started by a test, as a context manager: ready on entry (closed if it never gets ready),
+    closed on exit. Subclasses give wait_ready() and close()."""
+
+    def __enter__(self):
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Server(Started):
     """`uvicorn app.main:app --workers N`. env is the whole environment (default: this process's,
     with env_extra on top). WORKERS is set too: the app divides the BLAS threads among the workers."""
 
@@ -75,17 +91,6 @@ class Server:
     def close(self) -> None:
         self.stop()
         self.log.close()
-
-    def __enter__(self):
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class ThreadServer:

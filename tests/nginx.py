@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.live_server import ROOT, free_port
+from tests.live_server import ROOT, Started, free_port
 
 STOP_TIMEOUT_S = 10
 MISSING = "nginx is not installed: apt-get install nginx (Debian's package; .ci/run installs it)"
@@ -44,7 +44,7 @@ http {{
 """
 
 
-class Nginx:
+class Nginx(Started):
     """nginx in front of upstream (host:port), listening on 127.0.0.1:port (default: a free one)."""
 
     def __init__(self, upstream: str, port: int | None = None):
@@ -116,14 +116,3 @@ class Nginx:
         self.stop()
         self.log.close()
         shutil.rmtree(self.prefix, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -21,6 +21,7 @@ from app.engine.generate import generate
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import TEST_HOST
+from tests.generation_steps import counted, settle  # noqa: F401 (counted: a fixture)
 
 PROMPT = "The capital of France is"
 
@@ -195,31 +196,6 @@ def live(registry, smol):
     yield app, f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(30)
-
-
-@pytest.fixture
-def counted(monkeypatch):
-    steps = []
-    step = generation._step
-
-    def counting(w):
-        steps.append(time.monotonic())
-        return step(w)
-
-    monkeypatch.setattr(generation, "_step", counting)
-    return steps
-
-
-def settle(app, steps, timeout=60):
-    """Until the pool is idle and no step has run for a while (bounded; returns the steps counted)."""
-    pool, deadline = app.state.runner.pool, time.monotonic() + timeout
-    seen = -1
-    while time.monotonic() < deadline:
-        if pool._pending == 0 and len(steps) == seen:
-            return len(steps)
-        seen = len(steps)
-        time.sleep(0.3)
-    raise AssertionError("the generation was still running after its client left")
 
 
 def _stream_then_leave(url, n_lines):

@@ -12,7 +12,7 @@ from app.engine.registry import parse_model_paths
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import TEST_HOST
-from tests.engine.test_hub import hub_home  # noqa: F401 (the module-scoped hub cache fixture)
+from tests.engine.test_hub import hub_home, offline  # noqa: F401 (fixtures: the hub cache, HF_HOME on it offline)
 
 SPEC = "hf:tiny/llama,hf:tiny/absent,hf:tiny/corrupt,hf:tiny/mamba,big=hf:tiny/gpt2"
 REASONS = {"absent": r"not in the Hugging Face cache .* HF_HUB_OFFLINE is set: run `attnscope models pull hf:tiny/absent`",
@@ -89,10 +89,7 @@ class HeldByAnotherRequest:
         return False
 
 
-def test_a_model_being_loaded_is_listed_as_loading_not_waited_for(hub_home, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("HF_HOME", str(hub_home["home"]))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_a_model_being_loaded_is_listed_as_loading_not_waited_for(offline, tmp_path):  # noqa: F811
     reg = Registry(parse_model_paths("hf:tiny/llama,hf:tiny/gpt2"), default="llama", cache_dir=tmp_path)
     with TestClient(create_app(Settings(preload="default", allowed_hosts=TEST_HOST), registry=reg)) as client:
         reg._locks["gpt2"] = HeldByAnotherRequest()
@@ -103,10 +100,7 @@ def test_a_model_being_loaded_is_listed_as_loading_not_waited_for(hub_home, tmp_
         assert gpt2["size_bytes"] == reg.nbytes("gpt2") > 0
 
 
-def test_preload_all_starts_beside_a_corrupt_model(hub_home, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("HF_HOME", str(hub_home["home"]))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_preload_all_starts_beside_a_corrupt_model(offline, tmp_path):  # noqa: F811
     reg = Registry(parse_model_paths("hf:tiny/llama,hf:tiny/corrupt"), default="llama", cache_dir=tmp_path)
     with TestClient(create_app(Settings(preload="all", allowed_hosts=TEST_HOST), registry=reg)) as client:
         assert reg.status("llama") == ("ready", None)  # loaded at start, before any request

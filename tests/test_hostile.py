@@ -10,7 +10,6 @@ from urllib.parse import quote, quote_plus, urlencode
 import pytest
 from fastapi import routing
 
-import app.engine.model as engine_model
 from app.routes.embed import VIEWS as EMBED_VIEWS
 
 HOSTILE = {
@@ -129,19 +128,6 @@ def check_response(r, where: str) -> None:
         assert media.startswith("application/json"), f"{where}: {media}"
         err = r.json()
         assert isinstance(err.get("error"), str) and isinstance(err.get("detail"), str) and err["detail"], f"{where}: {err}"
-
-
-@pytest.fixture
-def forward_sizes(monkeypatch):
-    """The number of tokens of every forward pass that runs."""
-    sizes, forward = [], engine_model.forward
-
-    def spy(cfg, weights, ids, **kw):
-        sizes.append(len(ids))
-        return forward(cfg, weights, ids, **kw)
-
-    monkeypatch.setattr(engine_model, "forward", spy)
-    return sizes
 
 
 @pytest.mark.parametrize("name", HOSTILE)

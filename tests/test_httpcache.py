@@ -10,7 +10,6 @@ from urllib.parse import quote, urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-import app.engine.model as engine_model
 from app import httpcache
 from app.engine import Registry
 from app.main import create_app
@@ -46,19 +45,6 @@ def first(registry, smol, minilm):
     """One server's answers to every URL, twice: {url: (first, second)}; the server stays up for more."""
     with TestClient(make_app(registry)) as c:
         yield c, {url: (c.get(url, headers=GZ), c.get(url, headers=GZ)) for url in URLS}
-
-
-@pytest.fixture
-def forward_sizes(monkeypatch):
-    """The number of tokens of every forward pass that runs from now on."""
-    sizes, forward = [], engine_model.forward
-
-    def spy(cfg, weights, ids, **kw):
-        sizes.append(len(ids))
-        return forward(cfg, weights, ids, **kw)
-
-    monkeypatch.setattr(engine_model, "forward", spy)
-    return sizes
 
 
 def assert_cacheable(r, where=""):

@@ -8,15 +8,14 @@ import asyncio
 import gzip
 import json
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from app import generation
 from app.main import create_app
 from app.settings import Settings
+from tests.generation_steps import counted, settle  # noqa: F401 (counted: a fixture)
 from tests.live_server import Server, ServerError, ThreadServer, free_port
 from tests.nginx import Nginx
 
@@ -149,25 +148,6 @@ def counted_stack(registry, smol):
             proxy.close()
 
 
-@pytest.fixture
-def steps(monkeypatch):
-    seen = []
-    step = generation._step
-    monkeypatch.setattr(generation, "_step", lambda w: seen.append(1) or step(w))
-    return seen
-
-
-def settle(app, steps, timeout=60):
-    """Until the pool is idle and no step has run for a while (bounded); the steps counted."""
-    pool, deadline, seen = app.state.runner.pool, time.monotonic() + timeout, -1
-    while time.monotonic() < deadline:
-        if pool._pending == 0 and len(steps) == seen:
-            return len(steps)
-        seen = len(steps)
-        time.sleep(0.3)
-    raise AssertionError("the generation was still running after its client left")
-
-
 def read_lines_then_leave(url: str, n_lines: int) -> list[dict]:
     async def go():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
@@ -185,14 +165,14 @@ def read_lines_then_leave(url: str, n_lines: int) -> list[dict]:
         return ex.submit(asyncio.run, go()).result()
 
 
-def test_a_stream_arrives_through_nginx_line_by_line(counted_stack, steps):
+def test_a_stream_arrives_through_nginx_line_by_line(counted_stack, counted):
     """The start line and 3 token lines reach the client while the app is still writing: had nginx held the
     answer back (buffering: 4-8 kB a block, ~350 bytes a token line), the client would see its first lines
     only after a dozen or more steps. Leaving then closes nginx's upstream connection, and the app stops."""
     app, proxy = counted_stack
     lines = read_lines_then_leave(proxy.url, 4)
     assert [line["type"] for line in lines] == ["start", "token", "token", "token"]
-    n = settle(app, steps)
+    n = settle(app, counted)
     assert 3 <= n <= 6, f"{n} steps ran for a client that read 3 tokens of 128 through nginx"
 
 

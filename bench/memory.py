@@ -104,10 +104,12 @@ def status(pid: int) -> dict[str, float]:
 
 
 def explorer_requests(c: httpx.Client, text: str, layer: int = 2, head: int = 3) -> None:
-    """What static/js/main.js sends when the text changes (fetchLayer, fetchPredictions, fetchGrid)."""
-    for path, body in (("/api/attention", {"layers": [layer]}), ("/api/head", {"layer": layer, "head": head}),
+    """What the explorer sends when the text changes (static/js/explorer/data.js NEEDS: attention, head,
+    predictions, grid)."""
+    for path, body in (("/api/attention", {"layers": [layer], "measure": "weight"}),
+                       ("/api/head", {"layer": layer, "head": head, "parts": ["scores"]}),
                        ("/api/predictions", {"top_k": 10, "temperature": 1, "ablate": [], "ablate_mode": "zero"}),
-                       ("/api/attention", {"encoding": "uint8"})):
+                       ("/api/attention", {"encoding": "uint8", "measure": "weight", "pool": 64})):
         c.post(path, json={"text": text, **body}, headers={"Accept-Encoding": "gzip"}).raise_for_status()
 
 

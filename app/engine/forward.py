@@ -12,9 +12,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
@@ -187,73 +185,6 @@ class _Capture:
         return x
 
 
-BLOCK = 64  # query rows per block of the causal attention below
-PARALLEL_MIN = 1 << 18  # entries from which elementwise work is split over threads (below: not worth a hand-off)
-
-
-@cache
-def _threads() -> tuple[ThreadPoolExecutor | None, int]:
-    """Threads for elementwise work (numpy's ufuncs release the GIL), as many as cores (at most 4); none on one."""
-    n = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4)
-    return (ThreadPoolExecutor(n, thread_name_prefix="attnscope-elementwise") if n > 1 else None), n
-
-
-def by_rows(fn, x) -> None:
-    """fn(a, b) for row ranges [a, b) covering x [rows, ...], split over the cores when x is large:
-    elementwise work in place, each row's result the same however the rows are split."""
-    pool, k = _threads()
-    n = x.shape[0]
-    if pool is None or x.size < PARALLEL_MIN or n < k:
-        fn(0, n)
-        return
-    edges = [n * i // k for i in range(k + 1)]
-    list(pool.map(fn, edges[:-1], edges[1:]))
-
-
-def causal_attention(qg, k_all, v_all, scale, cap: _Capture, pre: str):
-    """A causal model's scores, softmax and weighted sum, by blocks of BLOCK query rows, each over only
-    the keys it may see: the masked upper triangle is neither multiplied nor exponentiated (about half
-    the work at length), and the softmax of the blocks is split over the cores. Each kept entry is the
-    same dot product and the same softmax of the row's visible scores as the full computation.
-
-    qg [kv_head, G, query_pos, d_head]; k_all, v_all [kv_head, key_pos, d_head] (key_pos = offset + query_pos)
-    -> z [kv_head, G query_pos, d_head]; the pattern [head_index, query_pos, key_pos] is captured (zeros
-    where masked, as exp(-inf) gives), and the scores (-inf where masked) if asked for.
-    """
-    KV, G, n, dh = qg.shape
-    T = k_all.shape[1]
-    offset = T - n
-    blocks = [(r0, min(r0 + BLOCK, n)) for r0 in range(0, n, BLOCK)]
-    pattern = np.zeros((KV, G, n, T), F32)  # [kv, G, query_pos, key_pos]
-    tri = np.triu(np.full((BLOCK, BLOCK), -np.inf, dtype=F32), 1)
-    for r0, r1 in blocks:  # scores: query rows r0..r1 against keys 0 .. offset + r1 (BLAS, every core)
-        c, b = offset + r1, r1 - r0
-        out = pattern[:, :, r0:r1, :c]
-        np.matmul(qg[:, :, r0:r1], k_all[:, None, :c].transpose(0, 1, 3, 2), out=out)
-        out *= scale
-        out[..., c - b:] += tri[:b, :b]  # the diagonal block: query i sees keys <= offset + i
-    if cap.wants(pre + "hook_attn_scores"):
-        scores = np.full((KV, G, n, T), -np.inf, F32)
-        for r0, r1 in blocks:
-            scores[:, :, r0:r1, : offset + r1] = pattern[:, :, r0:r1, : offset + r1]
-        cap(pre + "hook_attn_scores", scores.reshape(KV * G, n, T))
-    views = [pattern[:, :, r0:r1, : offset + r1] for r0, r1 in blocks]
-    pool, k = _threads()
-    if pool is None or pattern.size < PARALLEL_MIN:
-        for v in views:
-            softmax_(v)
-    else:  # the blocks dealt out so each thread gets about the same number of entries (later blocks are wider)
-        shares = [[] for _ in range(k)]
-        for v in sorted(views, key=lambda v: -v.size):
-            min(shares, key=lambda s: sum(x.size for x in s)).append(v)
-        list(pool.map(lambda s: [softmax_(v) for v in s], shares))
-    cap(pre + "hook_pattern", pattern.reshape(KV * G, n, T))
-    z = np.empty((KV, G, n, dh), F32)
-    for (r0, r1), p in zip(blocks, views):
-        np.matmul(p, v_all[:, None, : offset + r1], out=z[:, :, r0:r1])
-    return z.reshape(KV, G * n, dh)
-
-
 def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask, kv: KVCache | None = None):
     """One attention layer: the lesson's Q = W_q e, K = W_k e, V = W_v e, softmax, weighted sum.
 
@@ -286,16 +217,14 @@ def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask
     G = H // KV
     qg = q.reshape(n, KV, G, dh).transpose(1, 2, 0, 3).reshape(KV, G * n, dh)  # [kv, G pos, d_head]
     scale = F32(1 / np.sqrt(dh) / (L + 1 if cfg.attn_scale_by_layer else 1))
-    if mask is not None and n > BLOCK and not ({pre + "hook_attn_scores", pre + "hook_pattern"} & cap.hooks.keys()):
-        z = causal_attention(qg.reshape(KV, G, n, dh), k_all, v_all, scale, cap, pre)
-    else:
-        scores = np.matmul(qg, k_all.transpose(0, 2, 1)).reshape(H, n, T)  # [head_index, query_pos, key_pos]
-        scores *= scale
-        if mask is not None:
-            scores += mask
-        scores = cap(pre + "hook_attn_scores", scores, copy=True)
-        pattern = cap(pre + "hook_pattern", softmax_(scores))  # [head_index, query_pos, key_pos]
-        z = np.matmul(pattern.reshape(KV, G * n, T), v_all)  # [kv, G pos, d_head]
+    scores = np.matmul(qg, k_all.transpose(0, 2, 1)).reshape(H, n, T)  # [head_index, query_pos, key_pos]
+    scores *= scale
+    if mask is not None:
+        scores += mask
+    scores = cap(pre + "hook_attn_scores", scores, copy=True)
+    pattern = cap(pre + "hook_pattern", softmax_(scores))  # [head_index, query_pos, key_pos]
+
+    z = np.matmul(pattern.reshape(KV, G * n, T), v_all)  # [kv, G pos, d_head]
     z = z.reshape(H, n, dh).transpose(1, 0, 2)  # [pos, head_index, d_head]
     z = cap(pre + "hook_z", z)
     out = z.reshape(n, H * dh) @ w[pre + "W_O"]  # [pos, d_model]
@@ -311,11 +240,9 @@ def mlp(x, cfg: ModelConfig, w: Weights, L: int):  # [pos, d_model] -> [pos, d_m
         h += b
     if cfg.architecture == "llama":  # SwiGLU, written over the gate half: silu(gate) * up, [pos, d_mlp]
         gate, up = h[:, : cfg.d_mlp], h[:, cfg.d_mlp :]
-        by_rows(lambda a, b: silu_(gate[a:b]).__imul__(up[a:b]), gate)
-        h = gate
+        h = silu_(gate).__imul__(up)
     else:
-        act = ACTIVATIONS[cfg.act]
-        by_rows(lambda a, b: act(h[a:b]), h)
+        h = ACTIVATIONS[cfg.act](h)
     out = h @ w[pre + "W_out"]
     if (b := w.get(pre + "b_out")) is not None:
         out += b

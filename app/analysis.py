@@ -141,7 +141,7 @@ def head_inputs_outputs(cr: CachedRun, layer: int, head: int) -> dict:
     z = c[b + "attn.hook_z"][:, head]  # [pos, d_head]
     out = z @ w[b + "attn.W_O"][head * dh:(head + 1) * dh]  # [pos, d_model]
     d = {"e": e, "out": out, "resid_pre": c[b + "hook_resid_pre"], "attn_out": c[b + "hook_attn_out"]}
-    if cfg.architecture == "llama":
+    if cfg.rotary:
         d["q_pre_rope"] = c[b + "attn.hook_q_pre_rope"][:, head]
         d["k_pre_rope"] = c[b + "attn.hook_k_pre_rope"][:, kv]
     return d

@@ -117,8 +117,10 @@ class TextTokenizer:
     def __init__(self, tk: Tokenizer):
         tk.no_padding()
         tk.no_truncation()  # we enforce our own limit, and say so, rather than cut text silently
-        self.tk = tk
         spec = json.loads(tk.to_str())
+        if _untrim_offsets(spec.get("post_processor")):
+            tk = Tokenizer.from_str(json.dumps(spec))
+        self.tk = tk
         self.decoder = _decoder_kind(spec.get("decoder"))
         self.wordpiece_prefix = (spec.get("model") or {}).get("continuing_subword_prefix") or "##"
         self.special = {t.content for t in tk.get_added_tokens_decoder().values() if t.special}
@@ -276,6 +278,20 @@ class TextTokenizer:
             for k in g:
                 tokens[k] = replace(tokens[k], char=char, piece=k - g.start + 1, pieces=len(g))
         return tokens
+
+
+def _untrim_offsets(proc: dict | None) -> bool:
+    """Make a post-processor leave each piece's span covering its own characters (in place; True if it
+    changed). RoBERTa's (RobertaProcessing, trim_offsets) cuts a piece's leading space out of its span:
+    'Ġfox' would cover 'fox' and a lone 'Ġ' nothing, though the piece stands for the space; the ids are
+    the same either way."""
+    if not proc:
+        return False
+    changed = any([_untrim_offsets(p) for p in proc.get("processors") or []])  # a Sequence
+    if proc.get("trim_offsets"):
+        proc["trim_offsets"] = False
+        changed = True
+    return changed
 
 
 def _decoder_kind(dec: dict | None) -> str:

@@ -130,8 +130,13 @@ def unpermute_rope_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, out // n_heads // 2, 2, d_in).swapaxes(1, 2).reshape(out, d_in)
 
 
+GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3")  # llama.cpp's names; all the "llama" math family
+
+
 def read_gguf(path: Path):
-    """-> (config, canonical weights, tokenizer metadata) for a llama-architecture GGUF file."""
+    """-> (config, canonical weights, tokenizer metadata) for a GGUF file of the llama family: llama,
+    qwen2 (q/k/v biases) or qwen3 (q/k norms). llama.cpp interleaves a llama's q/k rows per head for
+    its rotary layout (undone here); it stores qwen2's and qwen3's as HF does (their rope is "neox")."""
     try:
         import gguf
         reader = gguf.GGUFReader(str(path))
@@ -147,11 +152,11 @@ def read_gguf(path: Path):
         return f.contents()
 
     arch = field("general.architecture")
-    if arch != "llama":
-        raise ModelLoadError(f"GGUF architecture {arch!r} is not supported (only 'llama' family GGUF files)")
-    n_heads = int(field("llama.attention.head_count"))
-    n_kv = int(field("llama.attention.head_count_kv", n_heads))
-    d_model = int(field("llama.embedding_length"))
+    if arch not in GGUF_ARCHITECTURES:
+        raise ModelLoadError(f"GGUF architecture {arch!r} is not supported (supported: {', '.join(GGUF_ARCHITECTURES)})")
+    n_heads = int(field(f"{arch}.attention.head_count"))
+    n_kv = int(field(f"{arch}.attention.head_count_kv", n_heads))
+    d_model = int(field(f"{arch}.embedding_length"))
     tensors = {t.name: t for t in reader.tensors}
 
     def get(name):
@@ -166,15 +171,15 @@ def read_gguf(path: Path):
 
     vocab = tensors["token_embd.weight"].shape[1] if "token_embd.weight" in tensors else 0
     cfg = ModelConfig(
-        architecture="llama", n_layers=int(field("llama.block_count")), n_heads=n_heads, n_kv_heads=n_kv,
-        d_model=d_model, d_head=int(field("llama.attention.key_length", d_model // n_heads)),
-        d_mlp=int(field("llama.feed_forward_length")), d_vocab=int(vocab),
-        n_ctx=int(field("llama.context_length")), eps=float(field("llama.attention.layer_norm_rms_epsilon")),
+        architecture="llama", n_layers=int(field(f"{arch}.block_count")), n_heads=n_heads, n_kv_heads=n_kv,
+        d_model=d_model, d_head=int(field(f"{arch}.attention.key_length", d_model // n_heads)),
+        d_mlp=int(field(f"{arch}.feed_forward_length")), d_vocab=int(vocab),
+        n_ctx=int(field(f"{arch}.context_length")), eps=float(field(f"{arch}.attention.layer_norm_rms_epsilon")),
         act="silu", causal=True, tied_embeddings="output.weight" not in tensors,
-        rope_theta=float(field("llama.rope.freq_base", 10000.0)), model_type="llama",
+        rope_theta=float(field(f"{arch}.rope.freq_base", 10000.0)), qk_norm=arch == "qwen3", model_type=arch,
     )
     try:
-        w = _gguf_tree(cfg, get)
+        w = _gguf_tree(cfg, get, lambda name: get(name) if name in tensors else None)
     except ValueError as e:  # reshaping or concatenating tensors of the wrong shapes
         raise ModelLoadError(f"{path.name}: tensors do not fit the metadata: {e}") from e
     check_shapes(cfg, w, path.name)
@@ -240,14 +245,24 @@ def read_generation_meta(folder: Path) -> dict:
         raise ModelLoadError(f"{folder}: eos_token_id {eos!r} is not a token id or a list of them") from e
 
 
-def _gguf_tree(cfg: ModelConfig, get) -> dict[str, np.ndarray]:
+def _gguf_tree(cfg: ModelConfig, get, opt) -> dict[str, np.ndarray]:
     w = {"embed.W_E": get("token_embd.weight")}
+    permuted = cfg.model_type == "llama"  # llama.cpp's rotary layout for llama's q and k rows
     for L in range(cfg.n_layers):
         b, o = f"blk.{L}.", f"blocks.{L}."
-        q = unpermute_rope_rows(get(b + "attn_q.weight"), cfg.n_heads)
-        k = unpermute_rope_rows(get(b + "attn_k.weight"), cfg.n_kv_heads)
+        q, k = get(b + "attn_q.weight"), get(b + "attn_k.weight")
+        if permuted:
+            q, k = unpermute_rope_rows(q, cfg.n_heads), unpermute_rope_rows(k, cfg.n_kv_heads)
         w[o + "ln1.w"] = get(b + "attn_norm.weight")
         w[o + "attn.W_QKV"] = np.concatenate([q, k, get(b + "attn_v.weight")]).T
+        if (qb := opt(b + "attn_q.bias")) is not None:  # qwen2's q/k/v biases
+            if permuted:
+                qb = unpermute_rope_rows(qb[:, None], cfg.n_heads)[:, 0]
+            kb = get(b + "attn_k.bias")
+            kb = unpermute_rope_rows(kb[:, None], cfg.n_kv_heads)[:, 0] if permuted else kb
+            w[o + "attn.b_QKV"] = np.concatenate([qb, kb, get(b + "attn_v.bias")])
+        if cfg.qk_norm:  # qwen3
+            w[o + "attn.q_norm.w"], w[o + "attn.k_norm.w"] = get(b + "attn_q_norm.weight"), get(b + "attn_k_norm.weight")
         w[o + "attn.W_O"] = get(b + "attn_output.weight").T
         w[o + "ln2.w"] = get(b + "ffn_norm.weight")
         w[o + "mlp.W_in"] = np.concatenate([get(b + "ffn_gate.weight"), get(b + "ffn_up.weight")]).T

@@ -44,6 +44,7 @@ from transformers import (
 from app.engine import InputTooLongError, ModelLoadError, Registry, forward, load_model
 from app.engine.loaders import sinusoidal_positions
 from app.engine.registry import parse_model_paths
+from tests.engine.gguf_writer import qwen2_tokenizer, write_gguf
 from tests.engine.hub_cache import add_to_hub_cache
 from tests.engine.tolerances import ATOL_PATTERN, ATOL_RECOMPUTE, RTOL_TINY, global_rel_err, row_rel_err
 
@@ -65,6 +66,7 @@ TEXTS = [
     "spaces    and\ttabs\n\n  newlines   end   ",
     "x",
     "Hello world! Hello again, world. " * 9,  # long (~90-120 tokens): far-out positions
+    "cafe\u0301 and na\u0308ive, decomposed",  # e + combining accent: Qwen2's tokenizer composes it first (NFC)
 ]
 
 
@@ -258,6 +260,8 @@ VARIANTS = {
     "distilbert-sinusoidal": (build_distilbert, {"sinusoidal_pos_embds": True, "seed": 1}),  # seed 8: layer 1 near-uniform
 }
 LOADS = ("folder", "hub")  # from the folder, and by Hugging Face id through a hub cache
+# and these from a GGUF file written from the folder (float32 tensors: the same weights), as llama.cpp lays it out
+GGUF_VARIANTS = ("llama-untied", "llama-tied-theta500", "qwen2", "qwen2-tied", "qwen3")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -284,7 +288,21 @@ def load_by_hub_id(name, folder, tmp_path_factory):
     return model
 
 
-@pytest.fixture(scope="module", params=[(v, how) for v in VARIANTS for how in LOADS], ids=lambda p: f"{p[0]}-{p[1]}")
+def load_by_gguf(name, folder, tmp_path_factory):
+    """Our Model of folder's weights from a GGUF file. A qwen2 / qwen3 GGUF says pre-tokenizer "qwen2" (NFC,
+    digits one by one), so the folder's tokenizer is first replaced by one of that shape (the reference
+    tokenizer is then that one too); a llama's keeps the tiny byte-level BPE ("gpt2")."""
+    hf_cfg = json.loads((folder / "config.json").read_text())
+    pre = "gpt2"
+    if hf_cfg["model_type"] in ("qwen2", "qwen3"):
+        assert qwen2_tokenizer(folder, CORPUS * 3, 300) <= hf_cfg["vocab_size"]
+        pre = "qwen2"
+    path = write_gguf(folder, tmp_path_factory.mktemp("gguf") / f"{name}.gguf", pre)
+    return load_model(path, name, cache_dir=tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module", params=[(v, how) for v in VARIANTS for how in LOADS] + [(v, "gguf") for v in GGUF_VARIANTS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def pair(request, tmp_path_factory):
     """(our Model, the HF model in eval mode, the HF tokenizer) for one tiny checkpoint."""
     name, how = request.param
@@ -293,6 +311,9 @@ def pair(request, tmp_path_factory):
     hf = build(folder, **overrides)
     if how == "hub":
         ours = load_by_hub_id(name, folder, tmp_path_factory)
+    elif how == "gguf":
+        ours = load_by_gguf(name, folder, tmp_path_factory)
+        assert ours.source.suffix == ".gguf"
     else:
         ours = load_model(folder, name, cache_dir=tmp_path_factory.mktemp("store"))
     tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))

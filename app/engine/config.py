@@ -31,6 +31,7 @@ class ModelConfig:
     qk_norm: bool = False  # Qwen3: each head's q and k RMS-normed over d_head (weights attn.q_norm.w / k_norm.w), before RoPE
     embed_scale: float = 1.0  # Gemma: token embeddings times sqrt(d_model) (rounded to float32) entering the stream
     d_rotary: int = 0  # rotary dimensions per head, the first d_rotary of d_head (Pythia's rotary_pct); 0: all of them
+    position_pad_id: int = -1  # RoBERTa's padding_idx: position ids count the other tokens from it + 1; a pad token sits at it
     parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)), the MLP reads the layer's input
     model_type: str = ""  # the checkpoint's own name for its kind (mistral, qwen2, ...); architecture is the math family
 

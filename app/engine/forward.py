@@ -338,7 +338,11 @@ def embed(ids, cfg: ModelConfig, w: Weights, cap: _Capture, token_type_ids=None,
     x = cap("hook_embed", x)
     if cfg.rotary:
         return x  # nothing writes the residual stream in place, so hook_embed stays as captured
-    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][offset : offset + len(ids)], dtype=F32))
+    pos_ids = np.arange(offset, offset + len(ids))
+    if cfg.position_pad_id >= 0:  # RoBERTa: the non-pad tokens count from pad + 1, a pad token sits at pad (as HF's)
+        keep = ids != cfg.position_pad_id
+        pos_ids = np.cumsum(keep) * keep + cfg.position_pad_id
+    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][pos_ids], dtype=F32))
     x = x + pos
     if cfg.n_token_types:  # BERT, RoBERTa (DistilBERT has no segments)
         tt = np.zeros(len(ids), dtype=np.int64) if token_type_ids is None else token_type_ids

@@ -2,7 +2,7 @@
 
 Canonical tree (float32, matmuls are ``x @ W`` so every W is [d_in, d_out]):
 
-    embed.W_E [d_vocab, d_model]            pos_embed.W_pos [n_ctx, d_model]   (gpt2, bert; row i: position i)
+    embed.W_E [d_vocab, d_model]            pos_embed.W_pos [n_ctx, d_model]   (gpt2, bert; RoBERTa: see position_pad_id)
     token_type_embed.W_token_type (bert, roberta), embed_ln.w/.b                (bert)
     blocks.L.ln1.w/.b, blocks.L.ln2.w/.b    (.b absent for RMS norm)
     blocks.L.attn.W_QKV [d_model, (n_heads + 2 n_kv_heads) d_head], .b_QKV     q, k, v fused
@@ -31,7 +31,7 @@ from .config import ModelConfig
 from .errors import ModelLoadError
 
 F32 = np.float32
-STORE_VERSION = 3  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation", 3: qk_norm, model_type)
+STORE_VERSION = 4  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation", 3: qk_norm, model_type, 4: embed_scale, d_rotary, parallel_residual, position_pad_id)
 
 
 # --- one flat file of float32 tensors, mapped back read-only ------------------------------------
@@ -452,7 +452,8 @@ def convert_gpt_neox(hf: dict, sd: dict, where: str):
 
 def convert_bert(hf: dict, sd: dict, where: str):
     """BERT, and RoBERTa: the same encoder, whose position ids start at padding_idx + 1 (HF counts the
-    tokens that are not padding from there), so its table's row padding_idx + 1 + i is position i here."""
+    tokens that are not padding from there; ModelConfig.position_pad_id), so it has padding_idx + 1 fewer
+    positions than table rows."""
     kind = hf.get("model_type", "bert")
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise ModelLoadError(f"{where}: position_embedding_type {hf['position_embedding_type']!r} is not supported")
@@ -466,15 +467,14 @@ def convert_bert(hf: dict, sd: dict, where: str):
         n_ctx=hf.get("max_position_embeddings", 512), eps=hf.get("layer_norm_eps", 1e-12), act=act,
         causal=False, n_token_types=hf.get("type_vocab_size", 2), model_type=kind,
     )
-    first = 0
     if kind == "roberta":
-        first = int(hf.get("pad_token_id", 1)) + 1
-        cfg = ModelConfig(**{**cfg.to_dict(), "n_ctx": cfg.n_ctx - first})
+        pad = int(hf.get("pad_token_id", 1))
+        cfg = ModelConfig(**{**cfg.to_dict(), "n_ctx": cfg.n_ctx - pad - 1, "position_pad_id": pad})
     t = _Tensors(_strip(sd, ("bert.", "roberta.")), where)
     ln = lambda p: (t(p + ".weight", p + ".gamma"), t(p + ".bias", p + ".beta"))  # noqa: E731 (old checkpoints say gamma/beta)
     w = {
         "embed.W_E": t("embeddings.word_embeddings.weight"),
-        "pos_embed.W_pos": t("embeddings.position_embeddings.weight")[first:],
+        "pos_embed.W_pos": t("embeddings.position_embeddings.weight"),
         "token_type_embed.W_token_type": t("embeddings.token_type_embeddings.weight"),
     }
     w["embed_ln.w"], w["embed_ln.b"] = ln("embeddings.LayerNorm")

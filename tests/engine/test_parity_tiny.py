@@ -65,8 +65,8 @@ TEXTS = [
     "Hello 😀 world — café naïve 日本語 ünïcödé 🚀🔥",
     "spaces    and\ttabs\n\n  newlines   end   ",
     "x",
-    "Hello world! Hello again, world. " * 9,  # long (~90-120 tokens): far-out positions
     "cafe\u0301 and na\u0308ive, decomposed",  # e + combining accent: Qwen2's tokenizer composes it first (NFC)
+    "Hello world! Hello again, world. " * 9,  # long (~90-120 tokens): far-out positions (last: see test_attention_is_far_from_uniform)
 ]
 
 
@@ -388,9 +388,10 @@ def test_converted_config_matches_hf(pair):
         assert c.act == "gelu" and not c.causal
         emb = hf.embeddings
         assert c.n_token_types == (0 if c.model_type == "distilbert" else hf.config.type_vocab_size)
-        first = hf.config.pad_token_id + 1 if c.model_type == "roberta" else 0  # RoBERTa's positions start past padding_idx
-        assert emb.position_embeddings.num_embeddings == 128 + first
-        np.testing.assert_array_equal(ours.weights["pos_embed.W_pos"], emb.position_embeddings.weight.detach().numpy()[first:])
+        roberta = c.model_type == "roberta"  # its positions start past padding_idx
+        assert c.position_pad_id == (hf.config.pad_token_id if roberta else -1)
+        assert emb.position_embeddings.num_embeddings == 128 + (c.position_pad_id + 1 if roberta else 0)
+        np.testing.assert_array_equal(ours.weights["pos_embed.W_pos"], emb.position_embeddings.weight.detach().numpy())
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -556,3 +557,19 @@ def test_what_the_new_families_refuse(tmp_path, build, config, message):
     _rewrite(tmp_path, config=config)
     with pytest.raises(ModelLoadError, match=message):
         load_model(tmp_path, "refused", cache_dir=tmp_path / "store")
+
+
+def test_roberta_pad_tokens_in_the_text(tmp_path):
+    """A text that spells RoBERTa's <pad> gets the pad id from both tokenizers; HF's position ids then skip
+    it (it sits at padding_idx, the tokens after it count on without it), and so do ours."""
+    hf = build_roberta(tmp_path)
+    ours = load_model(tmp_path, "roberta", cache_dir=tmp_path / "store")
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    text = "The quick <pad> brown fox<pad><pad> jumps"
+    run = ours.run(text)
+    assert run.ids == tok(text)["input_ids"] and run.ids.count(1) == 3
+    out = reference(hf, run.ids)
+    for L in range(ours.cfg.n_layers):
+        np.testing.assert_allclose(run[f"blocks.{L}.attn.hook_pattern"], out.attentions[L][0].numpy(), rtol=0, atol=ATOL_PATTERN)
+        assert row_rel_err(run[f"blocks.{L}.hook_resid_pre"], out.hidden_states[L][0].numpy()) <= RTOL_TINY
+    assert row_rel_err(run["blocks.1.hook_resid_post"], out.last_hidden_state[0].numpy()) <= RTOL_TINY

@@ -115,6 +115,8 @@ class ModelPublic(BaseModel):
     n_kv_heads: int
     d_model: int
     d_head: int
+    d_rotary: int = Field(description="how many of each head's dimensions rotary positions turn (the first d_rotary): "
+                                      "d_head for Llama's family, fewer for Pythia (rotary_pct), 0 without rotary positions")
     max_tokens: int
     default: bool
     chat: bool = Field(description="it has a chat template: /api/generate can frame a prompt as a user message (chat: true)")

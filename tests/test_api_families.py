@@ -42,6 +42,7 @@ def test_models_lists_each_family(app_client):
     for name, (_, _, arch, kind) in FAMILIES.items():
         m = models[name]
         assert (m["status"], m["architecture"], m["model_type"], m["causal"]) == ("ready", arch, kind, arch != "bert"), m
+        assert m["d_rotary"] == {"phi3": 8, "neox": 4, "gemma": 32}.get(name, 0), m  # rotary dims per head (Phi-3 0.5 of 16, Pythia 0.25 of 16)
 
 
 @pytest.mark.parametrize("model_id", FAMILIES)

@@ -42,6 +42,7 @@ from transformers import (
 )
 
 from app.engine import InputTooLongError, ModelLoadError, Registry, forward, load_model
+from app.engine.config import ModelConfig
 from app.engine.loaders import sinusoidal_positions
 from app.engine.registry import parse_model_paths
 from tests.engine.gguf_writer import qwen2_tokenizer, write_gguf
@@ -298,7 +299,14 @@ def load_by_gguf(name, folder, tmp_path_factory):
         assert qwen2_tokenizer(folder, CORPUS * 3, 300) <= hf_cfg["vocab_size"]
         pre = "qwen2"
     path = write_gguf(folder, tmp_path_factory.mktemp("gguf") / f"{name}.gguf", pre)
-    return load_model(path, name, cache_dir=tmp_path_factory.mktemp("store"))
+    ours = load_model(path, name, cache_dir=tmp_path_factory.mktemp("store"))
+    # float32 tensors, q/k rows un-interleaved for llama: the very canonical tree the folder converts to
+    same = load_model(folder, name, cache_dir=tmp_path_factory.mktemp("store"))
+    gguf_eps = float(np.float32(same.cfg.eps))  # GGUF metadata holds float32; the forward pass rounds eps to it anyway
+    assert ours.cfg == ModelConfig(**{**same.cfg.to_dict(), "eps": gguf_eps}) and set(ours.weights) == set(same.weights)
+    for k, v in same.weights.items():
+        assert np.array_equal(ours.weights[k], v), k
+    return ours
 
 
 @pytest.fixture(scope="module", params=[(v, how) for v in VARIANTS for how in LOADS] + [(v, "gguf") for v in GGUF_VARIANTS],

@@ -141,7 +141,7 @@ def head_inputs_outputs(cr: CachedRun, layer: int, head: int) -> dict:
     z = c[b + "attn.hook_z"][:, head]  # [pos, d_head]
     out = z @ w[b + "attn.W_O"][head * dh:(head + 1) * dh]  # [pos, d_model]
     d = {"e": e, "out": out, "resid_pre": c[b + "hook_resid_pre"], "attn_out": c[b + "hook_attn_out"]}
-    if cfg.architecture == "llama":
+    if cfg.rotary:
         d["q_pre_rope"] = c[b + "attn.hook_q_pre_rope"][:, head]
         d["k_pre_rope"] = c[b + "attn.hook_k_pre_rope"][:, kv]
     return d
@@ -414,10 +414,11 @@ def induction_ids(model: Model, k: int = 24, seed: int = 0) -> list[int]:
     """k random ordinary tokens repeated twice (deterministic), the classic induction probe."""
     rng = np.random.default_rng(seed)
     special = model.tokenizer.special
-    pool = [i for i in range(1000, min(model.cfg.d_vocab, 20000)) if model.tokenizer.tk.id_to_token(i) not in special]
+    first = min(1000, model.cfg.d_vocab // 4)  # past the byte and special tokens (a tiny vocabulary has no id 1000)
+    pool = [i for i in range(first, min(model.cfg.d_vocab, 20000)) if model.tokenizer.tk.id_to_token(i) not in special]
     seq = [int(x) for x in rng.choice(pool, size=k, replace=False)]
-    if model.cfg.architecture == "bert":
-        cls_, sep = model.tokenizer.tk.token_to_id("[CLS]"), model.tokenizer.tk.token_to_id("[SEP]")
+    if model.cfg.architecture == "bert":  # framed as the tokenizer frames any text: [CLS] ... [SEP], RoBERTa's <s> ... </s>
+        cls_, sep = model.tokenizer.tk.encode("").ids
         return [cls_] + seq + seq + [sep]
     return seq + seq
 

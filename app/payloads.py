@@ -37,7 +37,7 @@ def models_public(runner: Runner) -> list[dict]:
         m = runner.model(src.id)
         info = m.info()
         out.append({k: info[k] for k in ("id", "architecture", "model_type", "causal", "n_layers", "n_heads", "n_kv_heads",
-                                         "d_model", "d_head", "max_tokens")} | {"name": m.name, "default": src.id == reg.default,
+                                         "d_model", "d_head", "d_rotary", "max_tokens")} | {"name": m.name, "default": src.id == reg.default,
                                                                   "chat": bool(m.chat_template) and m.cfg.causal,
                                                                   "status": "ready", "source": str(src.hf) if src.hf else None,
                                                                   "size_bytes": reg.nbytes(src.id)})

@@ -104,15 +104,19 @@ class ResidualRequest(TextRequest):
 class ModelPublic(BaseModel):
     id: str
     name: str
-    architecture: Literal["llama", "bert", "gpt2"] = Field(description="the math family: llama (RMS norm, rotary positions, "
-                                                           "SwiGLU; also mistral, qwen2, qwen3), bert or gpt2")
-    model_type: str = Field(description="the checkpoint's own kind (its config.json model_type): llama, mistral, qwen2, qwen3, bert, gpt2")
+    architecture: Literal["llama", "bert", "gpt2", "gpt_neox"] = Field(
+        description="the math family: llama (RMS norm, rotary positions, a gated MLP; also mistral, qwen2, qwen3, gemma, "
+                    "phi3), bert (post-LN encoders; also roberta, distilbert), gpt2, or gpt_neox (Pythia: partial rotary, parallel residual)")
+    model_type: str = Field(description="the checkpoint's own kind (its config.json model_type): llama, mistral, qwen2, qwen3, "
+                                        "gemma, phi3, gpt_neox, bert, roberta, distilbert, gpt2")
     causal: bool
     n_layers: int
     n_heads: int
     n_kv_heads: int
     d_model: int
     d_head: int
+    d_rotary: int = Field(description="how many of each head's dimensions rotary positions turn (the first d_rotary): "
+                                      "d_head for Llama's family, fewer for Pythia (rotary_pct), 0 without rotary positions")
     max_tokens: int
     default: bool
     chat: bool = Field(description="it has a chat template: /api/generate can frame a prompt as a user message (chat: true)")

@@ -2,7 +2,8 @@
 
 Shapes use TransformerLens's names: pos (tokens), d_model, head_index, d_head, query_pos, key_pos.
 Weights are one canonical tree (see ``loaders.py``) whatever file they came from, so nothing
-here branches on file format; it branches only on the three architecture families (and Qwen3's q/k norms).
+here branches on file format; it branches only on the four architecture families and a few config fields
+(Qwen3's q/k norms, Gemma's embedding scale, partial rotary, GPT-NeoX's parallel residual).
 
 Every array stays float32: numpy 2 promotes ``float32 / np.float64`` to float64, which would
 knock every later matmul off the float32 BLAS path, so scalars are made float32 on purpose.
@@ -128,6 +129,8 @@ def rope_tables(n_pos, d_head, theta, offset=0):  # positions offset .. offset +
 def apply_rope(x, cos, sin):  # [pos, heads, d_head] -> [pos, heads, d_head]
     """x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1], without building rotate_half(x): each
     entry is the same two products and one sum (a - b is a + (-b) exactly), so the same float32."""
+    if (r := cos.shape[-1]) < x.shape[-1]:  # partial rotary: only each head's first r dimensions turn
+        return np.concatenate([apply_rope(x[..., :r], cos, sin), x[..., r:]], -1)
     half = x.shape[-1] // 2
     out = x * cos
     out[..., :half] -= x[..., half:] * sin[..., :half]
@@ -238,9 +241,9 @@ def mlp(x, cfg: ModelConfig, w: Weights, L: int):  # [pos, d_model] -> [pos, d_m
     h = x @ w[pre + "W_in"]  # [pos, d_mlp] (gated: [pos, 2 d_mlp], gate then up)
     if (b := w.get(pre + "b_in")) is not None:
         h += b
-    if cfg.architecture == "llama":  # SwiGLU, written over the gate half: silu(gate) * up, [pos, d_mlp]
+    if cfg.architecture == "llama":  # gated, written over the gate half: act(gate) * up, [pos, d_mlp] (SwiGLU: silu, Gemma's GeGLU: gelu_new)
         gate, up = h[:, : cfg.d_mlp], h[:, cfg.d_mlp :]
-        h = silu_(gate).__imul__(up)
+        h = ACTIVATIONS[cfg.act](gate).__imul__(up)
     else:
         h = ACTIVATIONS[cfg.act](h)
     out = h @ w[pre + "W_out"]
@@ -256,14 +259,22 @@ def norm(x, w: Weights, name: str, cfg: ModelConfig):
 
 
 def embed(ids, cfg: ModelConfig, w: Weights, cap: _Capture, token_type_ids=None, offset=0):  # -> [pos, d_model]
-    x = cap("hook_embed", np.asarray(w["embed.W_E"][ids], dtype=F32))
-    if cfg.architecture == "llama":
+    x = np.asarray(w["embed.W_E"][ids], dtype=F32)
+    if cfg.embed_scale != 1:  # Gemma: what enters the stream is the scaled embedding
+        x = x * F32(cfg.embed_scale)
+    x = cap("hook_embed", x)
+    if cfg.rotary:
         return x  # nothing writes the residual stream in place, so hook_embed stays as captured
-    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][offset : offset + len(ids)], dtype=F32))
+    pos_ids = np.arange(offset, offset + len(ids))
+    if cfg.position_pad_id >= 0:  # RoBERTa: the non-pad tokens count from pad + 1, a pad token sits at pad (as HF's)
+        keep = ids != cfg.position_pad_id
+        pos_ids = np.cumsum(keep) * keep + cfg.position_pad_id
+    pos = cap("hook_pos_embed", np.asarray(w["pos_embed.W_pos"][pos_ids], dtype=F32))
     x = x + pos
-    if cfg.architecture == "bert":
+    if cfg.n_token_types:  # BERT, RoBERTa (DistilBERT has no segments)
         tt = np.zeros(len(ids), dtype=np.int64) if token_type_ids is None else token_type_ids
         x += w["token_type_embed.W_token_type"][tt]
+    if cfg.architecture == "bert":
         x = layer_norm(x, w["embed_ln.w"], w["embed_ln.b"], cfg.eps)
     return x
 
@@ -300,7 +311,7 @@ def forward(
             raise ValueError(f"a key/value cache of {kv.max_pos} positions cannot take {n} more after {offset}")
     cap = _Capture(names, hooks)
     x = embed(ids, cfg, w, cap, token_type_ids, offset)  # [pos, d_model]
-    rope = rope_tables(n, cfg.d_head, cfg.rope_theta, offset) if cfg.architecture == "llama" else None
+    rope = rope_tables(n, cfg.d_rotary or cfg.d_head, cfg.rope_theta, offset) if cfg.rotary else None
     mask = causal_mask(n, offset) if cfg.causal and n > 1 else None  # one new row sees every key: nothing to mask
     n_layers = cfg.n_layers if stop_at_layer is None else stop_at_layer
     for L in range(n_layers):
@@ -314,8 +325,9 @@ def forward(
         else:  # pre-LN: x += attn(norm(x)); x += mlp(norm(x))
             e = cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg))  # what the heads read
             attn_out = cap(b + "hook_attn_out", attention(e, cfg, w, L, cap, rope, mask, kv))
-            x = cap(b + "hook_resid_mid", x + attn_out)
-            mlp_out = cap(b + "hook_mlp_out", mlp(norm(x, w, b + "ln2", cfg), cfg, w, L))
+            x_in, x = x, cap(b + "hook_resid_mid", x + attn_out)
+            # GPT-NeoX's parallel residual: the MLP reads the layer's input, not resid_mid
+            mlp_out = cap(b + "hook_mlp_out", mlp(norm(x_in if cfg.parallel_residual else x, w, b + "ln2", cfg), cfg, w, L))
             x = x + mlp_out
         x = cap(b + "hook_resid_post", x)
     if kv is not None:

@@ -2,8 +2,8 @@
 
 Canonical tree (float32, matmuls are ``x @ W`` so every W is [d_in, d_out]):
 
-    embed.W_E [d_vocab, d_model]            pos_embed.W_pos [n_ctx, d_model]   (gpt2, bert)
-    token_type_embed.W_token_type, embed_ln.w/.b                                (bert)
+    embed.W_E [d_vocab, d_model]            pos_embed.W_pos [n_ctx, d_model]   (gpt2, bert; RoBERTa: see position_pad_id)
+    token_type_embed.W_token_type (bert, roberta), embed_ln.w/.b                (bert)
     blocks.L.ln1.w/.b, blocks.L.ln2.w/.b    (.b absent for RMS norm)
     blocks.L.attn.W_QKV [d_model, (n_heads + 2 n_kv_heads) d_head], .b_QKV     q, k, v fused
     blocks.L.attn.W_O [n_heads d_head, d_model], .b_O
@@ -11,6 +11,9 @@ Canonical tree (float32, matmuls are ``x @ W`` so every W is [d_in, d_out]):
     blocks.L.mlp.W_in [d_model, d_mlp] (llama: [d_model, 2 d_mlp], gate then up), .b_in
     blocks.L.mlp.W_out [d_mlp, d_model], .b_out
     ln_final.w/.b, unembed.W_U [d_model, d_vocab] (absent when tied to embed.W_E)
+
+Norm gains are the multipliers themselves (Gemma's stored w becomes 1 + w), q/k/v and gate/up are always
+separate blocks in that order (Phi-3's and GPT-NeoX's fused projections are split here).
 
 ``weight_store`` writes a converted tree to one flat file and maps it back read-only, so a
 second start skips dequantisation and several server workers share one copy in the page cache.
@@ -28,7 +31,7 @@ from .config import ModelConfig
 from .errors import ModelLoadError
 
 F32 = np.float32
-STORE_VERSION = 3  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation", 3: qk_norm, model_type)
+STORE_VERSION = 4  # bump when the canonical tree, a converter or the stored metadata changes (2: "generation", 3: qk_norm, model_type, 4: embed_scale, d_rotary, parallel_residual, position_pad_id)
 
 
 # --- one flat file of float32 tensors, mapped back read-only ------------------------------------
@@ -127,8 +130,13 @@ def unpermute_rope_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, out // n_heads // 2, 2, d_in).swapaxes(1, 2).reshape(out, d_in)
 
 
+GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3")  # llama.cpp's names; all the "llama" math family
+
+
 def read_gguf(path: Path):
-    """-> (config, canonical weights, tokenizer metadata) for a llama-architecture GGUF file."""
+    """-> (config, canonical weights, tokenizer metadata) for a GGUF file of the llama family: llama,
+    qwen2 (q/k/v biases) or qwen3 (q/k norms). llama.cpp interleaves a llama's q/k rows per head for
+    its rotary layout (undone here); it stores qwen2's and qwen3's as HF does (their rope is "neox")."""
     try:
         import gguf
         reader = gguf.GGUFReader(str(path))
@@ -144,11 +152,11 @@ def read_gguf(path: Path):
         return f.contents()
 
     arch = field("general.architecture")
-    if arch != "llama":
-        raise ModelLoadError(f"GGUF architecture {arch!r} is not supported (only 'llama' family GGUF files)")
-    n_heads = int(field("llama.attention.head_count"))
-    n_kv = int(field("llama.attention.head_count_kv", n_heads))
-    d_model = int(field("llama.embedding_length"))
+    if arch not in GGUF_ARCHITECTURES:
+        raise ModelLoadError(f"GGUF architecture {arch!r} is not supported (supported: {', '.join(GGUF_ARCHITECTURES)})")
+    n_heads = int(field(f"{arch}.attention.head_count"))
+    n_kv = int(field(f"{arch}.attention.head_count_kv", n_heads))
+    d_model = int(field(f"{arch}.embedding_length"))
     tensors = {t.name: t for t in reader.tensors}
 
     def get(name):
@@ -163,15 +171,15 @@ def read_gguf(path: Path):
 
     vocab = tensors["token_embd.weight"].shape[1] if "token_embd.weight" in tensors else 0
     cfg = ModelConfig(
-        architecture="llama", n_layers=int(field("llama.block_count")), n_heads=n_heads, n_kv_heads=n_kv,
-        d_model=d_model, d_head=int(field("llama.attention.key_length", d_model // n_heads)),
-        d_mlp=int(field("llama.feed_forward_length")), d_vocab=int(vocab),
-        n_ctx=int(field("llama.context_length")), eps=float(field("llama.attention.layer_norm_rms_epsilon")),
+        architecture="llama", n_layers=int(field(f"{arch}.block_count")), n_heads=n_heads, n_kv_heads=n_kv,
+        d_model=d_model, d_head=int(field(f"{arch}.attention.key_length", d_model // n_heads)),
+        d_mlp=int(field(f"{arch}.feed_forward_length")), d_vocab=int(vocab),
+        n_ctx=int(field(f"{arch}.context_length")), eps=float(field(f"{arch}.attention.layer_norm_rms_epsilon")),
         act="silu", causal=True, tied_embeddings="output.weight" not in tensors,
-        rope_theta=float(field("llama.rope.freq_base", 10000.0)), model_type="llama",
+        rope_theta=float(field(f"{arch}.rope.freq_base", 10000.0)), qk_norm=arch == "qwen3", model_type=arch,
     )
     try:
-        w = _gguf_tree(cfg, get)
+        w = _gguf_tree(cfg, get, lambda name: get(name) if name in tensors else None)
     except ValueError as e:  # reshaping or concatenating tensors of the wrong shapes
         raise ModelLoadError(f"{path.name}: tensors do not fit the metadata: {e}") from e
     check_shapes(cfg, w, path.name)
@@ -237,14 +245,24 @@ def read_generation_meta(folder: Path) -> dict:
         raise ModelLoadError(f"{folder}: eos_token_id {eos!r} is not a token id or a list of them") from e
 
 
-def _gguf_tree(cfg: ModelConfig, get) -> dict[str, np.ndarray]:
+def _gguf_tree(cfg: ModelConfig, get, opt) -> dict[str, np.ndarray]:
     w = {"embed.W_E": get("token_embd.weight")}
+    permuted = cfg.model_type == "llama"  # llama.cpp's rotary layout for llama's q and k rows
     for L in range(cfg.n_layers):
         b, o = f"blk.{L}.", f"blocks.{L}."
-        q = unpermute_rope_rows(get(b + "attn_q.weight"), cfg.n_heads)
-        k = unpermute_rope_rows(get(b + "attn_k.weight"), cfg.n_kv_heads)
+        q, k = get(b + "attn_q.weight"), get(b + "attn_k.weight")
+        if permuted:
+            q, k = unpermute_rope_rows(q, cfg.n_heads), unpermute_rope_rows(k, cfg.n_kv_heads)
         w[o + "ln1.w"] = get(b + "attn_norm.weight")
         w[o + "attn.W_QKV"] = np.concatenate([q, k, get(b + "attn_v.weight")]).T
+        if (qb := opt(b + "attn_q.bias")) is not None:  # qwen2's q/k/v biases
+            if permuted:
+                qb = unpermute_rope_rows(qb[:, None], cfg.n_heads)[:, 0]
+            kb = get(b + "attn_k.bias")
+            kb = unpermute_rope_rows(kb[:, None], cfg.n_kv_heads)[:, 0] if permuted else kb
+            w[o + "attn.b_QKV"] = np.concatenate([qb, kb, get(b + "attn_v.bias")])
+        if cfg.qk_norm:  # qwen3
+            w[o + "attn.q_norm.w"], w[o + "attn.k_norm.w"] = get(b + "attn_q_norm.weight"), get(b + "attn_k_norm.weight")
         w[o + "attn.W_O"] = get(b + "attn_output.weight").T
         w[o + "ln2.w"] = get(b + "ffn_norm.weight")
         w[o + "mlp.W_in"] = np.concatenate([get(b + "ffn_gate.weight"), get(b + "ffn_up.weight")]).T
@@ -306,23 +324,47 @@ def _sliding_window(hf: dict) -> int | None:
     window = hf.get("sliding_window")
     if not window:
         return None
-    if hf.get("model_type") == "mistral":
+    if hf.get("model_type") in ("mistral", "phi3"):  # every layer (these configs have no layer_types)
         return int(window)
     sliding = "sliding_attention" in (hf.get("layer_types") or []) or (hf.get("layer_types") is None and hf.get("use_sliding_window"))
     return int(window) if sliding else None
 
 
-def convert_llama(hf: dict, sd: dict, where: str):
-    """Llama and the families that differ from it only in their weights: Mistral (a sliding window, see
-    _sliding_window), Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMS norms)."""
-    kind = hf.get("model_type", "llama")
+def _plain_rope(hf: dict, where: str) -> dict:
+    """The config's rope parameters (a dict), refusing any scaling we do not compute."""
     for key in ("rope_scaling", "rope_parameters"):
         rs = hf.get(key) or {}
         if not isinstance(rs, dict) or (rs.get("rope_type") or rs.get("type") or "default") != "default":
             raise ModelLoadError(f"{where}: {key} {hf[key]} is not supported (plain rotary positions only)")
+    return hf.get("rope_parameters") or {}
+
+
+def _rotary_dims(d_head: int, factor: float, where: str) -> int:
+    """HF's int(d_head * partial_rotary_factor) -> ModelConfig.d_rotary (0: every dimension turns)."""
+    r = int(d_head * float(factor))
+    if not 0 < r <= d_head or r % 2:
+        raise ModelLoadError(f"{where}: a partial rotary factor of {factor} gives {r} of {d_head} dimensions per head (an even number >= 2 is needed)")
+    return 0 if r == d_head else r
+
+
+GEMMA_ACTS = ("gelu_pytorch_tanh", "gelu_new", "gelu")  # HF reads Gemma's legacy "gelu" as the tanh approximation
+
+
+def convert_llama(hf: dict, sd: dict, where: str):
+    """Llama and the families that differ from it only in their weights and a config field: Mistral (a
+    sliding window, see _sliding_window), Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMS norms), Gemma
+    (gains stored as w - 1, embeddings scaled by sqrt(d_model), GeGLU), Phi-3 (fused qkv_proj and
+    gate_up_proj, a sliding window, optionally partial rotary)."""
+    kind = hf.get("model_type", "llama")
+    gemma, phi3 = kind == "gemma", kind == "phi3"
+    rope = _plain_rope(hf, where)
     n_heads = hf["num_attention_heads"]
     d_head = hf.get("head_dim") or hf["hidden_size"] // n_heads
-    tied = bool(hf.get("tie_word_embeddings", False))
+    tied = bool(hf.get("tie_word_embeddings", gemma))  # Gemma's default is tied
+    act = (hf.get("hidden_activation") or hf.get("hidden_act") or "silu") if gemma else hf.get("hidden_act", "silu")
+    if act not in (GEMMA_ACTS if gemma else ("silu",)):
+        raise ModelLoadError(f"{where}: hidden_act {act!r} is not supported for {kind}")
+    d_rotary = _rotary_dims(d_head, rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)), where) if phi3 else 0
     n_ctx = hf.get("max_position_embeddings", 2048)
     if (window := _sliding_window(hf)) is not None:
         n_ctx = min(n_ctx, window)
@@ -330,19 +372,22 @@ def convert_llama(hf: dict, sd: dict, where: str):
         architecture="llama", n_layers=hf["num_hidden_layers"], n_heads=n_heads,
         n_kv_heads=hf.get("num_key_value_heads") or n_heads, d_model=hf["hidden_size"], d_head=d_head,
         d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"], n_ctx=n_ctx,
-        eps=hf.get("rms_norm_eps", 1e-6), act="silu", causal=True, tied_embeddings=tied,
-        rope_theta=float(hf.get("rope_theta") or (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0)),
-        qk_norm=kind == "qwen3", model_type=kind,
+        eps=hf.get("rms_norm_eps", 1e-6), causal=True, tied_embeddings=tied,
+        rope_theta=float(hf.get("rope_theta") or rope.get("rope_theta", 10000.0)),
+        qk_norm=kind == "qwen3", model_type=kind, act="gelu_new" if gemma else "silu",
+        embed_scale=hf["hidden_size"] ** 0.5 if gemma else 1.0, d_rotary=d_rotary,
     )
-    if hf.get("hidden_act", "silu") != "silu":
-        raise ModelLoadError(f"{where}: hidden_act {hf['hidden_act']!r} is not supported for {kind}")
     t = _Tensors(_strip(sd, ("model.",)), where)
+    gain = (lambda k: 1 + t(k)) if gemma else t  # Gemma's RMS norm multiplies by 1 + w (in float32, as HF)
     w = {"embed.W_E": t("embed_tokens.weight")}
     for L in range(cfg.n_layers):
         b, o = f"layers.{L}.", f"blocks.{L}."
         a = b + "self_attn."
-        w[o + "ln1.w"] = t(b + "input_layernorm.weight")
-        w[o + "attn.W_QKV"] = np.concatenate([t(a + "q_proj.weight"), t(a + "k_proj.weight"), t(a + "v_proj.weight")]).T
+        w[o + "ln1.w"] = gain(b + "input_layernorm.weight")
+        if phi3:  # one [(H + 2 KV) d_head, d_model] projection, rows q then k then v: the canonical order already
+            w[o + "attn.W_QKV"] = t(a + "qkv_proj.weight").T
+        else:
+            w[o + "attn.W_QKV"] = np.concatenate([t(a + "q_proj.weight"), t(a + "k_proj.weight"), t(a + "v_proj.weight")]).T
         if (qb := t.opt(a + "q_proj.bias")) is not None:
             w[o + "attn.b_QKV"] = np.concatenate([qb, t(a + "k_proj.bias"), t(a + "v_proj.bias")])
         w[o + "attn.W_O"] = t(a + "o_proj.weight").T
@@ -350,19 +395,66 @@ def convert_llama(hf: dict, sd: dict, where: str):
             w[o + "attn.b_O"] = ob
         if cfg.qk_norm:
             w[o + "attn.q_norm.w"], w[o + "attn.k_norm.w"] = t(a + "q_norm.weight"), t(a + "k_norm.weight")
-        w[o + "ln2.w"] = t(b + "post_attention_layernorm.weight")
-        w[o + "mlp.W_in"] = np.concatenate([t(b + "mlp.gate_proj.weight"), t(b + "mlp.up_proj.weight")]).T
+        w[o + "ln2.w"] = gain(b + "post_attention_layernorm.weight")
+        if phi3:  # gate_up_proj: [2 d_mlp, d_model], gate rows then up rows (HF chunks it in two)
+            w[o + "mlp.W_in"] = t(b + "mlp.gate_up_proj.weight").T
+        else:
+            w[o + "mlp.W_in"] = np.concatenate([t(b + "mlp.gate_proj.weight"), t(b + "mlp.up_proj.weight")]).T
         w[o + "mlp.W_out"] = t(b + "mlp.down_proj.weight").T
         if (gb := t.opt(b + "mlp.gate_proj.bias")) is not None:
             w[o + "mlp.b_in"] = np.concatenate([gb, t(b + "mlp.up_proj.bias")])
             w[o + "mlp.b_out"] = t(b + "mlp.down_proj.bias")
-    w["ln_final.w"] = t("norm.weight")
+    w["ln_final.w"] = gain("norm.weight")
     if not tied:
         w["unembed.W_U"] = t("lm_head.weight").T
     return cfg, w
 
 
+def convert_gpt_neox(hf: dict, sd: dict, where: str):
+    """GPT-NeoX (Pythia): layer norms with biases, rotary positions on the first rotary_pct of each head,
+    the attention and the MLP both reading the layer's input (use_parallel_residual), one fused
+    query_key_value projection whose rows are interleaved per head: [head, (q, k, v), d_head]."""
+    rope = _plain_rope(hf, where)
+    act = hf.get("hidden_act", "gelu")
+    if act not in ("gelu", "gelu_new"):
+        raise ModelLoadError(f"{where}: hidden_act {act!r} is not supported for gpt_neox")
+    H, d = hf["num_attention_heads"], hf["hidden_size"]
+    dh = d // H
+    tied = bool(hf.get("tie_word_embeddings", False))
+    cfg = ModelConfig(
+        architecture="gpt_neox", n_layers=hf["num_hidden_layers"], n_heads=H, n_kv_heads=H, d_model=d, d_head=dh,
+        d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"], n_ctx=hf.get("max_position_embeddings", 2048),
+        eps=hf.get("layer_norm_eps", 1e-5), act=act, causal=True, tied_embeddings=tied,
+        rope_theta=float(rope.get("rope_theta", hf.get("rotary_emb_base", 10000.0))),
+        d_rotary=_rotary_dims(dh, rope.get("partial_rotary_factor", hf.get("rotary_pct", 0.25)), where),
+        parallel_residual=bool(hf.get("use_parallel_residual", True)), model_type="gpt_neox",
+    )
+    t = _Tensors(_strip(sd, ("gpt_neox.",)), where)
+    w = {"embed.W_E": t("embed_in.weight")}
+    for L in range(cfg.n_layers):
+        b, o = f"layers.{L}.", f"blocks.{L}."
+        w[o + "ln1.w"], w[o + "ln1.b"] = t(b + "input_layernorm.weight"), t(b + "input_layernorm.bias")
+        qkv = t(b + "attention.query_key_value.weight")  # [H 3 d_head, d_model]
+        w[o + "attn.W_QKV"] = qkv.reshape(H, 3, dh, d).transpose(1, 0, 2, 3).reshape(3 * d, d).T  # [d_model, (q, k, v) H d_head]
+        if (qb := t.opt(b + "attention.query_key_value.bias")) is not None:
+            w[o + "attn.b_QKV"] = qb.reshape(H, 3, dh).transpose(1, 0, 2).reshape(3 * d)
+        w[o + "attn.W_O"] = t(b + "attention.dense.weight").T
+        if (ob := t.opt(b + "attention.dense.bias")) is not None:
+            w[o + "attn.b_O"] = ob
+        w[o + "ln2.w"], w[o + "ln2.b"] = t(b + "post_attention_layernorm.weight"), t(b + "post_attention_layernorm.bias")
+        w[o + "mlp.W_in"], w[o + "mlp.b_in"] = t(b + "mlp.dense_h_to_4h.weight").T, t(b + "mlp.dense_h_to_4h.bias")
+        w[o + "mlp.W_out"], w[o + "mlp.b_out"] = t(b + "mlp.dense_4h_to_h.weight").T, t(b + "mlp.dense_4h_to_h.bias")
+    w["ln_final.w"], w["ln_final.b"] = t("final_layer_norm.weight"), t("final_layer_norm.bias")
+    if not tied:
+        w["unembed.W_U"] = t("embed_out.weight", "lm_head.weight").T
+    return cfg, w
+
+
 def convert_bert(hf: dict, sd: dict, where: str):
+    """BERT, and RoBERTa: the same encoder, whose position ids start at padding_idx + 1 (HF counts the
+    tokens that are not padding from there; ModelConfig.position_pad_id), so it has padding_idx + 1 fewer
+    positions than table rows."""
+    kind = hf.get("model_type", "bert")
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise ModelLoadError(f"{where}: position_embedding_type {hf['position_embedding_type']!r} is not supported")
     act = hf.get("hidden_act", "gelu")
@@ -373,9 +465,12 @@ def convert_bert(hf: dict, sd: dict, where: str):
         architecture="bert", n_layers=hf["num_hidden_layers"], n_heads=n_heads, n_kv_heads=n_heads,
         d_model=d_model, d_head=d_model // n_heads, d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"],
         n_ctx=hf.get("max_position_embeddings", 512), eps=hf.get("layer_norm_eps", 1e-12), act=act,
-        causal=False, n_token_types=hf.get("type_vocab_size", 2), model_type="bert",
+        causal=False, n_token_types=hf.get("type_vocab_size", 2), model_type=kind,
     )
-    t = _Tensors(_strip(sd, ("bert.",)), where)
+    if kind == "roberta":
+        pad = int(hf.get("pad_token_id", 1))
+        cfg = ModelConfig(**{**cfg.to_dict(), "n_ctx": cfg.n_ctx - pad - 1, "position_pad_id": pad})
+    t = _Tensors(_strip(sd, ("bert.", "roberta.")), where)
     ln = lambda p: (t(p + ".weight", p + ".gamma"), t(p + ".bias", p + ".beta"))  # noqa: E731 (old checkpoints say gamma/beta)
     w = {
         "embed.W_E": t("embeddings.word_embeddings.weight"),
@@ -396,6 +491,44 @@ def convert_bert(hf: dict, sd: dict, where: str):
         w[o + "mlp.W_out"] = t(b + "output.dense.weight").T
         w[o + "mlp.b_out"] = t(b + "output.dense.bias")
         w[o + "ln2.w"], w[o + "ln2.b"] = ln(b + "output.LayerNorm")
+    return cfg, w
+
+
+def sinusoidal_positions(n_pos: int, d: int) -> np.ndarray:  # [n_pos, d]: sin on even dims, cos on odd
+    angles = np.arange(n_pos)[:, None] / np.power(10000, 2 * (np.arange(d) // 2) / d)  # float64, then float32
+    return np.where(np.arange(d) % 2 == 0, np.sin(angles), np.cos(angles)).astype(F32)
+
+
+def convert_distilbert(hf: dict, sd: dict, where: str):
+    """DistilBERT: BERT's post-LN encoder under its own names, no segment embeddings, layer norms with
+    eps 1e-12 fixed. Its position table is in the checkpoint whether learned or sinusoidal
+    (sinusoidal_pos_embds: HF fills it at init and saves it); a sinusoidal one missing is computed."""
+    act = hf.get("activation", "gelu")
+    if act not in ("gelu", "gelu_new"):
+        raise ModelLoadError(f"{where}: activation {act!r} is not supported for DistilBERT")
+    H, d = hf["n_heads"], hf["dim"]
+    cfg = ModelConfig(
+        architecture="bert", n_layers=hf["n_layers"], n_heads=H, n_kv_heads=H, d_model=d, d_head=d // H,
+        d_mlp=hf["hidden_dim"], d_vocab=hf["vocab_size"], n_ctx=hf.get("max_position_embeddings", 512),
+        eps=1e-12, act=act, causal=False, n_token_types=0, model_type="distilbert",
+    )
+    t = _Tensors(_strip(sd, ("distilbert.",)), where)
+    pos = t.opt("embeddings.position_embeddings.weight")
+    if pos is None and hf.get("sinusoidal_pos_embds"):
+        pos = sinusoidal_positions(cfg.n_ctx, d)
+    w = {"embed.W_E": t("embeddings.word_embeddings.weight"),
+         "pos_embed.W_pos": pos if pos is not None else t("embeddings.position_embeddings.weight"),
+         "embed_ln.w": t("embeddings.LayerNorm.weight"), "embed_ln.b": t("embeddings.LayerNorm.bias")}
+    for L in range(cfg.n_layers):
+        b, o = f"transformer.layer.{L}.", f"blocks.{L}."
+        a = b + "attention."
+        w[o + "attn.W_QKV"] = np.concatenate([t(a + "q_lin.weight"), t(a + "k_lin.weight"), t(a + "v_lin.weight")]).T
+        w[o + "attn.b_QKV"] = np.concatenate([t(a + "q_lin.bias"), t(a + "k_lin.bias"), t(a + "v_lin.bias")])
+        w[o + "attn.W_O"], w[o + "attn.b_O"] = t(a + "out_lin.weight").T, t(a + "out_lin.bias")
+        w[o + "ln1.w"], w[o + "ln1.b"] = t(b + "sa_layer_norm.weight"), t(b + "sa_layer_norm.bias")
+        w[o + "mlp.W_in"], w[o + "mlp.b_in"] = t(b + "ffn.lin1.weight").T, t(b + "ffn.lin1.bias")
+        w[o + "mlp.W_out"], w[o + "mlp.b_out"] = t(b + "ffn.lin2.weight").T, t(b + "ffn.lin2.bias")
+        w[o + "ln2.w"], w[o + "ln2.b"] = t(b + "output_layer_norm.weight"), t(b + "output_layer_norm.bias")
     return cfg, w
 
 
@@ -432,7 +565,8 @@ def convert_gpt2(hf: dict, sd: dict, where: str):
 
 
 CONVERTERS = {"llama": convert_llama, "mistral": convert_llama, "qwen2": convert_llama, "qwen3": convert_llama,
-              "bert": convert_bert, "gpt2": convert_gpt2}
+              "gemma": convert_llama, "phi3": convert_llama, "gpt_neox": convert_gpt_neox,
+              "bert": convert_bert, "roberta": convert_bert, "distilbert": convert_distilbert, "gpt2": convert_gpt2}
 
 
 def _hf_config(folder: Path) -> dict:

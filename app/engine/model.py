@@ -109,7 +109,8 @@ class Model:
         return {"id": self.id, "name": self.name, "architecture": c.architecture, "model_type": c.model_type or c.architecture,
                 "causal": c.causal,
                 "n_layers": c.n_layers, "n_heads": c.n_heads, "n_kv_heads": c.n_kv_heads,
-                "d_model": c.d_model, "d_head": c.d_head, "d_mlp": c.d_mlp, "d_vocab": c.d_vocab,
+                "d_model": c.d_model, "d_head": c.d_head, "d_rotary": (c.d_rotary or c.d_head) if c.rotary else 0,
+                "d_mlp": c.d_mlp, "d_vocab": c.d_vocab,
                 "n_ctx": c.n_ctx, "max_tokens": self.max_tokens}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from .errors import ModelLoadError
 
@@ -117,8 +117,10 @@ class TextTokenizer:
     def __init__(self, tk: Tokenizer):
         tk.no_padding()
         tk.no_truncation()  # we enforce our own limit, and say so, rather than cut text silently
-        self.tk = tk
         spec = json.loads(tk.to_str())
+        if _untrim_offsets(spec.get("post_processor")):
+            tk = Tokenizer.from_str(json.dumps(spec))
+        self.tk = tk
         self.decoder = _decoder_kind(spec.get("decoder"))
         self.wordpiece_prefix = (spec.get("model") or {}).get("continuing_subword_prefix") or "##"
         self.special = {t.content for t in tk.get_added_tokens_decoder().values() if t.special}
@@ -278,6 +280,20 @@ class TextTokenizer:
         return tokens
 
 
+def _untrim_offsets(proc: dict | None) -> bool:
+    """Make a post-processor leave each piece's span covering its own characters (in place; True if it
+    changed). RoBERTa's (RobertaProcessing, trim_offsets) cuts a piece's leading space out of its span:
+    'Ġfox' would cover 'fox' and a lone 'Ġ' nothing, though the piece stands for the space; the ids are
+    the same either way."""
+    if not proc:
+        return False
+    changed = any([_untrim_offsets(p) for p in proc.get("processors") or []])  # a Sequence
+    if proc.get("trim_offsets"):
+        proc["trim_offsets"] = False
+        changed = True
+    return changed
+
+
 def _decoder_kind(dec: dict | None) -> str:
     if not dec:
         return "plain"
@@ -311,20 +327,22 @@ def from_hf_folder(folder: Path) -> TextTokenizer:
 # llama.cpp's pre-tokenizer names -> the regex (or splitter) the original tokenizer used
 LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")  # Qwen2's split: digits one by one
+QWEN2_PRES = ("qwen2", "deepseek-r1-qwen")
 
 
 def _gguf_pre_tokenizer(pre: str):
     bytelevel = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if pre in ("smollm", "starcoder", "refact", "deepseek-coder"):  # digits one by one, then GPT-2's split
         return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), bytelevel])
-    if pre in ("llama3", "llama-bpe", "smaug-bpe"):
+    if pre in ("llama3", "llama-bpe", "smaug-bpe") or pre in QWEN2_PRES:
         return pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated"),
+            pre_tokenizers.Split(Regex(QWEN2_REGEX if pre in QWEN2_PRES else LLAMA3_REGEX), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ])
     if pre in ("gpt2", "gpt-2", "default"):
         return bytelevel
-    raise ModelLoadError(f"GGUF pre-tokenizer {pre!r} is not supported (supported: smollm, starcoder, llama-bpe, gpt2, default)")
+    raise ModelLoadError(f"GGUF pre-tokenizer {pre!r} is not supported (supported: smollm, starcoder, llama-bpe, qwen2, gpt2, default)")
 
 
 def from_gguf_metadata(meta: dict) -> TextTokenizer:
@@ -335,6 +353,8 @@ def from_gguf_metadata(meta: dict) -> TextTokenizer:
     merges = [tuple(m.split(" ", 1)) for m in meta["merges"]]
     tk = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
     tk.pre_tokenizer = _gguf_pre_tokenizer(meta["pre"])
+    if meta["pre"] in QWEN2_PRES:  # Qwen2's tokenizer.json composes the text first (NFC): 'e' + U+0301 reads as 'é'
+        tk.normalizer = normalizers.NFC()
     tk.decoder = decoders.ByteLevel()
     # control tokens (type 3) are matched whole, as llama.cpp and HF do
     tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, meta["token_type"]) if k == 3])

@@ -107,8 +107,8 @@ def embed_state(view: str, q: QueryParams, runner: Runner) -> dict:
 
 
 def n_explain_steps(model: Model) -> int:
-    """static/js/views/explain.js's steps: 7, plus RoPE for Llama and the mask for causal models."""
-    return 7 + (model.cfg.architecture == "llama") + model.cfg.causal
+    """static/js/views/explain.js's steps: 7, plus RoPE for rotary models (Llama, GPT-NeoX) and the mask for causal models."""
+    return 7 + model.cfg.rotary + model.cfg.causal
 
 
 def view_data(runner: Runner, view: str, state: dict) -> dict:

@@ -14,7 +14,7 @@ from app.engine import (EmptyInputError, GenerationError, GenerationTooLongError
                         NotCausalError, forward, load_model)
 from app.engine import generate as gen
 from app.engine.generate import generate
-from tests.engine.test_parity_tiny import build_gpt2, build_llama
+from tests.engine.test_parity_tiny import build_gemma, build_gpt2, build_gpt_neox, build_llama, build_phi3
 from tests.engine.tolerances import U_F32, global_rel_err
 from tests.sentences import SENTENCES
 
@@ -58,24 +58,29 @@ def hf_smol(smol):
 
 @pytest.fixture(scope="module")
 def tinies(tmp_path_factory):
-    """id -> (our Model, HF model) for tiny random checkpoints: Llama with grouped-query attention, GPT-2."""
+    """id -> (our Model, HF model) for tiny random checkpoints: Llama with grouped-query attention, GPT-2,
+    Gemma (scaled embeddings), Phi-3 with partial rotary, GPT-NeoX (partial rotary, parallel residual)."""
     out = {}
-    for name, build in (("llama-gqa", build_llama), ("gpt2", build_gpt2)):
+    for name, build, kw in (("llama-gqa", build_llama, {}), ("gpt2", build_gpt2, {}), ("gemma", build_gemma, {}),
+                            ("phi3-partial", build_phi3, {"partial_rotary_factor": 0.5}), ("gpt-neox", build_gpt_neox, {})):
         folder = tmp_path_factory.mktemp(name)
-        hf = build(folder)
+        hf = build(folder, **kw)
         out[name] = load_model(folder, name, cache_dir=tmp_path_factory.mktemp("store")), hf
     assert out["llama-gqa"][0].cfg.n_kv_heads < out["llama-gqa"][0].cfg.n_heads
     return out
 
 
-@pytest.fixture(params=["llama-gqa", "gpt2"])
+TINIES = ["llama-gqa", "gpt2", "gemma", "phi3-partial", "gpt-neox"]
+
+
+@pytest.fixture(params=TINIES)
 def tiny(request, tinies):
     return tinies[request.param]
 
 
-@pytest.fixture(params=["smollm2", "llama-gqa", "gpt2"])
+@pytest.fixture(params=["smollm2", *TINIES])
 def causal(request, smol, tinies):
-    """Each of the three causal models."""
+    """Each of the causal models."""
     return smol if request.param == "smollm2" else tinies[request.param][0]
 
 

@@ -129,7 +129,7 @@ def test_models_are_fetched_at_prepare_never_at_get(offline, tmp_path, monkeypat
                                  r"run `attnscope models pull hf:tiny/absent`"),
     ("hf:tiny/llama@no-such-branch", "llama", "not in the Hugging Face cache"),
     ("hf:tiny/corrupt", "corrupt", r"cannot read .*model\.safetensors"),
-    ("hf:tiny/mamba", "mamba", r"model_type 'mamba' is not supported \(supported: llama, mistral, qwen2, qwen3, bert, gpt2\)"),
+    ("hf:tiny/mamba", "mamba", r"model_type 'mamba' is not supported \(supported: llama, mistral, qwen2, qwen3, gemma, phi3, gpt_neox, bert, roberta, distilbert, gpt2\)"),
 ])
 def test_a_model_that_cannot_load_fails_with_its_reason(offline, tmp_path, spec, model_id, reason):
     reg = registry(f"hf:tiny/llama,{spec}" if model_id != "llama" else spec, tmp_path)

@@ -4,14 +4,14 @@ byte-level tokenizer) says which character its pieces spell and which piece it i
 The oracle is the `tokenizers` library's own decoder (it joins the pieces' bytes across tokens) and
 UTF-8 itself; the texts run through SmolLM2's real vocabulary, MiniLM's WordPiece, the tiny byte-level
 BPE tokenizer the parity tests train (GPT-2 and Llama checkpoints share it) and a byte-fallback
-(SentencePiece-style) tokenizer built here."""
+(SentencePiece-style) tokenizer built here; and the tiny RoBERTa's byte-level BPE with its specials."""
 
 import pytest
 from hypothesis import given, settings, strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from app.engine.tokenize import TextTokenizer, code_point_range, from_hf_folder
-from tests.engine.test_parity_tiny import _bpe_tokenizer
+from tests.engine.test_parity_tiny import _bpe_tokenizer, _roberta_tokenizer
 
 EMOJI, CJK, MIX, ENDS = "I love 🦊 and 日本", "日本語のテキスト", "x 👩‍👩‍👧 é, ok 🚀🔥", "a fox: 🦊"
 
@@ -135,6 +135,35 @@ def test_tiny_byte_level_bpe(tiny_bpe, text):
     tokens = check(tiny_bpe, text)
     assert reassembled(tokens) == text
     assert any(t.pieces for t in tokens)  # 300 tokens of vocabulary cut these characters
+
+
+@pytest.fixture(scope="module")
+def tiny_roberta(tmp_path_factory):
+    """The tiny RoBERTa's tokenizer.json: byte-level BPE (Ġ for a space), <s> text </s>, offsets trimmed."""
+    folder = tmp_path_factory.mktemp("roberta")
+    _roberta_tokenizer(folder)
+    return folder
+
+
+@pytest.mark.parametrize("text", [EMOJI, MIX, ENDS, "The quick  brown fox,\tjumps"])
+def test_roberta_pieces_cover_their_own_characters(tiny_roberta, text):
+    """RoBERTa's post-processor trims a piece's leading space out of its offsets; our spans keep it (a
+    piece covers what it stands for, as GPT-2's do), with the reference tokenizer's ids and specials."""
+    from transformers import PreTrainedTokenizerFast
+
+    tk = from_hf_folder(tiny_roberta)
+    tokens = tk.encode(text)
+    assert [t.id for t in tokens] == PreTrainedTokenizerFast(tokenizer_file=str(tiny_roberta / "tokenizer.json"))(text)["input_ids"]
+    assert [tokens[0].text, tokens[-1].text] == ["<s>", "</s>"] and {"<s>", "</s>", "<pad>"} <= tk.special
+    inner = tokens[1:-1]
+    assert any(t.text.startswith(" ") for t in inner)
+    for t in inner:
+        if not t.pieces:
+            assert text[t.start:t.end] == t.text, t  # ' fox' covers ' fox'; a lone 'Ġ' covers its space
+    assert [t.start for t in groups(inner)[0]] == [0] * len(groups(inner)[0])
+    assert all(a[-1].end == b[0].start for a, b in zip(groups(inner), groups(inner)[1:]))  # the spans tile the text
+    check(tk, text)
+    assert reassembled(inner) == text
 
 
 @pytest.mark.parametrize("text", [EMOJI, MIX])

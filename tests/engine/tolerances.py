@@ -28,7 +28,11 @@ Measured (bench/parity.py, 18 sentences, 1 | 2 threads; the limit is the formula
 Qwen3's q/k norms: the tiny qwen3 checkpoints' norm gains are ~3 (so attention is peaked, see
 test_parity_tiny._sharpen_qk_norms), which makes scores of tens more often than in the other tiny
 models; mistral and qwen2 measured within the tiny rows above (pattern 2.6e-6, resid 1.6e-6, logits
-2.3e-6); qwen3's resid 4.2e-6 and logits 7.3e-6 are within them too.
+2.3e-6); qwen3's resid 4.2e-6 and logits 7.3e-6 are within them too. The families added since (the
+tiny checkpoints of test_parity_tiny.VARIANTS, its 8 sentences, 1 thread; worst pattern / resid / logits):
+gemma 3.1e-6 / 3.3e-6 / 2.7e-6, phi3 2.6e-6 / 2.5e-6 / 2.4e-6, gpt_neox 2.8e-6 / 1.2e-6 / 1.2e-6,
+roberta 1.4e-6 / 1.4e-6 / -, distilbert 1.7e-6 / 2.2e-6 / -: within the tiny rows, so the same limits hold.
+The GGUF_VARIANTS convert to the folder's very tree (tested), so their errors are the folder's.
 
 SmolLM2's top-1 token: the smallest gap between the reference's top two logits is 18x our largest
 logit difference (sentence 13), so identical top-1 tokens is a safe claim, not luck.

@@ -14,7 +14,7 @@ const norm = (a) => Math.sqrt(dot(a, a));
 // ---- steps -------------------------------------------------------------------------------------------
 
 export function explainSteps(m) {
-  const llama = m.architecture === "llama";
+  const llama = m.architecture === "llama" || m.architecture === "gpt_neox"; // rotary positions (Pythia's on part of each head)
   return [
     { id: "input", title: "The input e: one vector per token" },
     { id: "qkv", title: "Queries, keys, values: Q = W_q e, K = W_k e, V = W_v e" },
@@ -151,7 +151,7 @@ export function explainStep(d, m, state) {
   const rawDot = (q, j) => dot(d.q[q], d.k[j]);
   switch (step.id) {
     case "input":
-      formula(`e_j = ${m.architecture === "bert" ? "the residual stream entering layer " + state.layer : "RMSNorm(residual stream entering layer " + state.layer + ")"}: ${m.d_model} numbers per token`);
+      formula(`e_j = ${m.architecture === "bert" ? "the residual stream entering layer " + state.layer : (m.architecture === "llama" ? "RMSNorm" : "LayerNorm") + "(residual stream entering layer " + state.layer + ")"}: ${m.d_model} numbers per token`);
       p(`Every token arrives at layer ${state.layer} as a vector of ${m.d_model} numbers. At layer 0 it is the context-free embedding of the token; deeper, earlier layers have already mixed context in. The query token ${qTok} (row ${i}) has ‖e‖ = ${fmt(norm(d.e[i]))}.`);
       parts.push(strips(d.e, names, { highlight: i, caption: `e for each of the ${n} tokens (rows) across ${m.d_model} dimensions.` }));
       break;
@@ -165,9 +165,9 @@ export function explainStep(d, m, state) {
       break;
     }
     case "rope": {
-      const half = m.d_head / 2;
-      formula(`rotate each pair (x_d, x_{d+${half}}) by the angle position × θ_d, θ_d = base^(−2d/${m.d_head})`);
-      p(`Llama-family models mark position by rotating q and k (rotary embeddings): after the rotation, q·k depends on how far apart the two tokens are, not where they are. Token 0 is not rotated. For ${qTok} at position ${i}: before, q·k_0 = ${fmt(dot(d.q_pre_rope[i], d.k_pre_rope[0]))}; after, ${fmt(rawDot(i, 0))}.`);
+      const R = m.d_rotary || m.d_head, half = R / 2; // Pythia turns only the first R of d_head dimensions
+      formula(`rotate each pair (x_d, x_{d+${half}})${R < m.d_head ? `, d < ${half},` : ""} by the angle position × θ_d, θ_d = base^(−2d/${R})${R < m.d_head ? `; dimensions ${R} to ${m.d_head - 1} are not turned` : ""}`);
+      p(`Rotary models (the Llama family, Pythia) mark position by rotating q and k (rotary embeddings): after the rotation, q·k depends on how far apart the two tokens are, not where they are. Token 0 is not rotated. For ${qTok} at position ${i}: before, q·k_0 = ${fmt(dot(d.q_pre_rope[i], d.k_pre_rope[0]))}; after, ${fmt(rawDot(i, 0))}.`);
       parts.push(el("h4", { textContent: "q before → after the rotation" }), strips([d.q_pre_rope[i], d.q[i]], ["before", "after"]));
       parts.push(el("h4", { textContent: "k after the rotation (these are dotted with q)" }), strips(d.k, names, { caption: "The keys every query now compares against." }));
       break;

@@ -110,7 +110,14 @@ class Texts:
 # plotly has evaluated (it assigns window.Plotly last), and each input event on the textarea.
 INIT = r"""
 (() => {
-  const B = window.__bench = { rendered: [], ready: null, plotly: null, inputs: [], textSet: [] };
+  const B = window.__bench = { rendered: [], ready: null, plotly: null, inputs: [], textSet: [], asked: [] };
+  // the page's API requests as it sends them (path and body), so the API side replays exactly those
+  const realFetch = window.fetch.bind(window);
+  window.fetch = (input, init) => {
+    const path = typeof input === "string" ? input : input.url;
+    if (path.startsWith("/api/") && init && typeof init.body === "string") B.asked.push({ t: performance.now(), path, body: init.body });
+    return realFetch(input, init);
+  };
   let app, plotly;
   Object.defineProperty(window, "attnscope", { configurable: true, enumerable: true,
     get() { return app; },
@@ -135,7 +142,7 @@ INIT = r"""
 })();
 """
 
-RESET = "() => { const B = window.__bench; B.rendered.length = 0; B.inputs.length = 0; B.textSet.length = 0;" \
+RESET = "() => { const B = window.__bench; B.rendered.length = 0; B.inputs.length = 0; B.textSet.length = 0; B.asked.length = 0;" \
         " performance.clearResourceTimings(); performance.setResourceTimingBufferSize(10000); }"
 
 # After a keystroke: when the input event fired, when the debounced text reached the store, when
@@ -158,13 +165,18 @@ COLLECT_KEYSTROKE = r"""
            attHeadEnd: Math.max(three[0].end, three[1].end), predEnd: three[2].end,
            bytes: three.reduce((a, e) => a + e.bytes, 0), decoded: three.reduce((a, e) => a + e.decoded, 0),
            gridStart: att[1] ? att[1].start : null, gridEnd: att[1] ? att[1].end : null,
-           gridBytes: att[1] ? att[1].bytes : null, n: document.querySelectorAll("#arrows .chip").length };
+           gridBytes: att[1] ? att[1].bytes : null, n: document.querySelectorAll("#arrows .chip").length,
+           all: res.reduce((a, e) => a + e.bytes, 0), byRequest: res.map((e) => [e.path, e.bytes]),
+           // the first views' requests as the page sent them (the grid's, asked for after them, left out)
+           asks: B.asked.filter((e) => e.t >= input.t && JSON.parse(e.body).text === text)
+             .map((e) => [e.path, JSON.parse(e.body)]).filter(([p, b]) => !(p === "/api/attention" && !(b.layers && b.layers.length === 1))) };
 }
 """
 
-# The API alone, from the same page: the page's three requests for a fresh text, in parallel.
+# The API alone, from the same page: the page's own first-view requests (as a keystroke sent them,
+# bodies and all) for a fresh text, in parallel.
 API_FROM_PAGE = r"""
-async ([text, model, layer, head, temperature]) => {
+async ([text, asks]) => {
   const post = async (path, body) => {
     const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                                   body: JSON.stringify(body) });
@@ -175,11 +187,7 @@ async ([text, model, layer, head, temperature]) => {
     return received;
   };
   const t0 = performance.now();
-  const got = await Promise.all([
-    post("/api/attention", { text, model, layers: [layer] }),
-    post("/api/head", { text, model, layer, head }),
-    post("/api/predictions", { text, model, top_k: 10, temperature }),
-  ]);
+  const got = await Promise.all(asks.map(([path, body]) => post(path, { ...body, text })));
   return { received: Math.max(...got) - t0, parsed: performance.now() - t0 };
 }
 """
@@ -361,19 +369,19 @@ def keystroke(page, text):
 
 
 def bench_keystrokes(page, texts, sizes, reps, state):
-    args = [state["model"], state["layer"], state["head"], state["temperature"]]
     rows = []
     for n in sizes:
         for _ in range(2):  # warm-up: JIT, connection, first texts of this size
-            keystroke(page, texts(n))
-            page.evaluate(API_FROM_PAGE, [texts(n), *args])
+            asks = keystroke(page, texts(n))["asks"]
+            page.evaluate(API_FROM_PAGE, [texts(n), asks])
         ks, api = [], []
         for r in range(reps):  # interleaved, the order alternating, so drift hits both alike
             for what in (("k", "a") if r % 2 == 0 else ("a", "k")):
                 if what == "k":
                     ks.append(keystroke(page, texts(n)))
+                    asks = ks[-1]["asks"]
                 else:
-                    api.append(page.evaluate(API_FROM_PAGE, [texts(n), *args]))
+                    api.append(page.evaluate(API_FROM_PAGE, [texts(n), asks]))
         assert all(k["n"] == n for k in ks), [k["n"] for k in ks]
         rows.append((n, ks, api))
         print(f"  ... {n} tokens done", file=sys.stderr, flush=True)
@@ -567,7 +575,7 @@ def report_keystrokes(rows, reps, prof, decode):
           " bodies are received (+parse: and JSON.parse'd); all from the input event")
     print(f"\n{'tokens':>6} {'views ms':>9} {'-debounce':>9} {'+grid ms':>9} {'API ms':>8} {'+parse':>8}"
           f" {'ratio':>6} {'raw ratio':>9} {'paired':>6}  |{'debounce':>9} {'att+head':>8} {'+preds':>7} {'draw':>7}"
-          f" {'grid req':>8} {'grid draw':>9} {'kB':>7}")
+          f" {'grid req':>8} {'grid draw':>9} {'kB':>7} {'kB all':>7}")
     for n, ks, api in rows:
         v = med([k["views"] - k["input"] for k in ks])
         g = med([k["grid"] - k["input"] for k in ks])
@@ -579,10 +587,11 @@ def report_keystrokes(rows, reps, prof, decode):
         greq = med([k["gridEnd"] - k["gridStart"] for k in ks if k["gridEnd"]])
         gdraw = med([k["grid"] - k["gridEnd"] for k in ks if k["gridEnd"]])
         kb = med([k["bytes"] for k in ks]) / 1000
+        kb_all = med([k["all"] for k in ks]) / 1000
         paired = med([(k["views"] - k["input"] - DEBOUNCE_MS) / (k["fetchEnd"] - k["fetchStart"]) for k in ks])
         print(f"{n:6d} {v:9.1f} {v - DEBOUNCE_MS:9.1f} {g:9.1f} {ar:8.1f} {ap:8.1f} {(v - DEBOUNCE_MS) / ar:6.2f}"
               f" {v / ar:9.2f} {paired:6.2f}  |{debounce:9.1f} {att_head:8.1f} {preds:7.1f} {draw:7.1f} {greq:8.1f}"
-              f" {gdraw:9.1f} {kb:7.1f}")
+              f" {gdraw:9.1f} {kb:7.1f} {kb_all:7.1f}")
     print(f"   ratio = (views - {DEBOUNCE_MS} ms debounce) / API ms (bodies received); raw ratio = views / API ms;"
           f" paired = the same ratio per keystroke\n   against that keystroke's own 3 requests (first sent -> last"
           f" received, Resource Timing), median: the same text, so the machine's load cancels out.")
@@ -590,7 +599,22 @@ def report_keystrokes(rows, reps, prof, decode):
           " request sent;\n   att+head = -> /api/attention and /api/head received; +preds = how much later"
           " /api/predictions arrived (each view draws when its own\n   data is in; `rendered` waits for all three); draw = last response -> views"
           " drawn (JSON parse + DOM + plotly); grid req = the all-layers uint8 request,\n   sent with the others;"
-          " grid draw = its end -> rendered.grid; kB = transferred for the 3 requests.")
+          " grid draw = its end -> rendered.grid; kB = transferred for the 3 requests; kB all = every request"
+          " of the keystroke\n   (the grid's too: the bytes per keystroke, target <= 1000 kB at 400 tokens).")
+    n, ks, _ = rows[-1]
+    print(f"\n   bytes per keystroke at {n} tokens, by request (median kB transferred, gzip; Resource Timing):")
+    per = {}
+    for k in ks:
+        for i, (path, b) in enumerate(k["byRequest"]):
+            name = f"{path} #{sum(1 for p, _ in k['byRequest'][:i] if p == path) + 1}"
+            per.setdefault(name, []).append(b)
+    asks = {f"{p} #{sum(1 for q, _ in ks[-1]['asks'][:i] if q == p) + 1}": b for i, (p, b) in enumerate(ks[-1]["asks"])}
+    for name, bs in per.items():
+        body = asks.get(name)
+        what = "the grid (every layer, pooled)" if body is None and name.startswith("/api/attention") else (
+            json.dumps({k: v for k, v in body.items() if k not in ("text", "model")}) if body else "")
+        print(f"     {name:22} {med(bs) / 1000:8.1f}  {what[:90]}")
+    print(f"     {'total':22} {med([k['all'] for k in ks]) / 1000:8.1f}")
     if prof:
         show_profile("CPU profile of keystrokes at %s tokens (V8 sampling, 100 us; %.0f ms per keystroke in the"
                      " page's own code)", prof, per=KEYSTROKES_PROFILED)
@@ -694,7 +718,7 @@ def report_load(loads, html_gz):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=9, help="distinct texts per size, for each of keystroke and API")
-    ap.add_argument("--sizes", default="8,32,128")
+    ap.add_argument("--sizes", default="8,32,128,400")
     ap.add_argument("--hovers", type=int, default=3, help="passes over every chip")
     ap.add_argument("--loads", type=int, default=5, help="fresh browser contexts for the first-load figures")
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the keystroke CPU profile")

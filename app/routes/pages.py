@@ -123,9 +123,13 @@ def first_view(runner: Runner, state: dict) -> dict:
     state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
     state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
     common = {"text": state["text"], "model": model.id, "then": shown_then(state)}
+    # as the page asks for them (static/js/explorer/data.js NEEDS): the layer's heads as bytes for the drawing,
+    # the selected head's exact values for what the page prints
+    part = "moved" if state["measure"] == "moved" else "pattern"
     data = {
-        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], measure=state["measure"])),
-        "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"])),
+        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], encoding="uint8",
+                                                                         measure=state["measure"])),
+        "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"], parts=[part])),
         "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"], pool=GRID_POOL)),
     }
     if model.cfg.causal:

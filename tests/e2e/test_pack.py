@@ -15,6 +15,7 @@ import pytest
 from attnscope import cli, pack
 from tests.e2e.conftest import ARTIFACTS, Page
 from tests.e2e.test_explorer import arrows, settle
+from tests.e2e.wire import TO_FIXED_4, drawn_layer
 
 TEXT = "the cat sat on the mat because it was tired"
 LAYER, HEAD, TOKEN = 4, 5, 6
@@ -91,8 +92,9 @@ def test_the_packed_explorer_is_the_live_one_offline(packs, urls, server, browse
         P = api(server, "/api/attention", text=TEXT, layers=[LAYER])["attention"][str(LAYER)]
         drawn = arrows(page)
         assert drawn and {h for h, *_ in drawn} <= {HEAD, 1}
+        _, D = drawn_layer(server, LAYER, text=TEXT)  # the arrows draw the layer's bytes
         for h, q, k, w in drawn:
-            assert q == TOKEN and abs(w - P[h][q][k]) <= 1e-4  # JSON's 4 decimals, as the live test allows
+            assert q == TOKEN and abs(w - D[h][q][k]) <= TO_FIXED_4
         z = page.evaluate("() => document.getElementById('heatmap').data[0].z")
         assert all((v is None) if j > i else abs(v - P[HEAD][i][j]) <= 1e-4 for i, row in enumerate(z) for j, v in enumerate(row))
         preds = api(server, "/api/predictions", text=TEXT, top_k=10)["predictions"][TOKEN]

@@ -16,7 +16,26 @@ import { drawLines } from "../views/lines.js";
 import { drawPredictions } from "../views/predictions.js";
 import { label, legendAfter } from "../tokens.js";
 import { shownThen } from "../store.js";
-import { keyOf } from "./data.js";
+import { hoverPart, keyOf } from "./data.js";
+import { request } from "../api.js";
+
+// The heatmap hover's second number for state s, fetched once per state (the last few kept): (query, key)
+// -> a promise of it. The whole head's row set comes in one request, asked for on the first hover only.
+const HOVER_KEPT = 4;
+const hovers = new Map();  // JSON of the request -> promise of its rows
+function hoverDetail(s) {
+  const [path, body] = hoverPart(s), part = body.parts[0], key = JSON.stringify([path, body]);
+  return (i, j) => {
+    let rows = hovers.get(key);
+    if (!rows) {
+      rows = request(path, body).then((r) => r[part]);
+      rows.catch(() => hovers.get(key) === rows && hovers.delete(key));  // a failure is asked again on the next hover
+      hovers.set(key, rows);
+      for (const k of hovers.keys()) if (hovers.size > HOVER_KEPT) hovers.delete(k);
+    }
+    return rows.then((r) => r[i][j]);
+  };
+}
 
 // spec: {panel, needs, uses?, on: state keys it shows, draw(data, state) -> geometry (or a promise)}
 function specs({ models, focus, pickHead, store, record, append }) {
@@ -30,18 +49,18 @@ function specs({ models, focus, pickHead, store, record, append }) {
       if (!$("lock").hidden) $("lock-token").textContent = g.chips[s.token]?.textContent ?? "";
       return g;
     } },
-    describe: { panel: "arrows-panel", needs: ["attention"], on: ["head", "token", "dir"], draw: ({ attention: a }, s) => {
-      $("describe").textContent = describe({ tokens: a.tokens, pattern: a.pattern, layer: s.layer, head: s.head, token: s.token,
+    // it prints numbers: the selected head's exact values (head), not the bytes the arrows draw
+    describe: { panel: "arrows-panel", needs: ["attention", "head"], on: ["token", "dir"], draw: ({ attention: a, head }, s) => {
+      $("describe").textContent = describe({ tokens: a.tokens, pattern: { [s.head]: head.rows }, layer: s.layer, head: s.head, token: s.token,
         dir: s.dir, causal: a.causal, measure: a.measure });
     } },
-    // the head's scores (or weights, for what moved) are in its hover: drawn with them, in one plotly
-    // draw (a second draw when they arrived cost a keystroke ~120 ms of tick labels at 32 tokens)
+    // the cells are the head's exact values (the hover prints them); the hover's second number (the
+    // score, or the weight beside what moved) is fetched when a cell is first hovered, for that state
     heatmap: { panel: "heatmap-panel", needs: ["attention", "head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
       await plotlyReady();
       legendAfter($("heatmap"), a.tokens);
-      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: a.pattern[s.head], scores: head.scores, causal: a.causal,
-        measure: a.measure, peak: a.peaks[s.head], weights: head.pattern },
-        { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q) });
+      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: head.rows, causal: a.causal, measure: a.measure, peak: head.peak },
+        { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q), detail: hoverDetail(s) });
     } },
     lines: { panel: "lines-panel", needs: ["attention"], on: ["heads", "token", "dir"], draw: ({ attention: a }, s, resized) =>
       drawLines($("lines"), a, { heads: s.heads, token: s.token, dir: s.dir, focus, remeasure: resized }) },

@@ -111,7 +111,7 @@ def test_the_packed_explorer_is_the_live_one_offline(packs, urls, server, browse
             p.wait_for_function("() => window.attnscope.store.state.token === 7")
         hovered = explorer_view(page)
         assert hovered == explorer_view(live) and hovered["highlight"] == {"token": "7", "dir": "out", "hidden": False}
-        assert all(q == 7 and abs(w - P[h][7][k]) <= 1e-4 for h, q, k, w in hovered["arrows"])
+        assert all(q == 7 and abs(w - D[h][7][k]) <= TO_FIXED_4 for h, q, k, w in hovered["arrows"])
         for p in (page, live):  # lock it, read who looks at it (no data needed), draw one head fewer
             p.click(".chip[data-index='7']")
             p.check("input[name='dir'][value='in']")
@@ -120,7 +120,7 @@ def test_the_packed_explorer_is_the_live_one_offline(packs, urls, server, browse
             settle(p)
         locked = explorer_view(page)
         assert locked == explorer_view(live) and locked["highlight"]["dir"] == "in"
-        assert locked["arrows"] and all(k == 7 and abs(w - P[HEAD][q][7]) <= 1e-4 for h, q, k, w in locked["arrows"])
+        assert locked["arrows"] and all(k == 7 and abs(w - D[HEAD][q][7]) <= TO_FIXED_4 for h, q, k, w in locked["arrows"])
         assert page.state()["locked"] and "token=7" in page.url and page.url.startswith("file:")  # the URL follows, on this file
         page.keyboard.press("Escape")
         page.wait_for_function("() => !window.attnscope.store.state.locked")

@@ -11,7 +11,7 @@ import { drawArrows } from "../views/arrows.js";
 import { drawAttribution } from "../views/attribution.js";
 import { describe } from "../views/describe.js";
 import { drawGrid } from "../views/grid.js";
-import { drawHeatmap } from "../views/heatmap.js";
+import { drawHeatmap, drawHeatmapPreview } from "../views/heatmap.js";
 import { drawLines } from "../views/lines.js";
 import { drawPredictions } from "../views/predictions.js";
 import { label, legendAfter } from "../tokens.js";
@@ -56,10 +56,13 @@ function specs({ models, focus, pickHead, store, record, append }) {
     } },
     // the cells are the head's exact values (the hover prints them); the hover's second number (the
     // score, or the weight beside what moved) is fetched when a cell is first hovered, for that state
+    // Before plotly.js is in (a first load), a picture of the same cells (drawHeatmapPreview), replaced by
+    // the chart once it is: the geometry says preview, and render() draws the view again when plotly is ready
     heatmap: { panel: "heatmap-panel", needs: ["attention", "head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
-      await plotlyReady();
       legendAfter($("heatmap"), a.tokens);
-      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: head.rows, causal: a.causal, measure: a.measure, peak: head.peak },
+      const data = { tokens: a.tokens, pattern: head.rows, causal: a.causal, measure: a.measure, peak: head.peak };
+      if (!window.Plotly) return drawHeatmapPreview($("heatmap"), data, { layer: s.layer, head: s.head, token: s.token, dir: s.dir });
+      return drawHeatmap($("heatmap"), data,
         { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q), detail: hoverDetail(s) });
     } },
     lines: { panel: "lines-panel", needs: ["attention"], on: ["heads", "token", "dir"], draw: ({ attention: a }, s, resized) =>
@@ -169,6 +172,8 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
     const s = store.state;
     return !v.drawing && s.text !== "" && v.stamp === stampOf(keysFor(all[name], s));
   };
+  // fresh, and drawn in full (not the heatmap's picture before plotly.js is in)
+  const complete = (name) => fresh(name) && !shown[name].geometry?.preview;
 
   // Dim every panel with a view that is not drawn from the current state's data, and say so.
   function paintStatus() {
@@ -186,10 +191,14 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
       if (ok && note) note.remove();
     }
     if ($("empty").hidden !== (s.text !== "")) $("empty").hidden = s.text !== "";  // writes only on a change
-    // the marker tests and bench/frontend.py wait on: the state the main views show (null: not yet)
-    const views = fresh("arrows") && fresh("heatmap") && fresh("predictions");
-    const marker = views ? { text: s.text, then: shownThen(s), model: s.model, layer: s.layer, head: s.head, grid: fresh("grid") } : null;
+    // the markers tests and bench/frontend.py wait on: the state the main views show (null: not yet), in
+    // full (rendered: the heatmap as its chart), or first painted (painted: the heatmap's picture will do)
+    const state = { text: s.text, then: shownThen(s), model: s.model, layer: s.layer, head: s.head };
+    const views = (f) => f("arrows") && f("heatmap") && f("predictions");
+    const marker = views(complete) ? { ...state, grid: complete("grid") } : null;
+    const painted = views(fresh) ? { ...state, preview: !complete("heatmap") } : null;
     if (JSON.stringify(marker) !== JSON.stringify(window.attnscope.rendered)) window.attnscope.rendered = marker;
+    if (JSON.stringify(painted) !== JSON.stringify(window.attnscope.painted)) window.attnscope.painted = painted;
   }
 
   // After a change of state (changed: its keys) or the arrival of data, or a resize.
@@ -198,24 +207,26 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
     for (const [name, spec] of Object.entries(all)) {
       const ready = dataFor(spec, s);
       const v = shown[name];
-      if (ready && (ready.stamp !== v.stamp || resized || spec.on.some((k) => changed.has(k)))) draw(name, resized);
+      const upgrade = v.geometry?.preview && window.Plotly;  // a picture drawn before plotly.js was in: now the chart
+      if (ready && (ready.stamp !== v.stamp || resized || upgrade || spec.on.some((k) => changed.has(k)))) draw(name, resized);
     }
     paintStatus();
   }
 
+  plotlyReady().then(() => render(), () => {});  // the pictures drawn before it arrived become charts
   return {
     render,
     fresh,
     geometry: (name) => shown[name].geometry,
     // resolves once view name shows the current state (a draw in flight or the data still on its way)
     async whenFresh(name) {
-      while (!fresh(name)) {
+      while (!complete(name)) {
         if (store.state.text === "") throw new Error("there is no text to export");
         await (shown[name].drawing ?? new Promise((r) => setTimeout(r, 40)));
       }
       return shown[name].geometry;
     },
     drawing: () => Object.values(shown).some((v) => v.drawing),
-    allFresh: () => store.state.text === "" || Object.keys(all).every(fresh),
+    allFresh: () => store.state.text === "" || Object.keys(all).every(complete),
   };
 }

@@ -4,7 +4,7 @@
 // fetched on hover, and building its n x n hover strings cost every redraw). The highlighted
 // row/column is an overlay, not a relayout, so hovering a token costs a style change, not a redraw.
 
-import { plotlyScale } from "../colors.js";
+import { LUT, plotlyScale } from "../colors.js";
 import { css } from "../dom.js";
 import { config, plotArea } from "../plotly.js";
 import { label, note, plotlySafe } from "../tokens.js";
@@ -30,6 +30,7 @@ export async function drawHeatmap(el, { tokens, pattern, scores = null, causal, 
   if (redraw) {
     hideTip(el);
     await chart(el, { tokens, pattern, causal, measure, peak, layer, head, scale });
+    el.querySelector(":scope > canvas.hm-preview")?.remove();
   }
   if (!last) {
     el.on("plotly_click", (ev) => {  // a click on a cell locks its query token
@@ -61,7 +62,7 @@ function chart(el, { tokens, pattern, causal, measure, peak, layer, head, scale 
     title: { text: title, font: { color: css("--muted") } }, showgrid: false, zeroline: false, fixedrange: true,
   });
   const layout = {
-    margin: { l: 90, r: 10, t: 30, b: 90 }, height: Math.max(320, Math.min(640, 180 + n * 14)),
+    margin: { l: MARGIN.l, r: 10, t: MARGIN.t, b: MARGIN.b }, height: chartHeight(n),
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: css("--masked"), hovermode: "closest",
     title: { text: `layer ${layer}, head ${head}${moved ? " · what it moved" : ""}`, font: { size: 13, color: css("--fg") }, x: 0.02 },
     xaxis: { ...axis("key (is read)"), tickangle: -45, side: "bottom" },
@@ -71,6 +72,71 @@ function chart(el, { tokens, pattern, causal, measure, peak, layer, head, scale 
   return window.Plotly.react(el, [trace], layout, config({
     modeBarButtonsToRemove: ["select2d", "lasso2d", "zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d"],
     toImageButtonOptions: { filename: `attnscope-heatmap-L${layer}-H${head}` } }));
+}
+
+const MARGIN = { l: 90, t: 30, b: 90, r: 96 };  // the chart's plot area in its box (r: plotly's 10 + the colour bar's ~86)
+const chartHeight = (n) => Math.max(320, Math.min(640, 180 + n * 14));
+
+// Before plotly.js has arrived (a first load: it takes the browser most of a second to evaluate), the
+// same cells, in the same colours and place, as a picture on a canvas: the explorer draws this at once
+// and the chart (hover, click, export) over it when plotly is ready. Resolves nothing: returns the
+// plot area, marked preview.
+export function drawHeatmapPreview(el, { tokens, pattern, causal, measure = "weight", peak = 1 },
+  { layer, head, token = -1, dir = "out", scale = "viridis" }) {
+  const n = tokens.length, width = el.clientWidth, height = chartHeight(n);
+  const { l, t, b } = MARGIN, w = Math.max(10, width - l - MARGIN.r), h = height - t - b;
+  let c = el.querySelector(":scope > canvas.hm-preview");
+  if (!c) {
+    c = document.createElement("canvas");
+    c.className = "hm-preview";
+    c.setAttribute("role", "img");
+    el.prepend(c);
+  }
+  c.setAttribute("aria-label", `heatmap of layer ${layer}, head ${head}${measure === "moved" ? ", what it moved" : ""}: the chart is loading`);
+  const dpr = window.devicePixelRatio || 1;
+  c.width = Math.round(width * dpr);
+  c.height = Math.round(height * dpr);
+  c.style.width = `${width}px`;
+  c.style.height = `${height}px`;
+  const ctx = c.getContext("2d");
+  ctx.scale(dpr, dpr);
+  ctx.fillStyle = css("--masked");
+  ctx.fillRect(l, t, w, h);
+  // one pixel a cell, scaled up unsmoothed; masked cells left transparent (the masked colour shows)
+  const cells = new ImageData(n, n), lut = LUT[scale], top = measure === "moved" ? peak : 1;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      if (causal && j > i) continue;
+      const v = Math.round(255 * Math.min(1, Math.max(0, pattern[i][j] / top))), k = (i * n + j) * 4;
+      cells.data.set([lut[v * 3], lut[v * 3 + 1], lut[v * 3 + 2], 255], k);
+    }
+  const px = document.createElement("canvas");
+  px.width = n;
+  px.height = n;
+  px.getContext("2d").putImageData(cells, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(px, l, t, w, h);
+  // the title and the tokens along the axes, as the chart writes them
+  const font = css("--font") || "system-ui";
+  ctx.fillStyle = css("--fg");
+  ctx.font = `13px ${font}`;
+  ctx.fillText(`layer ${layer}, head ${head}${measure === "moved" ? " · what it moved" : ""}`, width * 0.02, 18);
+  ctx.font = `${n > 40 ? 9 : 11}px ${font}`;
+  const step = Math.max(1, Math.ceil(n / 40));
+  for (let i = 0; i < n; i += step) {
+    const name = label(tokens[i]), y = t + (i + 0.5) * (h / n), x = l + (i + 0.5) * (w / n);
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    ctx.fillText(name, l - 6, y);
+    ctx.save();
+    ctx.translate(x, t + h + 6);
+    ctx.rotate(-Math.PI / 4);
+    ctx.fillText(name, 0, 0);
+    ctx.restore();
+  }
+  const area = { preview: true, l, t, w, h, width, height };
+  highlight(el, n, token, dir, area);
+  return area;
 }
 
 // The hover's text for cell (query i, key j): the tokens, the exact value drawn, and the second number
@@ -130,9 +196,8 @@ function hideTip(el) {
 }
 
 // Highlight a row (dir "out": where token i looks) or a column (dir "in": who looks at token i).
-export function highlight(el, n, token, dir) {
+export function highlight(el, n, token, dir, size = plotArea(el)) {
   let box = el.querySelector(".hm-highlight");
-  const size = plotArea(el);
   if (!size || token < 0 || token >= n) {
     if (box) box.hidden = true;
     return;

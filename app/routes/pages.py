@@ -59,10 +59,10 @@ def module_graph(entry: str) -> tuple[str, ...]:
 
 def context(page: str, initial: dict, query: QueryParams, plotly: str, oembed_url: str | None = None,
             public_base: str | None = None, preload: bool = True) -> dict:
-    """What templates/{page}.html is rendered with. preload: link the page's modules for preloading (not in
-    a pack, whose modules are one bundle)."""
+    """What templates/{page}.html is rendered with. preload: link the page's modules (and, on the explorer,
+    plotly.js) for preloading; not in a pack, whose modules are one bundle of classic scripts from files."""
     return {"initial": initial, "plotly": plotly, "page": page, "oembed_url": oembed_url, "public_base": public_base,
-            "present": query.get("present") == "1",
+            "present": query.get("present") == "1", "preload": preload,
             "modules": module_graph(PAGE_SCRIPTS[page]) if preload and page in PAGE_SCRIPTS else ()}
 
 

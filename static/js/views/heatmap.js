@@ -116,6 +116,13 @@ export function drawHeatmapPreview(el, { tokens, pattern, causal, measure = "wei
   px.getContext("2d").putImageData(cells, 0, 0);
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(px, l, t, w, h);
+  if (n <= 48) {  // the chart's 1 px gaps between cells (xgap, ygap)
+    ctx.fillStyle = css("--panel");
+    for (let i = 1; i < n; i++) {
+      ctx.fillRect(l + (i * w) / n - 0.5, t, 1, h);
+      ctx.fillRect(l, t + (i * h) / n - 0.5, w, 1);
+    }
+  }
   // the title and the tokens along the axes, as the chart writes them
   const font = css("--font") || "system-ui";
   ctx.fillStyle = css("--fg");

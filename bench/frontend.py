@@ -1,18 +1,21 @@
 """Front-end benchmark: the explorer page in headless Chromium against a real `uvicorn app.main:app`
 (subprocess, free loopback port), everything measured side by side in one run.
 
-    .venv/bin/python bench/frontend.py [--reps 9] [--sizes 8,32,128] [--hovers 3]
+    .venv/bin/python bench/frontend.py [--reps 9] [--sizes 8,32,128,400] [--hovers 3]
         [--loads 5] [--no-profile] [--url http://127.0.0.1:8000]
 
 Prints:
 
-  1. keystroke -> updated views at 8, 32 and 128 tokens. A distinct text each time (the same sentence
+  1. keystroke -> updated views at 8, 32, 128 and 400 tokens. A distinct text each time (the same sentence
      with one word varied, so nothing is cached) goes into the textarea as a user's input (Playwright
      `fill`: one `input` event). The clock starts at that event (performance.now() in the page) and
      stops when the page sets `window.attnscope.rendered` for that text (arrows, heatmap, predictions
      drawn), and again when `rendered.grid` is true as well. Interleaved with it, from the same page
      (fetch in page.evaluate), the API's own latency for the requests the page makes, for other fresh
-     texts: POST /api/attention layers=[layer], /api/head, /api/predictions, in parallel. Ratio =
+     texts: the first views' requests exactly as the last keystroke sent them (recorded by a wrapper
+     around fetch; today /api/attention for one layer as uint8, /api/head parts pattern,
+     /api/predictions), in parallel. The bytes of every request of a keystroke (the grid's too) are
+     summed from Resource Timing (transferSize: gzip bodies and headers) and listed by request. Ratio =
      (keystroke->views minus the page's 220 ms input debounce) / API latency (bodies received); the raw
      ratio (debounce included) is printed too, and a paired ratio against each keystroke's own
      three requests (same text, same moment: robust when the machine is busy). Then the page's own
@@ -25,7 +28,9 @@ Prints:
      from their chips once laid out, a CPU profile and a trace (forced style/layout, by JS line).
   3. first load: bytes transferred for the page and its resources (Resource Timing transferSize),
      cold (new browser context) and warm (second navigation in the same context), and the time from
-     navigation start to the first views (window.attnscope.rendered set, body[data-ready='1']).
+     navigation start to the first views drawn (window.attnscope.painted set: the heatmap may still be
+     its picture, plotly.js not run yet), to the charts (window.attnscope.rendered) and to
+     body[data-ready='1'].
 
 The server reads its settings from the environment (ATTNSCOPE_CACHE_DIR, default ~/.cache/attnscope, holds the converted
 weights; ATTNSCOPE_MODELS is cleared, ATTNSCOPE_PRELOAD defaults to `default`); --url measures an

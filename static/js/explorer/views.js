@@ -20,7 +20,8 @@ import { hoverPart, keyOf } from "./data.js";
 import { request } from "../api.js";
 
 // The heatmap hover's second number for state s, fetched once per state (the last few kept): (query, key)
-// -> a promise of it. The whole head's row set comes in one request, asked for on the first hover only.
+// -> a promise of it. The whole head's numbers come in one request, asked for on the first hover only
+// (a 400-token text's scores are ~230 kB: too much to send with every keystroke for a hover that may not come).
 const HOVER_KEPT = 4;
 const hovers = new Map();  // JSON of the request -> promise of its rows
 function hoverDetail(s) {
@@ -54,10 +55,10 @@ function specs({ models, focus, pickHead, store, record, append }) {
       $("describe").textContent = describe({ tokens: a.tokens, pattern: { [s.head]: head.rows }, layer: s.layer, head: s.head, token: s.token,
         dir: s.dir, causal: a.causal, measure: a.measure });
     } },
-    // the cells are the head's exact values (the hover prints them); the hover's second number (the
-    // score, or the weight beside what moved) is fetched when a cell is first hovered, for that state
+    // The cells are the head's exact values (the hover prints them); the hover's second number (the
+    // score, or the weight beside what moved) is fetched when a cell is first hovered, for that state.
     // Before plotly.js is in (a first load), a picture of the same cells (drawHeatmapPreview), replaced by
-    // the chart once it is: the geometry says preview, and render() draws the view again when plotly is ready
+    // the chart once it is: the geometry says preview, and render() draws the view again when plotly is ready.
     heatmap: { panel: "heatmap-panel", needs: ["attention", "head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
       legendAfter($("heatmap"), a.tokens);
       const data = { tokens: a.tokens, pattern: head.rows, causal: a.causal, measure: a.measure, peak: head.peak };
@@ -213,7 +214,7 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
     paintStatus();
   }
 
-  plotlyReady().then(() => render(), () => {});  // the pictures drawn before it arrived become charts
+  plotlyReady().then(() => render(), onError);  // the pictures drawn before it arrived become charts
   return {
     render,
     fresh,

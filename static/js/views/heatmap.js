@@ -146,14 +146,17 @@ export function drawHeatmapPreview(el, { tokens, pattern, causal, measure = "wei
   return area;
 }
 
+const NONE = Symbol("no second number");  // a heatmap given neither scores, weights nor detail
+
 // The hover's text for cell (query i, key j): the tokens, the exact value drawn, and the second number
-// (fixed: a number, or null for masked; else "…" until it arrives). Lines of text, never HTML.
+// (a number, or null for masked; undefined: "…" until it arrives; NONE: left out). Lines of text, never HTML.
 export function tipLines({ tokens, pattern, measure }, i, j, second) {
   const moved = measure === "moved";
   const pieces = [note(tokens[i]) && `query: ${note(tokens[i])}`, j !== i && note(tokens[j]) && `key: ${note(tokens[j])}`].filter(Boolean);
   const main = `${moved ? "moved" : "weight"} ${pattern[i][j].toFixed(4)}`;
   const rest = second === undefined ? "…" : second === null ? "masked" : second.toFixed(moved ? 4 : 3);
-  return [`${label(tokens[i])} (${i}) → ${label(tokens[j])} (${j})`, ...pieces, main, `${moved ? "weight" : "score (q·k/√d)"} ${rest}`];
+  return [`${label(tokens[i])} (${i}) → ${label(tokens[j])} (${j})`, ...pieces, main,
+    ...(second === NONE ? [] : [`${moved ? "weight" : "score (q·k/√d)"} ${rest}`])];
 }
 
 function tipOf(el) {
@@ -178,7 +181,7 @@ function showTip(el, ev) {
   if (!p || !d || p.z === null || p.z === undefined) return hideTip(el);
   const i = p.y, j = p.x, tip = tipOf(el), cell = `${i},${j}`;
   tip.dataset.cell = cell;
-  let value = d.second?.(i, j);
+  let value = d.second ? d.second(i, j) : NONE;
   if (value instanceof Promise) {
     const ask = value;
     value = undefined;

@@ -76,3 +76,47 @@ def test_the_first_views_are_drawn_before_plotly_runs_then_the_chart(browser, se
         assert not errors, errors
     finally:
         ctx.close()
+
+
+def test_a_hovers_late_number_is_never_written_into_another_heads_chart(page, server):
+    """The score a hover asks for arrives after the head was changed: the tooltip of the new chart never
+    shows it; hovering again asks for the new head's and shows exactly that."""
+    held = []
+
+    def route(r):
+        body = r.request.post_data_json or {}
+        if body.get("parts") == ["scores"]:
+            held.append(r)  # the hover's request: answered below, late
+        else:
+            r.continue_()
+
+    page.route("**/api/head", route)
+    page.open(server + "/")
+    wait_rendered(page, page.state()["text"])
+    s = page.state()
+    n = page.locator("#arrows .chip").count()
+    area = page.evaluate("() => window.attnscope.geometry('heatmap')")
+    page.locator("#heatmap").scroll_into_view_if_needed()
+    box = page.locator("#heatmap").bounding_box()
+    at = (box["x"] + area["l"] + 0.5 * area["w"] / n, box["y"] + area["t"] + (n - 0.5) * area["h"] / n)  # last query, key 0
+    page.mouse.move(*at)
+    page.wait_for_function("() => document.querySelector('#heatmap .hm-tip')?.textContent.includes('…')")
+    assert len(held) == 1 and held[0].request.post_data_json["head"] == s["head"]
+    other = (s["head"] + 1) % 9
+    page.select_option("#head", str(other))
+    wait_rendered(page, s["text"], head=other)
+    old = held.pop(0)
+    assert old.request.post_data_json["head"] == s["head"]
+    old.continue_()  # the old head's scores, now
+    page.evaluate("() => window.attnscope.settled()")
+    tip = page.locator("#heatmap .hm-tip")
+    assert tip.count() == 0 or tip.is_hidden() or "…" in tip.text_content()  # never the old head's number
+    page.mouse.move(1, 1)
+    page.mouse.move(*at)
+    page.wait_for_function("() => { const t = document.querySelector('#heatmap .hm-tip'); return t && !t.hidden; }")
+    assert held and all(r.request.post_data_json["head"] == other for r in held)
+    for r in held:
+        r.continue_()
+    page.wait_for_function("() => !document.querySelector('#heatmap .hm-tip').textContent.includes('…')")
+    want = post(server, "/api/head", text=s["text"], layer=s["layer"], head=other, parts=["scores"])["scores"][n - 1][0]
+    assert f"score (q·k/√d) {want:.3f}" in page.text_content("#heatmap .hm-tip")

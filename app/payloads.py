@@ -136,6 +136,8 @@ def head_payload(runner: Runner, req: HeadRequest) -> dict:
             **({"q": r(h["q"]), "k": r(h["k"]), "v": r(h["v"])} if "qkv" in want else {}),
             **({"scores": analysis.scores_public(h["scores"])} if "scores" in want else {}),
             **({"pattern": np.round(h["pattern"], 6)} if "pattern" in want else {}), **({"z": r(h["z"])} if "z" in want else {}),
+            # as /api/attention's JSON writes what moved (4 decimals), so the explorer's heatmap and the exports agree
+            **({"moved": np.round(contributions.moved(cr, req.layer)[req.head], 4)} if "moved" in want else {}),
             **({k: r(v) for k, v in analysis.head_inputs_outputs(cr, req.layer, req.head).items()} if req.detail else {}),
             **({"v_out_norm": r(contributions.value_norms(cr, req.layer)[req.head])} if req.detail else {})}
 

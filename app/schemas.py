@@ -44,9 +44,10 @@ class HeadRequest(TextRequest):
     head: int = Field(description="head index, from 0")
     detail: bool = Field(False, description="also return what the head reads (e), q/k before RoPE (Llama) and "
                                             "the head's output projected back to d_model")
-    parts: list[Literal["qkv", "scores", "pattern", "z"]] | None = Field(
-        None, max_length=4, description="only these of q/k/v, scores, pattern and z (default: all): a view that shows "
-                                        "one of them need not carry the rest (a 400-token text's q, k, v and z are ~350 kB gzipped)")
+    parts: list[Literal["qkv", "scores", "pattern", "z", "moved"]] | None = Field(
+        None, max_length=5, description="only these of q/k/v, scores, pattern, z and moved (default: all but moved): a view "
+                                        "that shows one of them need not carry the rest (a 400-token text's q, k, v and z "
+                                        "are ~350 kB gzipped)")
 
 
 class Ablation(Strict):
@@ -275,6 +276,8 @@ class HeadPublic(BaseModel):
     v: list[list[float]] | None = None
     scores: list[list[float | None]] | None = Field(None, description="[query][key] q·k * scale before the softmax; null where masked")
     pattern: list[list[float]] | None = None
+    moved: list[list[float]] | None = Field(None, description="parts moved: [query][key] ‖pattern[i][j] · v_j W_O‖₂, what "
+                                            "the head carried: /api/attention's measure moved for this head, the same 4 decimals")
     z: list[list[float]] | None = Field(None, description="[pos][d_head] the weighted sum of values, blocks.L.attn.hook_z")
     e: list[list[float]] | None = Field(None, description="detail: [pos][d_model] the head's input, "
                                         "blocks.L.ln1.hook_normalized (BERT: blocks.L.hook_resid_pre)")

@@ -38,7 +38,7 @@ from app.engine import EngineError
 from app.http import ApiError, error_body
 from app.routes.pages import PAGES, page_html, shown_then
 from app.runs import Runner
-from app.schemas import (AttributionRequest, CompareRequest, FlowRequest, HeadsRequest, LensRequest, ResidualRequest,
+from app.schemas import (AttributionRequest, CompareRequest, FlowRequest, HeadRequest, HeadsRequest, LensRequest, ResidualRequest,
                          RolloutRequest)
 from app.settings import Settings
 from app.templating import ROOT, TEMPLATES
@@ -428,6 +428,7 @@ ENDPOINTS = {
     "/api/attribution": (AttributionRequest, payloads.attribution_payload),
     "/api/compare": (CompareRequest, payloads.compare_payload),
     "/api/flow": (FlowRequest, payloads.flow_payload),
+    "/api/head": (HeadRequest, payloads.head_payload),
     "/api/heads": (HeadsRequest, payloads.heads_payload),
     "/api/lens": (LensRequest, payloads.lens_payload),
     "/api/residual": (ResidualRequest, payloads.residual_payload),
@@ -437,7 +438,8 @@ ENDPOINTS = {
 
 def requests_at_load(runner: Runner, page: str, initial: dict) -> list[tuple[str, dict]]:
     """The API requests the page's script makes for its state as it loads, each body as the script sends
-    it (static/js/compare.js, lens.js; the explorer's explained prediction in explorer/data.js's NEEDS).
+    it (static/js/compare.js, lens.js; the explorer's explained prediction in explorer/data.js's NEEDS, and
+    its heatmap hover's second number, hoverPart, asked for when a cell is first hovered).
     The explorer's and explain's other data is inline already. A request the page makes that is not here
     finds no answer offline (the page then says so, and tests/e2e/test_pack.py fails)."""
     s = initial["state"]
@@ -448,6 +450,12 @@ def requests_at_load(runner: Runner, page: str, initial: dict) -> list[tuple[str
         common = {"text": s["text"], "model": s["model"]}
         lens = [("/api/lens", {**common, "top_k": 5})] if runner.model(s["model"]).cfg.causal else []
         return lens + [("/api/heads", {**common, "top": 6}), ("/api/rollout", common), ("/api/flow", common)]
+    out = []
+    if page == "explorer" and initial.get("data"):
+        # the heatmap hover's second number (explorer/data.js's hoverPart), asked for on the first hover
+        then = shown_then(s)
+        out.append(("/api/head", {"text": s["text"], "model": s["model"], **({"then": then} if then else {}), "layer": s["layer"],
+                                  "head": s["head"], "parts": ["pattern" if s["measure"] == "moved" else "scores"]}))
     if page == "explorer" and runner.model(s["model"]).cfg.causal:
         # store.js's whyFromInitial: a target (a token id) picks the explained prediction, at its position
         int_ = lambda v: int(v) if re.fullmatch(r"\d+", str(v or "")) else -1  # noqa: E731
@@ -457,8 +465,8 @@ def requests_at_load(runner: Runner, page: str, initial: dict) -> list[tuple[str
             body = {"text": s["text"], "model": s["model"], **({"then": then} if then else {}), "position": int_(s["at"]), "target": target}
             if int_(s["vs"]) >= 0:
                 body["contrast"] = int_(s["vs"])
-            return [("/api/attribution", body)]
-    return []
+            out.append(("/api/attribution", body))
+    return out
 
 
 def answer(runner: Runner, path: str, body: dict) -> dict:

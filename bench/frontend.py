@@ -1,18 +1,21 @@
 """Front-end benchmark: the explorer page in headless Chromium against a real `uvicorn app.main:app`
 (subprocess, free loopback port), everything measured side by side in one run.
 
-    .venv/bin/python bench/frontend.py [--reps 9] [--sizes 8,32,128] [--hovers 3]
+    .venv/bin/python bench/frontend.py [--reps 9] [--sizes 8,32,128,400] [--hovers 3]
         [--loads 5] [--no-profile] [--url http://127.0.0.1:8000]
 
 Prints:
 
-  1. keystroke -> updated views at 8, 32 and 128 tokens. A distinct text each time (the same sentence
+  1. keystroke -> updated views at 8, 32, 128 and 400 tokens. A distinct text each time (the same sentence
      with one word varied, so nothing is cached) goes into the textarea as a user's input (Playwright
      `fill`: one `input` event). The clock starts at that event (performance.now() in the page) and
      stops when the page sets `window.attnscope.rendered` for that text (arrows, heatmap, predictions
      drawn), and again when `rendered.grid` is true as well. Interleaved with it, from the same page
      (fetch in page.evaluate), the API's own latency for the requests the page makes, for other fresh
-     texts: POST /api/attention layers=[layer], /api/head, /api/predictions, in parallel. Ratio =
+     texts: the first views' requests exactly as the last keystroke sent them (recorded by a wrapper
+     around fetch; today /api/attention for one layer as uint8, /api/head parts pattern,
+     /api/predictions), in parallel. The bytes of every request of a keystroke (the grid's too) are
+     summed from Resource Timing (transferSize: gzip bodies and headers) and listed by request. Ratio =
      (keystroke->views minus the page's 220 ms input debounce) / API latency (bodies received); the raw
      ratio (debounce included) is printed too, and a paired ratio against each keystroke's own
      three requests (same text, same moment: robust when the machine is busy). Then the page's own
@@ -25,7 +28,9 @@ Prints:
      from their chips once laid out, a CPU profile and a trace (forced style/layout, by JS line).
   3. first load: bytes transferred for the page and its resources (Resource Timing transferSize),
      cold (new browser context) and warm (second navigation in the same context), and the time from
-     navigation start to the first views (window.attnscope.rendered set, body[data-ready='1']).
+     navigation start to the first views drawn (window.attnscope.painted set: the heatmap may still be
+     its picture, plotly.js not run yet), to the charts (window.attnscope.rendered) and to
+     body[data-ready='1'].
 
 The server reads its settings from the environment (ATTNSCOPE_CACHE_DIR, default ~/.cache/attnscope, holds the converted
 weights; ATTNSCOPE_MODELS is cleared, ATTNSCOPE_PRELOAD defaults to `default`); --url measures an
@@ -110,16 +115,25 @@ class Texts:
 # plotly has evaluated (it assigns window.Plotly last), and each input event on the textarea.
 INIT = r"""
 (() => {
-  const B = window.__bench = { rendered: [], ready: null, plotly: null, inputs: [], textSet: [] };
+  const B = window.__bench = { rendered: [], painted: [], ready: null, plotly: null, inputs: [], textSet: [], asked: [] };
+  // the page's API requests as it sends them (path and body), so the API side replays exactly those
+  const realFetch = window.fetch.bind(window);
+  window.fetch = (input, init) => {
+    const path = typeof input === "string" ? input : input.url;
+    if (path.startsWith("/api/") && init && typeof init.body === "string") B.asked.push({ t: performance.now(), path, body: init.body });
+    return realFetch(input, init);
+  };
   let app, plotly;
   Object.defineProperty(window, "attnscope", { configurable: true, enumerable: true,
     get() { return app; },
     set(v) {
       app = v;
-      let r = v && v.rendered;
-      if (v) Object.defineProperty(v, "rendered", { configurable: true, enumerable: true,
-        get() { return r; },
-        set(x) { r = x; B.rendered.push({ t: performance.now(), ...x }); } });
+      for (const name of ["rendered", "painted"]) {
+        let r = v && v[name];
+        if (v) Object.defineProperty(v, name, { configurable: true, enumerable: true,
+          get() { return r; },
+          set(x) { r = x; if (x) B[name].push({ t: performance.now(), ...x }); } });
+      }
       if (v && v.store) v.store.addEventListener("change", (e) => {
         if (e.detail.has("text")) B.textSet.push({ t: performance.now(), text: v.store.state.text });
       });
@@ -135,7 +149,7 @@ INIT = r"""
 })();
 """
 
-RESET = "() => { const B = window.__bench; B.rendered.length = 0; B.inputs.length = 0; B.textSet.length = 0;" \
+RESET = "() => { const B = window.__bench; B.rendered.length = 0; B.inputs.length = 0; B.textSet.length = 0; B.asked.length = 0;" \
         " performance.clearResourceTimings(); performance.setResourceTimingBufferSize(10000); }"
 
 # After a keystroke: when the input event fired, when the debounced text reached the store, when
@@ -158,13 +172,18 @@ COLLECT_KEYSTROKE = r"""
            attHeadEnd: Math.max(three[0].end, three[1].end), predEnd: three[2].end,
            bytes: three.reduce((a, e) => a + e.bytes, 0), decoded: three.reduce((a, e) => a + e.decoded, 0),
            gridStart: att[1] ? att[1].start : null, gridEnd: att[1] ? att[1].end : null,
-           gridBytes: att[1] ? att[1].bytes : null, n: document.querySelectorAll("#arrows .chip").length };
+           gridBytes: att[1] ? att[1].bytes : null, n: document.querySelectorAll("#arrows .chip").length,
+           all: res.reduce((a, e) => a + e.bytes, 0), byRequest: res.map((e) => [e.path, e.bytes]),
+           // the first views' requests as the page sent them (the grid's, asked for after them, left out)
+           asks: B.asked.filter((e) => e.t >= input.t && JSON.parse(e.body).text === text)
+             .map((e) => [e.path, JSON.parse(e.body)]).filter(([p, b]) => !(p === "/api/attention" && !(b.layers && b.layers.length === 1))) };
 }
 """
 
-# The API alone, from the same page: the page's three requests for a fresh text, in parallel.
+# The API alone, from the same page: the page's own first-view requests (as a keystroke sent them,
+# bodies and all) for a fresh text, in parallel.
 API_FROM_PAGE = r"""
-async ([text, model, layer, head, temperature]) => {
+async ([text, asks]) => {
   const post = async (path, body) => {
     const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                                   body: JSON.stringify(body) });
@@ -175,11 +194,7 @@ async ([text, model, layer, head, temperature]) => {
     return received;
   };
   const t0 = performance.now();
-  const got = await Promise.all([
-    post("/api/attention", { text, model, layers: [layer] }),
-    post("/api/head", { text, model, layer, head }),
-    post("/api/predictions", { text, model, top_k: 10, temperature }),
-  ]);
+  const got = await Promise.all(asks.map(([path, body]) => post(path, { ...body, text })));
   return { received: Math.max(...got) - t0, parsed: performance.now() - t0 };
 }
 """
@@ -321,7 +336,8 @@ COLLECT_LOAD = r"""
       body: e.encodedBodySize, decoded: e.decodedBodySize, start: e.startTime, end: e.responseEnd })),
     docEnd: nav.responseEnd, plotlyEnd: (entries.find((e) => e.name.includes("/vendor/plotly")) || {}).responseEnd,
     dcl: nav.domContentLoadedEventStart, load: nav.loadEventEnd,
-    plotly: B.plotly, views: B.rendered.length ? B.rendered[0].t : null, ready: B.ready,
+    plotly: B.plotly, views: B.painted.length ? B.painted[0].t : B.rendered.length ? B.rendered[0].t : null,
+    chart: B.rendered.length ? B.rendered[0].t : null, ready: B.ready,
     fcp: fcp ? fcp.startTime : null,
   };
 }
@@ -361,19 +377,19 @@ def keystroke(page, text):
 
 
 def bench_keystrokes(page, texts, sizes, reps, state):
-    args = [state["model"], state["layer"], state["head"], state["temperature"]]
     rows = []
     for n in sizes:
         for _ in range(2):  # warm-up: JIT, connection, first texts of this size
-            keystroke(page, texts(n))
-            page.evaluate(API_FROM_PAGE, [texts(n), *args])
+            asks = keystroke(page, texts(n))["asks"]
+            page.evaluate(API_FROM_PAGE, [texts(n), asks])
         ks, api = [], []
         for r in range(reps):  # interleaved, the order alternating, so drift hits both alike
             for what in (("k", "a") if r % 2 == 0 else ("a", "k")):
                 if what == "k":
                     ks.append(keystroke(page, texts(n)))
+                    asks = ks[-1]["asks"]
                 else:
-                    api.append(page.evaluate(API_FROM_PAGE, [texts(n), *args]))
+                    api.append(page.evaluate(API_FROM_PAGE, [texts(n), asks]))
         assert all(k["n"] == n for k in ks), [k["n"] for k in ks]
         rows.append((n, ks, api))
         print(f"  ... {n} tokens done", file=sys.stderr, flush=True)
@@ -567,7 +583,7 @@ def report_keystrokes(rows, reps, prof, decode):
           " bodies are received (+parse: and JSON.parse'd); all from the input event")
     print(f"\n{'tokens':>6} {'views ms':>9} {'-debounce':>9} {'+grid ms':>9} {'API ms':>8} {'+parse':>8}"
           f" {'ratio':>6} {'raw ratio':>9} {'paired':>6}  |{'debounce':>9} {'att+head':>8} {'+preds':>7} {'draw':>7}"
-          f" {'grid req':>8} {'grid draw':>9} {'kB':>7}")
+          f" {'grid req':>8} {'grid draw':>9} {'kB':>7} {'kB all':>7}")
     for n, ks, api in rows:
         v = med([k["views"] - k["input"] for k in ks])
         g = med([k["grid"] - k["input"] for k in ks])
@@ -579,10 +595,11 @@ def report_keystrokes(rows, reps, prof, decode):
         greq = med([k["gridEnd"] - k["gridStart"] for k in ks if k["gridEnd"]])
         gdraw = med([k["grid"] - k["gridEnd"] for k in ks if k["gridEnd"]])
         kb = med([k["bytes"] for k in ks]) / 1000
+        kb_all = med([k["all"] for k in ks]) / 1000
         paired = med([(k["views"] - k["input"] - DEBOUNCE_MS) / (k["fetchEnd"] - k["fetchStart"]) for k in ks])
         print(f"{n:6d} {v:9.1f} {v - DEBOUNCE_MS:9.1f} {g:9.1f} {ar:8.1f} {ap:8.1f} {(v - DEBOUNCE_MS) / ar:6.2f}"
               f" {v / ar:9.2f} {paired:6.2f}  |{debounce:9.1f} {att_head:8.1f} {preds:7.1f} {draw:7.1f} {greq:8.1f}"
-              f" {gdraw:9.1f} {kb:7.1f}")
+              f" {gdraw:9.1f} {kb:7.1f} {kb_all:7.1f}")
     print(f"   ratio = (views - {DEBOUNCE_MS} ms debounce) / API ms (bodies received); raw ratio = views / API ms;"
           f" paired = the same ratio per keystroke\n   against that keystroke's own 3 requests (first sent -> last"
           f" received, Resource Timing), median: the same text, so the machine's load cancels out.")
@@ -590,7 +607,22 @@ def report_keystrokes(rows, reps, prof, decode):
           " request sent;\n   att+head = -> /api/attention and /api/head received; +preds = how much later"
           " /api/predictions arrived (each view draws when its own\n   data is in; `rendered` waits for all three); draw = last response -> views"
           " drawn (JSON parse + DOM + plotly); grid req = the all-layers uint8 request,\n   sent with the others;"
-          " grid draw = its end -> rendered.grid; kB = transferred for the 3 requests.")
+          " grid draw = its end -> rendered.grid; kB = transferred for the 3 requests; kB all = every request"
+          " of the keystroke\n   (the grid's too: the bytes per keystroke, target <= 1000 kB at 400 tokens).")
+    n, ks, _ = rows[-1]
+    print(f"\n   bytes per keystroke at {n} tokens, by request (median kB transferred, gzip; Resource Timing):")
+    per = {}
+    for k in ks:
+        for i, (path, b) in enumerate(k["byRequest"]):
+            name = f"{path} #{sum(1 for p, _ in k['byRequest'][:i] if p == path) + 1}"
+            per.setdefault(name, []).append(b)
+    asks = {f"{p} #{sum(1 for q, _ in ks[-1]['asks'][:i] if q == p) + 1}": b for i, (p, b) in enumerate(ks[-1]["asks"])}
+    for name, bs in per.items():
+        body = asks.get(name)
+        what = "the grid (every layer, pooled)" if body is None and name.startswith("/api/attention") else (
+            json.dumps({k: v for k, v in body.items() if k not in ("text", "model")}) if body else "")
+        print(f"     {name:22} {med(bs) / 1000:8.1f}  {what[:90]}")
+    print(f"     {'total':22} {med([k['all'] for k in ks]) / 1000:8.1f}")
     if prof:
         show_profile("CPU profile of keystrokes at %s tokens (V8 sampling, 100 us; %.0f ms per keystroke in the"
                      " page's own code)", prof, per=KEYSTROKES_PROFILED)
@@ -660,7 +692,7 @@ def report_load(loads, html_gz):
     print(f"\n3. first load (median of {len(loads)} fresh browser contexts; warm = second navigation in the same"
           " context)")
     print(f"\n{'':5} {'transferred kB':>14} {'bodies kB':>10} {'decoded kB':>10} {'reqs':>5}"
-          f" {'HTML end':>8} {'plotly in':>9} {'plotly run':>10} {'DCL':>7} {'FCP':>7} {'views':>7} {'ready':>7}"
+          f" {'HTML end':>8} {'plotly in':>9} {'plotly run':>10} {'DCL':>7} {'FCP':>7} {'views':>7} {'charts':>7} {'ready':>7}"
           "   (ms from navigation start)")
     for idx, kind in enumerate(("cold", "warm")):
         ls = [pair[idx] for pair in loads]
@@ -668,14 +700,16 @@ def report_load(loads, html_gz):
         bo = med([sum(r["body"] for r in L["resources"]) for L in ls]) / 1000
         de = med([sum(r["decoded"] for r in L["resources"]) for L in ls]) / 1000
         nreq = med([len(L["resources"]) for L in ls])
-        m = {k: med([L[k] for L in ls]) for k in ("docEnd", "plotlyEnd", "plotly", "dcl", "fcp", "views", "ready")}
+        m = {k: med([L[k] for L in ls]) for k in ("docEnd", "plotlyEnd", "plotly", "dcl", "fcp", "views", "chart", "ready")}
         print(f"{kind:5} {tr:14.1f} {bo:10.1f} {de:10.1f} {nreq:5.0f} {m['docEnd']:8.1f} {m['plotlyEnd']:9.1f}"
-              f" {m['plotly']:10.1f} {m['dcl']:7.1f} {m['fcp']:7.1f} {m['views']:7.1f} {m['ready']:7.1f}")
+              f" {m['plotly']:10.1f} {m['dcl']:7.1f} {m['fcp']:7.1f} {m['views']:7.1f} {m['chart']:7.1f} {m['ready']:7.1f}")
     print("   transferred = Resource Timing transferSize (headers + body as sent; 0 from the cache), bodies ="
           " encoded (gzip) sizes, decoded = after gunzip.\n   Times from navigation start: HTML end = page received;"
           " plotly in ="
           " plotly.min.js received; plotly run = it has evaluated (window.Plotly set);\n   DCL = DOMContentLoaded;"
-          " FCP = first contentful paint; views = window.attnscope.rendered first set; ready = body[data-ready='1'].")
+          " FCP = first contentful paint; views = the first views drawn (window.attnscope.painted first set:\n   arrows,"
+          " predictions and the heatmap, as its picture if plotly.js has not run yet; target <= 1000 ms cold); charts ="
+          " window.attnscope.rendered\n   first set (the heatmap as its interactive plotly chart); ready = body[data-ready='1'].")
     print(f"\n   per resource (last context):  {'':28} {'cold: how':>9} {'bytes':>9}   {'warm: how':>9} {'bytes':>9}"
           f"   {'body':>9} {'decoded':>9}")
     cold, warm = loads[-1]
@@ -694,7 +728,7 @@ def report_load(loads, html_gz):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=9, help="distinct texts per size, for each of keystroke and API")
-    ap.add_argument("--sizes", default="8,32,128")
+    ap.add_argument("--sizes", default="8,32,128,400")
     ap.add_argument("--hovers", type=int, default=3, help="passes over every chip")
     ap.add_argument("--loads", type=int, default=5, help="fresh browser contexts for the first-load figures")
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the keystroke CPU profile")

@@ -141,7 +141,7 @@ def test_the_page_is_the_servers_at_that_state(packs, urls, client):
 
 
 def test_the_answers_are_the_apis(packs, client):
-    """What the page asks as it loads (compare, lens; the explorer's explained prediction) is answered
+    """What the page asks as it loads (compare, lens; the explorer's explained prediction and its heatmap hover) is answered
     offline with what the API answers to the same body."""
     paths = {}
     for name, (d, _) in packs.items():
@@ -151,10 +151,11 @@ def test_the_answers_are_the_apis(packs, client):
             r = client.post(a["path"], json=a["body"])
             assert r.status_code == a["status"] == 200, r.text
             assert r.json() == a["answer"], (name, a["path"])
-    assert paths == {"explorer": ["/api/attribution"], "explorer-encoder": [], "explain": [],
+    assert paths == {"explorer": ["/api/head", "/api/attribution"], "explorer-encoder": ["/api/head"], "explain": [],
                      "compare": ["/api/compare", "/api/residual"], "lens": ["/api/lens", "/api/heads", "/api/rollout", "/api/flow"]}
     p = json_script((packs["explorer"][0] / "index.html").read_text(encoding="utf-8"), "attnscope-pack")
-    body = p["answers"][0]["body"]
+    hover, body = p["answers"][0]["body"], p["answers"][1]["body"]
+    assert hover["parts"] == ["scores"] and (hover["layer"], hover["head"]) == (4, 5)  # the heatmap hover's second number
     assert body["position"] == 6 and set(body) == {"text", "model", "position", "target", "contrast"}
     assert p["live"].startswith(f"{SERVER}/?") and p["server"] == SERVER and p["keep"] == ["token", "locked", "dir", "heads"]
     assert json_script((packs["explorer-encoder"][0] / "index.html").read_text(encoding="utf-8"), "attnscope-pack")["live"] is None

@@ -31,3 +31,16 @@ def test_the_cli_reports_it_in_one_line(monkeypatch, capsys, smol, cache_dir, tm
     assert cli.main(["lesson-pack", "-o", str(tmp_path / "p"), "--cache-dir", cache_dir]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("attnscope: error: the lesson needs 'creature' as one token"), err
+
+
+def test_a_heads_moved_part_is_the_layers_moved_for_that_head(client):
+    """/api/head parts moved: what the explorer's heatmap prints for "what it moved", the same numbers
+    (4 decimals) as /api/attention's measure moved and the exports; only the parts asked for come back."""
+    body = {"text": LESSON_SENTENCE, "layer": 2, "head": 3}
+    h = client.post("/api/head", json={**body, "parts": ["moved"]})
+    assert h.status_code == 200, h.text
+    layer = client.post("/api/attention", json={"text": LESSON_SENTENCE, "layers": [2], "measure": "moved"}).json()
+    assert h.json()["moved"] == layer["attention"]["2"][3]
+    assert {"pattern", "scores", "q", "z"}.isdisjoint(h.json())
+    assert "moved" not in client.post("/api/head", json=body).json()  # not among the default parts
+    assert client.post("/api/head", json={**body, "parts": ["weights"]}).status_code == 422

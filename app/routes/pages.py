@@ -6,7 +6,10 @@ the function of the query that computes them), and page_html renders a page with
 `attnscope pack` saves a page from these same functions. Each page is a pure function of its URL, the
 models and the code: cached_page gives it an ETag, Cache-Control and 304s (app/httpcache.py)."""
 
+import posixpath
+import re
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -23,7 +26,7 @@ from ..lesson import COMPARE_DEFAULT, DEFAULT_HEAD, DEFAULT_LAYER, LENS_SENTENCE
 from ..runs import Runner
 from ..payloads import GRID_POOL
 from ..schemas import AttentionRequest, HeadRequest, PredictionsRequest
-from ..templating import EMBED_OF_PAGE, TEMPLATES
+from ..templating import EMBED_OF_PAGE, ROOT, TEMPLATES
 from ..text import parse_then
 from ..vendor import plotly_bundle, plotly_url
 
@@ -32,11 +35,35 @@ router = APIRouter(include_in_schema=False)
 TRANSIENT = ("model_unavailable", "overloaded")
 
 
+# each page's module script (templates/*.html's block script), whose imports the page preloads
+PAGE_SCRIPTS = {"explorer": "main.js", "explain": "explain.js", "compare": "compare.js", "lens": "lens.js", "lesson": "lesson.js"}
+STATIC_JS = ROOT / "static" / "js"
+IMPORT = re.compile(r"""(?:^|\n)\s*(?:import|export)\b[^;'"]*?["'](\.{1,2}/[\w/.-]+\.js)["']""")
+
+
+@lru_cache(maxsize=None)
+def module_graph(entry: str) -> tuple[str, ...]:
+    """Every module static/js/entry imports, transitively (static imports; paths under static/js): the page's
+    <link rel="modulepreload">s, so that the browser asks for them all at once, not one level of imports
+    per round trip (the explorer's go 5 deep)."""
+    seen, todo = [], [entry]
+    while todo:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.append(path)
+        source = (STATIC_JS / path).read_text(encoding="utf-8")
+        todo += [posixpath.normpath(posixpath.join(posixpath.dirname(path), m[1])) for m in IMPORT.finditer(source)]
+    return tuple(seen[1:])
+
+
 def context(page: str, initial: dict, query: QueryParams, plotly: str, oembed_url: str | None = None,
-            public_base: str | None = None) -> dict:
-    """What templates/{page}.html is rendered with."""
+            public_base: str | None = None, preload: bool = True) -> dict:
+    """What templates/{page}.html is rendered with. preload: link the page's modules (and, on the explorer,
+    plotly.js) for preloading; not in a pack, whose modules are one bundle of classic scripts from files."""
     return {"initial": initial, "plotly": plotly, "page": page, "oembed_url": oembed_url, "public_base": public_base,
-            "present": query.get("present") == "1"}
+            "present": query.get("present") == "1", "preload": preload,
+            "modules": module_graph(PAGE_SCRIPTS[page]) if preload and page in PAGE_SCRIPTS else ()}
 
 
 def render(request: Request, page: str, initial: dict):
@@ -57,7 +84,7 @@ def render(request: Request, page: str, initial: dict):
 def page_html(page: str, initial: dict, query: QueryParams, plotly: str) -> str:
     """templates/{page}.html without a request (for `attnscope pack`): no oEmbed link, no public base,
     plotly.js from the URL given."""
-    return TEMPLATES.get_template(f"{page}.html").render(context(page, initial, query, plotly))
+    return TEMPLATES.get_template(f"{page}.html").render(context(page, initial, query, plotly, preload=False))
 
 
 def with_data(runner: Runner, state: dict, build) -> dict:
@@ -123,9 +150,13 @@ def first_view(runner: Runner, state: dict) -> dict:
     state["layer"] = min(max(state["layer"], 0), model.cfg.n_layers - 1)
     state["head"] = min(max(state["head"], 0), model.cfg.n_heads - 1)
     common = {"text": state["text"], "model": model.id, "then": shown_then(state)}
+    # as the page asks for them (static/js/explorer/data.js NEEDS): the layer's heads as bytes for the drawing,
+    # the selected head's exact values for what the page prints
+    part = "moved" if state["measure"] == "moved" else "pattern"
     data = {
-        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], measure=state["measure"])),
-        "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"])),
+        "attention": payloads.attention_payload(runner, AttentionRequest(**common, layers=[state["layer"]], encoding="uint8",
+                                                                         measure=state["measure"])),
+        "head": payloads.head_payload(runner, HeadRequest(**common, layer=state["layer"], head=state["head"], parts=[part])),
         "grid": payloads.attention_payload(runner, AttentionRequest(**common, encoding="uint8", measure=state["measure"], pool=GRID_POOL)),
     }
     if model.cfg.causal:

@@ -16,6 +16,7 @@ import { wireExports } from "./explorer/exports.js";
 import { explorerViews, wanted } from "./explorer/views.js";
 import { writeControls } from "./explorer/write.js";
 import { tokenFocus } from "./focus.js";
+import { loadPlotly } from "./plotly.js";
 import { registerSteps } from "./present.js";
 import { Store, shownThen, stateFromInitial } from "./store.js";
 
@@ -24,7 +25,7 @@ const models = Object.fromEntries(initial.models.map((m) => [m.id, m]));
 const store = new Store({ ...stateFromInitial(initial.state), writing: false });
 const cache = new DataCache();
 const focus = tokenFocus(store);
-window.attnscope = { store, rendered: null };  // for the curious (and for tests): the live state
+window.attnscope = { store, rendered: null, painted: null };  // for the curious (and for tests): the live state
 
 // ---- errors: the message of the current state's failed request, never an older one's ----------------
 
@@ -190,6 +191,8 @@ function start() {
   update(new Set());
   if (initial.error && !d) showError(new ApiError(422, initial.error));
   document.body.dataset.ready = "1";
+  // plotly.js (preloaded) runs once this first paint is on screen: a frame, then a task after it
+  requestAnimationFrame(() => setTimeout(loadPlotly));
 }
 
 start();

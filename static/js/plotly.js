@@ -1,16 +1,35 @@
-// plotly.js is a classic script loaded with `async` (it is 4.8 MB to evaluate): views that do not
-// need it draw first, and charts wait for plotlyReady(). Every chart takes its config and base
-// layout from here, and plotArea() is the one place that reads plotly's private layout fields.
+// plotly.js is a classic script (it is 4.8 MB to evaluate): loaded with `async`, or (the explorer) preloaded
+// by the page and run by loadPlotly() once the first views are painted. Views that do not need it draw
+// first, and charts wait for plotlyReady(). Every chart takes its config and base layout from here, and
+// plotArea() is the one place that reads plotly's private layout fields.
 
 import { css } from "./dom.js";
 
+let ready = null;
+
+// Resolves with Plotly once plotly.js has run (its script tag may not exist yet: loadPlotly adds it).
 export function plotlyReady() {
   if (window.Plotly) return Promise.resolve(window.Plotly);
-  const tag = document.getElementById("plotly-js");
-  return new Promise((resolve, reject) => {
-    tag.addEventListener("load", () => resolve(window.Plotly), { once: true });
-    tag.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")), { once: true });
-  });
+  return (ready ??= new Promise((resolve, reject) => {
+    const hook = (tag) => {
+      tag.addEventListener("load", () => resolve(window.Plotly), { once: true });
+      tag.addEventListener("error", () => reject(new Error("plotly.js could not be loaded")), { once: true });
+    };
+    const tag = document.getElementById("plotly-js");
+    if (tag) hook(tag);
+    else document.addEventListener("attnscope:plotly-tag", (e) => hook(e.detail), { once: true });
+  }));
+}
+
+// Run the plotly.js the page preloaded (<link id="plotly-preload">), if it is not running yet.
+export function loadPlotly() {
+  const link = document.getElementById("plotly-preload");
+  if (!window.Plotly && link && !document.getElementById("plotly-js")) {
+    const tag = Object.assign(document.createElement("script"), { id: "plotly-js", src: link.href, async: true });
+    document.head.append(tag);
+    document.dispatchEvent(new CustomEvent("attnscope:plotly-tag", { detail: tag }));
+  }
+  return plotlyReady();
 }
 
 // No "Share chart..." (a Plotly Cloud upload) on any chart; no plotly logo. On touch screens and phones

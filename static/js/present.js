@@ -5,6 +5,7 @@
 // else from one section to the next.
 
 import { el } from "./dom.js";
+import { plotlyReady } from "./plotly.js";
 
 const root = document.documentElement;
 const KEY = "present";
@@ -110,7 +111,7 @@ function mount() {
   document.getElementById("present-open")?.addEventListener("click", () => setPresenting(true, { fullscreen: true }));
   if (presenting()) setPresenting(true);
   // plotly arrives late (async script): size its charts' text once it has drawn them
-  document.getElementById("plotly-js")?.addEventListener("load", () => setTimeout(chartFonts, 0));
+  if (document.getElementById("plotly-js") || document.getElementById("plotly-preload")) plotlyReady().then(() => setTimeout(chartFonts, 0), () => {});
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mount, { once: true });

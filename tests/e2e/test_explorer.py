@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import WAIT_MS
+from tests.e2e.wire import TO_FIXED_4, drawn_layer, exact_head
 
 LESSON = "a fluffy blue creature roamed the verdant forest"
 
@@ -46,6 +47,17 @@ def arrows(page):
         "ps => ps.map(p => [Number(p.dataset.head), Number(p.dataset.query), Number(p.dataset.key), Number(p.dataset.weight)])")
 
 
+def hover_cell(page, query, key, n):
+    """Move the mouse over the heatmap's cell (query, key); the tooltip's text once its numbers are in."""
+    area = page.evaluate("() => window.attnscope.geometry('heatmap')")
+    page.locator("#heatmap").scroll_into_view_if_needed()
+    box = page.locator("#heatmap").bounding_box()
+    page.mouse.move(box["x"] + area["l"] + (key + 0.5) * area["w"] / n, box["y"] + area["t"] + (query + 0.5) * area["h"] / n)
+    page.wait_for_function("""(cell) => { const t = document.querySelector('#heatmap .hm-tip');
+        return t && !t.hidden && t.dataset.cell === cell && !t.textContent.includes('…'); }""", arg=f"{query},{key}")
+    return page.text_content("#heatmap .hm-tip")
+
+
 def type_text(page, text):
     page.fill("#text", text)
 
@@ -57,8 +69,8 @@ def test_type_hover_and_see_the_apis_numbers(page, server):
     type_text(page, text)
     wait_rendered(page, text)
     s = page.state()
-    att = api(server, "/api/attention", text=text, layers=[s["layer"]])
-    P = att["attention"][str(s["layer"])]
+    att, P = drawn_layer(server, s["layer"], text=text)  # what the arrows draw: the layer's heads as bytes
+    exact = exact_head(server, s["layer"], s["head"], text=text)  # what the page prints: the selected head's floats
     idx = next(i for i, t in enumerate(att["tokens"]) if t["text"] == " it")
     page.hover(f".chip[data-index='{idx}']")
     page.wait_for_function(f"() => window.attnscope.store.state.token === {idx}")
@@ -67,26 +79,27 @@ def test_type_hover_and_see_the_apis_numbers(page, server):
     expected = {k for k, w in enumerate(P[head][idx]) if w > 0.005}
     assert {k for h, q, k, w in drawn if h == head} == expected
     for h, q, k, w in drawn:
-        assert q == idx and abs(w - P[h][q][k]) <= 1e-4
+        assert q == idx and abs(w - P[h][q][k]) <= TO_FIXED_4
     hl = page.eval_on_selector(".hm-highlight", "e => ({token: e.dataset.token, dir: e.dataset.dir, hidden: e.hidden})")
     assert hl == {"token": str(idx), "dir": "out", "hidden": False}
     z = page.evaluate("() => document.getElementById('heatmap').data[0].z")
     for i, row in enumerate(z):
         for j, v in enumerate(row):
-            assert (v is None) if j > i else abs(v - P[head][i][j]) <= 1e-4
-    best = max(range(len(P[head][idx])), key=lambda k: P[head][idx][k])
+            assert (v is None) if j > i else v == exact[i][j]
+    best = max(range(len(exact[idx])), key=lambda k: exact[idx][k])
     assert "attends most to" in page.text_content("#describe")
-    assert f"({P[head][idx][best]:.2f})" in page.text_content("#describe")
-    # the heatmap's hover carries the pre-softmax score of the same head
+    assert f"({exact[idx][best]:.2f})" in page.text_content("#describe")
+    # the heatmap's hover prints the cell's exact weight and (fetched on hover) the same head's pre-softmax score
     h = api(server, "/api/head", text=text, layer=s["layer"], head=head)
-    custom = page.evaluate("() => document.getElementById('heatmap').data[0].customdata")
-    assert custom[idx][best] == f"{h['scores'][idx][best]:.3f}"
+    tip = hover_cell(page, idx, best, len(att["tokens"]))
+    assert f"weight {h['pattern'][idx][best]:.4f}" in tip and f"score (q·k/√d) {h['scores'][idx][best]:.3f}" in tip, tip
+    page.shot("explorer-heatmap-hover")
     # who looks at it: the column (lock the token first: moving to the control leaves the chip)
     page.click(f".chip[data-index='{idx}']")
     page.check("input[name='dir'][value='in']")
     page.wait_for_function("() => document.querySelector('.hm-highlight').dataset.dir === 'in'")
     drawn = arrows(page)
-    assert drawn and all(k == idx and abs(w - P[hh][q][k]) <= 1e-4 for hh, q, k, w in drawn)
+    assert drawn and all(k == idx and abs(w - P[hh][q][k]) <= TO_FIXED_4 for hh, q, k, w in drawn)
     page.shot("explorer-hover-who-looks")
     assert not page.errors and not page.dialogs
 
@@ -366,10 +379,16 @@ def test_what_it_moved_beside_where_it_looks(page, server):
     moved = api(server, "/api/attention", text=LESSON, layers=[s["layer"]], measure="moved")["attention"][str(s["layer"])]
     heat = page.evaluate("() => { const e = document.getElementById('heatmap'); return [e.data[0].z, e.data[0].zmax, e.layout.title.text]; }")
     M = moved[s["head"]]
+    assert exact_head(server, s["layer"], s["head"], "moved", text=LESSON) == M  # the head's floats are the layer's
     assert heat[2] == f"layer {s['layer']}, head {s['head']} · what it moved" and heat[1] == max(max(r) for r in M)
     assert all(v is None if j > i else v == M[i][j] for i, row in enumerate(heat[0]) for j, v in enumerate(row))
     drawn = arrows(page)
-    assert drawn and all(q == 3 and abs(w - moved[h][q][k]) <= 1e-4 for h, q, k, w in drawn)
+    _, D = drawn_layer(server, s["layer"], "moved", text=LESSON)  # the arrows draw the layer's bytes
+    assert drawn and all(q == 3 and abs(w - D[h][q][k]) <= TO_FIXED_4 for h, q, k, w in drawn)
+    # the hover prints the cell's moved and (fetched on hover) its weight, both the API's
+    h = api(server, "/api/head", text=LESSON, layer=s["layer"], head=s["head"], parts=["pattern"])
+    tip = hover_cell(page, 3, 1, len(M))
+    assert f"moved {M[3][1]:.4f}" in tip and f"weight {h['pattern'][3][1]:.4f}" in tip, tip
     assert "takes most from" in page.text_content("#describe")
     page.wait_for_function("() => location.search.includes('measure=moved')")
     assert page.get_attribute("a[data-export-link='heatmap.json']", "href").endswith("&measure=moved")  # the server's file of what moved

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_explorer import LESSON
+from tests.e2e.wire import TO_FIXED_4, drawn_layer, exact_head
 
 MAX_DELAY_S = 1.5
 SEEDS = [1, 2, 3, 4, 5]
@@ -156,19 +157,24 @@ def check_page_shows(page, server):
     heat = page.evaluate("() => { const e = document.getElementById('heatmap'); return {z: e.data[0].z, title: e.layout.title.text}; }")
     assert heat["title"] == f"layer {s['layer']}, head {s['head']}" + (" · what it moved" if s["measure"] == "moved" else "")
     causal = att["causal"]
+    # the heatmap's cells: the selected head's floats (what its hover prints), within the layer's rounding
+    exact = exact_head(server, s["layer"], s["head"], s["measure"], **common)
     for i in range(n):
         for j in range(n):
             v = heat["z"][i][j]
-            assert (v is None) if (causal and j > i) else abs(v - P[s["head"]][i][j]) <= 1e-6, (i, j)
-    # the arrows: each drawn value is the API's (weight or moved), for the heads drawn
+            assert (v is None) if (causal and j > i) else v == exact[i][j], (i, j)
+            assert (v is None) or abs(v - P[s["head"]][i][j]) <= 5.1e-5  # /api/head's 6 decimals against the layer's 4
+    # the arrows: each drawn value is the API's (weight or moved, as the layer's bytes), for the heads drawn
+    _, D = drawn_layer(server, s["layer"], s["measure"], **common)
     for h, q, k, w in page.eval_on_selector_all("svg.arrow-layer path[data-head]", "ps => ps.map(p => [p.dataset.head, p.dataset.query,"
                                                 " p.dataset.key, p.dataset.weight].map(Number))"):
-        assert h in s["heads"] and abs(w - P[h][q][k]) <= 1e-4, (h, q, k, w)
-    # the description: the page's own describe() of the API's numbers for this state
+        assert h in s["heads"] and abs(w - D[h][q][k]) <= TO_FIXED_4, (h, q, k, w)
+    # the description: the page's own describe() of the API's numbers for this state (the head's floats)
     expected = page.evaluate("""async ([tokens, pattern, s, causal]) => {
         const { describe } = await import('/static/js/views/describe.js');
-        return describe({ tokens, pattern, layer: s.layer, head: s.head, token: s.token, dir: s.dir, causal, measure: s.measure });
-    }""", [att["tokens"], P, s, causal])
+        return describe({ tokens, pattern: { [s.head]: pattern }, layer: s.layer, head: s.head, token: s.token, dir: s.dir, causal,
+                          measure: s.measure });
+    }""", [att["tokens"], exact, s, causal])
     assert page.text_content("#describe") == expected
     # the predictions, at the focused token (or the last one)
     if causal:

@@ -6,6 +6,7 @@ import httpx
 
 from tests.e2e.conftest import WAIT_MS
 from tests.e2e.test_explorer import arrows, settle
+from tests.e2e.wire import TO_FIXED_4, drawn_layer
 
 PROMPT = "The capital of France is"
 
@@ -64,8 +65,9 @@ def test_write_then_scrub_the_timeline(page, server):
             assert (v is None) if j > i else abs(v - P[i][j]) <= 1e-4
     page.hover(f".chip[data-index='{n - 1}']")  # the newest token: what it looks at
     page.wait_for_function(f"() => window.attnscope.store.state.token === {n - 1}")
+    _, D = drawn_layer(server, s["layer"], text=PROMPT, then=then)  # the arrows draw the layer's bytes
     for h, q, k, w in arrows(page):
-        assert q == n - 1 and abs(w - att["attention"][str(s["layer"])][h][q][k]) <= 1e-4
+        assert q == n - 1 and abs(w - D[h][q][k]) <= TO_FIXED_4
     # the predictions after the newest token: the API's, with the token written next marked
     preds = api(server, "/api/predictions", text=PROMPT, then=then, top_k=10)["predictions"][n - 1]
     shown = page.eval_on_selector_all(".pred-list li", "ls => ls.map(l => [Number(l.dataset.id), Number(l.dataset.prob)])")

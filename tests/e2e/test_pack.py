@@ -15,6 +15,7 @@ import pytest
 from attnscope import cli, pack
 from tests.e2e.conftest import ARTIFACTS, Page
 from tests.e2e.test_explorer import arrows, settle
+from tests.e2e.wire import TO_FIXED_4, drawn_layer
 
 TEXT = "the cat sat on the mat because it was tired"
 LAYER, HEAD, TOKEN = 4, 5, 6
@@ -91,8 +92,9 @@ def test_the_packed_explorer_is_the_live_one_offline(packs, urls, server, browse
         P = api(server, "/api/attention", text=TEXT, layers=[LAYER])["attention"][str(LAYER)]
         drawn = arrows(page)
         assert drawn and {h for h, *_ in drawn} <= {HEAD, 1}
+        _, D = drawn_layer(server, LAYER, text=TEXT)  # the arrows draw the layer's bytes
         for h, q, k, w in drawn:
-            assert q == TOKEN and abs(w - P[h][q][k]) <= 1e-4  # JSON's 4 decimals, as the live test allows
+            assert q == TOKEN and abs(w - D[h][q][k]) <= TO_FIXED_4
         z = page.evaluate("() => document.getElementById('heatmap').data[0].z")
         assert all((v is None) if j > i else abs(v - P[HEAD][i][j]) <= 1e-4 for i, row in enumerate(z) for j, v in enumerate(row))
         preds = api(server, "/api/predictions", text=TEXT, top_k=10)["predictions"][TOKEN]
@@ -109,7 +111,7 @@ def test_the_packed_explorer_is_the_live_one_offline(packs, urls, server, browse
             p.wait_for_function("() => window.attnscope.store.state.token === 7")
         hovered = explorer_view(page)
         assert hovered == explorer_view(live) and hovered["highlight"] == {"token": "7", "dir": "out", "hidden": False}
-        assert all(q == 7 and abs(w - P[h][7][k]) <= 1e-4 for h, q, k, w in hovered["arrows"])
+        assert all(q == 7 and abs(w - D[h][7][k]) <= TO_FIXED_4 for h, q, k, w in hovered["arrows"])
         for p in (page, live):  # lock it, read who looks at it (no data needed), draw one head fewer
             p.click(".chip[data-index='7']")
             p.check("input[name='dir'][value='in']")
@@ -118,7 +120,7 @@ def test_the_packed_explorer_is_the_live_one_offline(packs, urls, server, browse
             settle(p)
         locked = explorer_view(page)
         assert locked == explorer_view(live) and locked["highlight"]["dir"] == "in"
-        assert locked["arrows"] and all(k == 7 and abs(w - P[HEAD][q][7]) <= 1e-4 for h, q, k, w in locked["arrows"])
+        assert locked["arrows"] and all(k == 7 and abs(w - D[HEAD][q][7]) <= TO_FIXED_4 for h, q, k, w in locked["arrows"])
         assert page.state()["locked"] and "token=7" in page.url and page.url.startswith("file:")  # the URL follows, on this file
         page.keyboard.press("Escape")
         page.wait_for_function("() => !window.attnscope.store.state.locked")

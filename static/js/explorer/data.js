@@ -12,7 +12,11 @@ import { shownThen } from "../store.js";
 
 // what every need runs: the text, and the ids written after it that the timeline shows (run as written)
 const input = (s) => ({ text: s.text, model: s.model, ...(shownThen(s).length ? { then: shownThen(s) } : {}) });
-const attentionOne = (s) => ({ ...input(s), layers: [s.layer], measure: s.measure });
+// The layer's heads as bytes (value = byte x scale, steps of 1/255 of the largest: what the arrows, lines and
+// chips draw, where a step is a 0.02 px stroke); every number the page prints comes from the head need's floats.
+const attentionOne = (s) => ({ ...input(s), layers: [s.layer], measure: s.measure, encoding: "uint8" });
+// what the selected head's view prints: its exact weights, or what it moved
+const exactPart = (s) => (s.measure === "moved" ? "moved" : "pattern");
 
 // What the views scale a head by: 1 for weights; for moved (raw norms) the head's largest value, so
 // that its strongest carry draws as strongly as a weight of 1. values: any iterable of numbers.
@@ -28,12 +32,15 @@ export function peak(measure, values) {
 export const NEEDS = {
   attention: { fields: ["model", "text", "shown", "layer", "measure"], limit: 32, ask: (s) => ["/api/attention", attentionOne(s)],
     accept: (r, s) => {
-      const pattern = r.attention[String(s.layer)], measure = r.measure ?? "weight";
-      return { tokens: r.tokens, text: r.text, pattern, causal: r.causal, measure, peaks: pattern.map((P) => peak(measure, P.flat())) };
+      const a = r.attention[String(s.layer)], flat = decodePattern(a), [H, n] = a.shape, measure = r.measure ?? "weight";
+      return { tokens: r.tokens, text: r.text, pattern: patternRows(flat, H, n), causal: r.causal, measure,
+        peaks: Array.from({ length: H }, (_, h) => peak(measure, flat.subarray(h * n * n, (h + 1) * n * n))) };
     } },
-  // the heatmap's hover: the scores beside the weights, or (what moved) the weights beside what moved
+  // the selected head exactly (floats): the heatmap's cells, the description's numbers. The hover's second
+  // number (the scores beside the weights, or the weights beside what moved) is fetched on hover (hoverPart).
   head: { fields: ["model", "text", "shown", "layer", "head", "measure"], limit: 32,
-    ask: (s) => ["/api/head", { ...input(s), layer: s.layer, head: s.head, parts: [s.measure === "moved" ? "pattern" : "scores"] }], accept: (r) => r },
+    ask: (s) => ["/api/head", { ...input(s), layer: s.layer, head: s.head, parts: [exactPart(s)] }],
+    accept: (r, s) => { const rows = r[exactPart(s)]; return { rows, peak: peak(s.measure, rows.flat()) }; } },
   // every layer's pattern as uint8 (one byte a weight), max-pooled into at most GRID_POOL x GRID_POOL blocks
 // (a thumbnail's pixels: a sharp weight never vanishes), decoded once: [layer] -> Float32Array [H*n*n]
   grid: { fields: ["model", "text", "shown", "measure"], limit: 2,
@@ -48,6 +55,15 @@ export const NEEDS = {
 
 // "shown" is derived: the ids the views run (shownThen), so that a step of the timeline is a key of its own
 export const keyOf = (need, s) => JSON.stringify([need, ...NEEDS[need].fields.map((f) => (f === "shown" ? shownThen(s) : s[f]))]);
+
+// the heatmap hover's second number for state s: [path, body] of the request that has it
+export const hoverPart = (s) => ["/api/head", { ...input(s), layer: s.layer, head: s.head,
+  parts: [s.measure === "moved" ? "pattern" : "scores"] }];
+
+// A decoded [H*n*n] pattern -> [head][query] rows (Float32Array views of it, no copy)
+export function patternRows(flat, H, n) {
+  return Array.from({ length: H }, (_, h) => Array.from({ length: n }, (_, i) => flat.subarray((h * n + i) * n, (h * n + i + 1) * n)));
+}
 
 export const GRID_POOL = 64;  // app/payloads.py GRID_POOL; static/js/views/grid.js MAX_PIXELS
 

@@ -11,12 +11,32 @@ import { drawArrows } from "../views/arrows.js";
 import { drawAttribution } from "../views/attribution.js";
 import { describe } from "../views/describe.js";
 import { drawGrid } from "../views/grid.js";
-import { drawHeatmap } from "../views/heatmap.js";
+import { drawHeatmap, drawHeatmapPreview } from "../views/heatmap.js";
 import { drawLines } from "../views/lines.js";
 import { drawPredictions } from "../views/predictions.js";
 import { label, legendAfter } from "../tokens.js";
 import { shownThen } from "../store.js";
-import { keyOf } from "./data.js";
+import { hoverPart, keyOf } from "./data.js";
+import { request } from "../api.js";
+
+// The heatmap hover's second number for state s, fetched once per state (the last few kept): (query, key)
+// -> a promise of it. The whole head's numbers come in one request, asked for on the first hover only
+// (a 400-token text's scores are ~230 kB: too much to send with every keystroke for a hover that may not come).
+const HOVER_KEPT = 4;
+const hovers = new Map();  // JSON of the request -> promise of its rows
+function hoverDetail(s) {
+  const [path, body] = hoverPart(s), part = body.parts[0], key = JSON.stringify([path, body]);
+  return (i, j) => {
+    let rows = hovers.get(key);
+    if (!rows) {
+      rows = request(path, body).then((r) => r[part]);
+      rows.catch(() => hovers.get(key) === rows && hovers.delete(key));  // a failure is asked again on the next hover
+      hovers.set(key, rows);
+      for (const k of hovers.keys()) if (hovers.size > HOVER_KEPT) hovers.delete(k);
+    }
+    return rows.then((r) => r[i][j]);
+  };
+}
 
 // spec: {panel, needs, uses?, on: state keys it shows, draw(data, state) -> geometry (or a promise)}
 function specs({ models, focus, pickHead, store, record, append }) {
@@ -30,18 +50,21 @@ function specs({ models, focus, pickHead, store, record, append }) {
       if (!$("lock").hidden) $("lock-token").textContent = g.chips[s.token]?.textContent ?? "";
       return g;
     } },
-    describe: { panel: "arrows-panel", needs: ["attention"], on: ["head", "token", "dir"], draw: ({ attention: a }, s) => {
-      $("describe").textContent = describe({ tokens: a.tokens, pattern: a.pattern, layer: s.layer, head: s.head, token: s.token,
+    // it prints numbers: the selected head's exact values (head), not the bytes the arrows draw
+    describe: { panel: "arrows-panel", needs: ["attention", "head"], on: ["token", "dir"], draw: ({ attention: a, head }, s) => {
+      $("describe").textContent = describe({ tokens: a.tokens, pattern: { [s.head]: head.rows }, layer: s.layer, head: s.head, token: s.token,
         dir: s.dir, causal: a.causal, measure: a.measure });
     } },
-    // the head's scores (or weights, for what moved) are in its hover: drawn with them, in one plotly
-    // draw (a second draw when they arrived cost a keystroke ~120 ms of tick labels at 32 tokens)
+    // The cells are the head's exact values (the hover prints them); the hover's second number (the
+    // score, or the weight beside what moved) is fetched when a cell is first hovered, for that state.
+    // Before plotly.js is in (a first load), a picture of the same cells (drawHeatmapPreview), replaced by
+    // the chart once it is: the geometry says preview, and render() draws the view again when plotly is ready.
     heatmap: { panel: "heatmap-panel", needs: ["attention", "head"], on: ["head", "token", "dir"], draw: async ({ attention: a, head }, s) => {
-      await plotlyReady();
       legendAfter($("heatmap"), a.tokens);
-      return drawHeatmap($("heatmap"), { tokens: a.tokens, pattern: a.pattern[s.head], scores: head.scores, causal: a.causal,
-        measure: a.measure, peak: a.peaks[s.head], weights: head.pattern },
-        { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q) });
+      const data = { tokens: a.tokens, pattern: head.rows, causal: a.causal, measure: a.measure, peak: head.peak };
+      if (!window.Plotly) return drawHeatmapPreview($("heatmap"), data, { layer: s.layer, head: s.head, token: s.token, dir: s.dir });
+      return drawHeatmap($("heatmap"), data,
+        { layer: s.layer, head: s.head, token: s.token, dir: s.dir, onCellClick: (q) => focus.toggle(q), detail: hoverDetail(s) });
     } },
     lines: { panel: "lines-panel", needs: ["attention"], on: ["heads", "token", "dir"], draw: ({ attention: a }, s, resized) =>
       drawLines($("lines"), a, { heads: s.heads, token: s.token, dir: s.dir, focus, remeasure: resized }) },
@@ -150,6 +173,8 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
     const s = store.state;
     return !v.drawing && s.text !== "" && v.stamp === stampOf(keysFor(all[name], s));
   };
+  // fresh, and drawn in full (not the heatmap's picture before plotly.js is in)
+  const complete = (name) => fresh(name) && !shown[name].geometry?.preview;
 
   // Dim every panel with a view that is not drawn from the current state's data, and say so.
   function paintStatus() {
@@ -167,10 +192,14 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
       if (ok && note) note.remove();
     }
     if ($("empty").hidden !== (s.text !== "")) $("empty").hidden = s.text !== "";  // writes only on a change
-    // the marker tests and bench/frontend.py wait on: the state the main views show (null: not yet)
-    const views = fresh("arrows") && fresh("heatmap") && fresh("predictions");
-    const marker = views ? { text: s.text, then: shownThen(s), model: s.model, layer: s.layer, head: s.head, grid: fresh("grid") } : null;
+    // the markers tests and bench/frontend.py wait on: the state the main views show (null: not yet), in
+    // full (rendered: the heatmap as its chart), or first painted (painted: the heatmap's picture will do)
+    const state = { text: s.text, then: shownThen(s), model: s.model, layer: s.layer, head: s.head };
+    const views = (f) => f("arrows") && f("heatmap") && f("predictions");
+    const marker = views(complete) ? { ...state, grid: complete("grid") } : null;
+    const painted = views(fresh) ? { ...state, preview: !complete("heatmap") } : null;
     if (JSON.stringify(marker) !== JSON.stringify(window.attnscope.rendered)) window.attnscope.rendered = marker;
+    if (JSON.stringify(painted) !== JSON.stringify(window.attnscope.painted)) window.attnscope.painted = painted;
   }
 
   // After a change of state (changed: its keys) or the arrival of data, or a resize.
@@ -179,24 +208,26 @@ export function explorerViews({ store, cache, models, focus, pickHead, onError, 
     for (const [name, spec] of Object.entries(all)) {
       const ready = dataFor(spec, s);
       const v = shown[name];
-      if (ready && (ready.stamp !== v.stamp || resized || spec.on.some((k) => changed.has(k)))) draw(name, resized);
+      const upgrade = v.geometry?.preview && window.Plotly;  // a picture drawn before plotly.js was in: now the chart
+      if (ready && (ready.stamp !== v.stamp || resized || upgrade || spec.on.some((k) => changed.has(k)))) draw(name, resized);
     }
     paintStatus();
   }
 
+  plotlyReady().then(() => render(), onError);  // the pictures drawn before it arrived become charts
   return {
     render,
     fresh,
     geometry: (name) => shown[name].geometry,
     // resolves once view name shows the current state (a draw in flight or the data still on its way)
     async whenFresh(name) {
-      while (!fresh(name)) {
+      while (!complete(name)) {
         if (store.state.text === "") throw new Error("there is no text to export");
         await (shown[name].drawing ?? new Promise((r) => setTimeout(r, 40)));
       }
       return shown[name].geometry;
     },
     drawing: () => Object.values(shown).some((v) => v.drawing),
-    allFresh: () => store.state.text === "" || Object.keys(all).every(fresh),
+    allFresh: () => store.state.text === "" || Object.keys(all).every(complete),
   };
 }

@@ -49,7 +49,9 @@ def test_bad_url_state_falls_back_and_errors_are_shown(client):
 
 def test_plotly_is_served_by_us_compressed_and_cacheable(client):
     page = client.get("/")
-    src = re.search(r'<script src="(/vendor/plotly-[0-9a-f]+\.min\.js)"', page.text).group(1)
+    # the explorer preloads it and runs it after the first paint (templates/explorer.html); other pages load it async
+    src = re.search(r'<link rel="preload" href="(/vendor/plotly-[0-9a-f]+\.min\.js)" as="script"', page.text).group(1)
+    assert re.search(r'<script src="/vendor/plotly-[0-9a-f]+\.min\.js" id="plotly-js" async>', client.get("/lens").text)
     js = client.get(src, headers={"Accept-Encoding": "gzip"})
     assert js.status_code == 200 and js.headers["content-encoding"] == "gzip"
     assert "immutable" in js.headers["cache-control"]

@@ -160,7 +160,7 @@ def test_switch_model_layer_and_head_then_reload_the_permalink(page, server, bro
 
 def test_grid_click_selects_a_head(page, server):
     page.open(server + "/")
-    page.wait_for_function("() => window.attnscope.rendered.grid")
+    page.wait_for_function("() => window.attnscope?.rendered?.grid")
     g = page.evaluate("() => window.attnscope.geometry('grid')")
     page.locator("#grid canvas").click(position={"x": g["left"] + 5 * g["pitch"] + 4, "y": g["top"] + 6 * g["pitch"] + 4})
     wait_rendered(page, LESSON, layer=5, head=6)
@@ -284,7 +284,7 @@ def test_layouts_from_phone_to_projector(browser, server, width, scheme):
 def test_switching_a_head_off_moves_the_probabilities(page, server):
     text = "The capital of France is"
     page.open(server + "/?text=" + text.replace(" ", "%20"))
-    page.wait_for_function("() => window.attnscope.rendered.grid")
+    page.wait_for_function("() => window.attnscope?.rendered?.grid")
     before = page.eval_on_selector_all(".pred-list li", "ls => ls.map(l => Number(l.dataset.prob))")
     g = page.evaluate("() => window.attnscope.geometry('grid')")
     at = lambda L, H: {"x": g["left"] + L * g["pitch"] + 4, "y": g["top"] + H * g["pitch"] + 4}  # noqa: E731

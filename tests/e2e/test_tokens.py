@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from app.style import legend, token_label, token_note
-from tests.e2e.test_explorer import api, settle, type_text, wait_rendered
+from tests.e2e.test_explorer import api, hover_cell, settle, type_text, wait_rendered
 
 EMOJI = "I love 🦊 and 日本"
 ESCAPE = r"\\x[0-9a-f]{2}"
@@ -50,8 +50,8 @@ def test_the_explorer_shows_characters_and_notes_never_escapes(page, server):
     # the heatmap's axes and hover, the lines' labels
     ticks = page.evaluate("() => document.getElementById('heatmap').layout.xaxis.ticktext")
     assert [ticks[i] for i in fox] == ["·🦊 (1/3)", "·🦊 (2/3)", "·🦊 (3/3)"]
-    hover = page.evaluate("() => document.getElementById('heatmap').data[0].text")
-    assert "query: 2 of 3 byte pieces of 🦊" in hover[fox[1]][0]
+    tip = hover_cell(page, fox[1], fox[0], len(tokens))  # the heatmap's own tooltip (views/heatmap.js)
+    assert "query: 2 of 3 byte pieces of 🦊" in tip and "key: 1 of 3 byte pieces of 🦊" in tip, tip
     lines = page.eval_on_selector_all("#lines .line-token[data-side='key']", "ss => ss.map(s => [s.textContent, s.title])")
     assert lines[fox[2]] == ["·🦊 (3/3)", "3 of 3 byte pieces of 🦊"]
     # the legend, under the chips and the heatmap

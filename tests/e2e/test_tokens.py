@@ -54,9 +54,13 @@ def test_the_explorer_shows_characters_and_notes_never_escapes(page, server):
     assert "query: 2 of 3 byte pieces of 🦊" in tip and "key: 1 of 3 byte pieces of 🦊" in tip, tip
     lines = page.eval_on_selector_all("#lines .line-token[data-side='key']", "ss => ss.map(s => [s.textContent, s.title])")
     assert lines[fox[2]] == ["·🦊 (3/3)", "3 of 3 byte pieces of 🦊"]
-    # the legend, under the chips and the heatmap
-    legends = page.eval_on_selector_all(".token-legend", "ps => ps.filter(p => !p.hidden && p.offsetParent).map(p => p.textContent)")
-    assert legends and set(legends) == {"· = a space before the word"}
+    # the legend, under the chips and the heatmap (the text's marks)...
+    assert page.text_content("#arrows + .token-legend") == page.text_content("#heatmap + .token-legend") == "· = a space before the word"
+    assert page.is_visible("#arrows + .token-legend") and page.is_visible("#heatmap + .token-legend")
+    # ... and under the predictions, the marks of the guesses shown (the mouse left the chips for the heatmap:
+    # they are the last token's, which may guess a new line)
+    guesses = page.eval_on_selector_all("#predictions .pred-token", "ps => ps.map(p => p.textContent)")
+    assert guesses and page.text_content("#predictions .token-legend") == legend(guesses)
     no_escapes(page)
     page.shot("tokens-explorer-1400")
 

@@ -50,8 +50,8 @@ def test_smollm2_matches_transformers(smol, hf_smol, text):
 
 
 def test_smollm2_matches_transformers_at_length(smol, hf_smol):
-    """A text of ~470 tokens: the causal attention by blocks of query rows (forward.causal_attention),
-    its softmax split over threads; the far-out positions of the rotary tables."""
+    """A text of ~470 tokens: every position of a long causal attention,
+    the far-out positions of the rotary tables."""
     hf, tok = hf_smol
     text = " ".join(SENTENCES[:6]) * 8
     run = smol.run(text)

@@ -99,13 +99,13 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - s
 
 
-def torch_forward(model):
-    """transformers' bare forward (eager, float32, no attentions asked) on a text's ids, for the issue's
-    target: /api/attention as the explorer asks it, end to end, against this."""
+def torch_forward(model, threads: int):
+    """transformers' bare forward (eager, float32, no attentions asked, as many threads as ours) on a text's
+    ids, for the issue's target: /api/attention as the explorer asks it, end to end, against this."""
     import torch
     from engine import load_hf
 
-    torch.set_num_threads(max(1, threadpool_threads()))
+    torch.set_num_threads(threads)
     hf = load_hf(model)
 
     def run(text):
@@ -114,18 +114,13 @@ def torch_forward(model):
     return run
 
 
-def threadpool_threads() -> int:
-    from threadpoolctl import threadpool_info
-    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-
-
-def latency(client, model, texts: Texts, sizes, runs: int) -> list[tuple]:
+def latency(client, model, texts: Texts, sizes, runs: int, threads: int) -> list[tuple]:
     """Per size, median ms of: HTTP per encoding (gzip accepted), the explorer's one-layer request, forward
     (patterns only), full run, torch's bare forward. Interleaved run by run, so drift during the run hits
     every column alike, with a pause before each (SETTLE_S) so no side shares the cores with the other's
     spinning BLAS threads."""
     names = {f"blocks.{L}.attn.hook_pattern" for L in range(model.cfg.n_layers)}
-    ref = torch_forward(model)
+    ref = torch_forward(model, threads)
     rows = []
     for n in sizes:
         t = {k: [] for k in (*ENCODINGS, "explorer", "forward", "full_run", "torch")}
@@ -227,7 +222,7 @@ def main():
     env = {"ATTNSCOPE_BLAS_THREADS": str(args.blas_threads)} if args.blas_threads else None
     with Server(args.workers, env) as server, httpx.Client(base_url=server.url, timeout=120) as client:
         if 1 in sections:
-            print_latency(client, model, texts, sizes, args.runs)
+            print_latency(client, model, texts, sizes, args.runs, threads)
         if 2 in sections:
             print_sizes(client, texts, sizes)
         if 3 in sections:
@@ -236,11 +231,11 @@ def main():
             print_cached(client, texts, args)
 
 
-def print_latency(client, model, texts, sizes, runs):
+def print_latency(client, model, texts, sizes, runs, threads):
     print(f"\n1. POST /api/attention, uncached (a new text each time), gzip accepted: median ms of {runs}")
     print(f"{'tokens':>6} {'json':>8} {'uint8':>8} {'float16':>8} {'forward':>8} {'full_run':>8}"
           f"   {'json/fwd':>8} {'u8/fwd':>7} {'f16/fwd':>7}   {'json/full':>9} {'u8/full':>7} {'f16/full':>8}")
-    rows = latency(client, model, texts, sizes, runs)
+    rows = latency(client, model, texts, sizes, runs, threads)
     for n, m in rows:
         f, fr = m["forward"], m["full_run"]
         print(f"{n:6d} {m['json']:8.1f} {m['uint8']:8.1f} {m['float16']:8.1f} {f:8.1f} {fr:8.1f}"

@@ -59,7 +59,7 @@ def interleaved_ms(fns: dict, repeats: int) -> dict:
 
 
 def load_average() -> str:
-    return " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "unknown"
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def load_hf(model):

@@ -165,9 +165,9 @@ class Registry:
         """Bytes of float32 weights: the loaded tree's, else read from the source's headers, else None."""
         if (m := self._models.get(model_id)) is not None:
             return sum(int(w.nbytes) for w in m.weights.values())
-        src = self.sources.get(model_id)
-        if src is None or src.path is None or not src.path.exists():
+        if model_id not in self.sources or self.missing(model_id) is not None:
             return None
+        src = self.sources[model_id]
         try:
             return loaders.source_nbytes(src.path)
         except ModelLoadError:

@@ -180,7 +180,11 @@ def flow_attention(cr: CachedRun, layer: int, block_floats: int = 1 << 19) -> tu
 
 
 def flow_mlp(cr: CachedRun, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """Layer L's MLP block -> (importance of the MLP output [pos], of the residual x_i^{L,mid} [pos])."""
+    """Layer L's MLP block -> (importance of the MLP output [pos], of the residual x_i^{L,mid} [pos]).
+
+    GPT-NeoX's parallel residual: its MLP reads x_i^L, not x_i^{L,mid}; x_i^{L+1} is still the sum
+    mid + out, so these importances (of the parts of that sum) hold as they are. Only a drawing
+    that shows the MLP fed by the mid node would say more than the model did."""
     cfg, w, c = cr.model.cfg, cr.model.weights, cr.run.cache
     b = f"blocks.{layer}."
     mid = c[b + "hook_resid_pre"] + c[b + "hook_attn_out"]  # [pos, d_model]: hook_resid_mid, as the forward pass adds it

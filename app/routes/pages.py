@@ -114,7 +114,18 @@ def page_state(q: QueryParams, runner: Runner) -> dict:
             "temperature": q.get("t", "1"), "off": q.get("off", ""), "offmode": "mean" if q.get("offmode") == "mean" else "zero",
             "measure": "moved" if q.get("measure") == "moved" else "weight",
             "at": q.get("at", ""), "target": q.get("target", ""), "vs": q.get("vs", ""),
-            **written_state(q)}
+            **written_state(q), **side_state(q, runner)}
+
+
+def side_state(q: QueryParams, runner: Runner) -> dict:
+    """The second model of the explorer's split view (`cmp`: an id, "" for none) and its layer and head
+    (`cmpl`, `cmph`; the page clamps them to that model's config from the models it lists); the page
+    fetches side B's data itself."""
+    model_id = q.get("cmp") if q.get("cmp") in runner.registry.sources else ""
+    if not model_id:
+        return {"cmp": "", "cmpl": 0, "cmph": 0}
+    layer, head = max(_int(q.get("cmpl"), 0), 0), max(_int(q.get("cmph"), 0), 0)
+    return {"cmp": model_id, "cmpl": layer, "cmph": head}
 
 
 def written_state(q: QueryParams) -> dict:

@@ -14,6 +14,7 @@ import { ablationControls, headControls, sentenceControls, temperatureControls, 
 import { DataCache, keyOf } from "./explorer/data.js";
 import { wireExports } from "./explorer/exports.js";
 import { explorerViews, wanted } from "./explorer/views.js";
+import { sideView } from "./explorer/side.js";
 import { writeControls } from "./explorer/write.js";
 import { tokenFocus } from "./focus.js";
 import { loadPlotly } from "./plotly.js";
@@ -23,6 +24,11 @@ import { Store, shownThen, stateFromInitial } from "./store.js";
 const initial = initialData();
 const models = Object.fromEntries(initial.models.map((m) => [m.id, m]));
 const store = new Store({ ...stateFromInitial(initial.state), writing: false });
+if (store.state.cmp && models[store.state.cmp]) {  // side B's layer and head within its model's config
+  const m = models[store.state.cmp];
+  store.state.cmpLayer = Math.min(store.state.cmpLayer, m.n_layers - 1);
+  store.state.cmpHead = Math.min(store.state.cmpHead, m.n_heads - 1);
+} else store.state.cmp = "";
 const cache = new DataCache();
 const focus = tokenFocus(store);
 window.attnscope = { store, rendered: null, painted: null };  // for the curious (and for tests): the live state
@@ -99,17 +105,23 @@ const controls = [sentenceControls({ store, models, remap, shownText: writing.sh
 const views = explorerViews({ store, cache, models, focus, pickHead: ablation.pick, onError: showError, record: writing.recordFor,
   append: (id) => store.set({ then: [...shownThen(store.state), id], upto: -1 }) });
 
+// side B (a second model beside this one): its own data from the same cache, drawn under the same rule
+const side = sideView({ store, cache, models, shownText: writing.shownText,
+  mainData: () => { const a = cache.get(keyOf("attention", store.state)); return a?.status === "ready" ? a.value : null; },
+  mainChips: () => (views.fresh("arrows") ? views.geometry("arrows")?.chips : null) });
+
 const FOCUS = new Set(["token", "locked"]);  // a hover: no control shows these, no data depends on them
 
 function update(changed) {
   const focusOnly = changed.size > 0 && [...changed].every((k) => FOCUS.has(k));  // a hover needs no data
   if (!focusOnly) {
     const want = wanted(store.state, models, cache);
-    cache.want(want);
+    cache.want(new Map([...want, ...side.wanted()]));  // one want: a need of either side is never aborted by the other's
     keepTokenInRange();
     showError(currentError(want));
   }
   views.render(changed);
+  side.render(changed);
 }
 
 store.addEventListener("change", (e) => {
@@ -120,13 +132,17 @@ store.addEventListener("change", (e) => {
   update(e.detail);
 });
 cache.addEventListener("data", () => update(new Set()));
-store.addEventListener("record", () => { for (const c of controls) c.show(store.state); views.render(new Set(["record"])); });
+store.addEventListener("record", () => {
+  for (const c of controls) c.show(store.state);
+  views.render(new Set(["record"]));
+  if (store.state.cmp) { cache.want(new Map([...wanted(store.state, models, cache), ...side.wanted()])); side.render(new Set()); }  // B reads the written text, now known
+});
 
 // ---- the rest of the page ---------------------------------------------------------------------------
 
 function wirePage() {
   $("unlock").addEventListener("click", focus.release);
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape") focus.release(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") { focus.release(); side.release(); } });
   let slow = 0;
   busy.addEventListener("change", (e) => {
     clearTimeout(slow);
@@ -136,7 +152,7 @@ function wirePage() {
   let resize = 0;
   window.addEventListener("resize", () => {
     clearTimeout(resize);
-    resize = setTimeout(() => views.render(new Set(), { resized: true }), 120);
+    resize = setTimeout(() => { views.render(new Set(), { resized: true }); side.render(new Set(), { resized: true }); }, 120);
   });
   window.addEventListener("attnscope:print", () => views.render(new Set(), { resized: true }));  // now, not debounced
   let urlTimer = 0;
@@ -169,7 +185,7 @@ window.attnscope.settled = () => new Promise((resolve) => {
   const sentence = controls[0];
   const check = () => {
     const waiting = [...wanted(store.state, models, cache).keys()].some((k) => cache.get(k)?.status !== "ready" && cache.get(k)?.status !== "error");
-    if (!sentence.pending() && !waiting && !views.drawing() && (views.allFresh() || currentError())) resolve(true);
+    if (!sentence.pending() && !waiting && !views.drawing() && (views.allFresh() || currentError()) && side.settled()) resolve(true);
     else setTimeout(check, 25);
   };
   check();

@@ -5,7 +5,9 @@ const URL_KEYS = { text: "text", model: "model", layer: "layer", head: "head", t
   dir: "dir", heads: "heads", temperature: "t", headsOff: "off", offMode: "offmode", measure: "measure",
   whyAt: "at", whyTarget: "target", whyVs: "vs",
   // what the model wrote after the text (its ids), how many of them the views show (the timeline), how it wrote
-  then: "then", upto: "upto", writeN: "n", writeT: "wt", topK: "topk", topP: "topp", seed: "seed", chat: "chat" };
+  then: "then", upto: "upto", writeN: "n", writeT: "wt", topK: "topk", topP: "topp", seed: "seed", chat: "chat",
+  // a second model beside the first (explorer/side.js): its id, and its own layer and head
+  cmp: "cmp", cmpLayer: "cmpl", cmpHead: "cmph" };
 
 export class Store extends EventTarget {
   constructor(state) {
@@ -50,6 +52,7 @@ export class Store extends EventTarget {
       if (k === "chat") v = v ? "1" : "";
       if ((k === "offMode" && v === "zero") || (k === "measure" && v === "weight")) v = "";  // the defaults stay out
       if (k === "locked") v = v ? "1" : "";
+      if ((k === "cmpLayer" || k === "cmpHead") && !this.state.cmp) v = "";
       if ((k === "token" || k.startsWith("why")) && v < 0) v = "";
       if (v !== "" && v !== undefined && v !== null) params.set(name, String(v));
     }
@@ -72,6 +75,7 @@ export function stateFromInitial(s) {
     measure: s.measure === "moved" ? "moved" : "weight",
     ...whyFromInitial(s),
     ...writtenFromInitial(s),
+    cmp: s.cmp || "", cmpLayer: Number.isInteger(s.cmpl) ? s.cmpl : 0, cmpHead: Number.isInteger(s.cmph) ? s.cmph : 0,
   };
 }
 

@@ -24,7 +24,7 @@ import { request } from "../api.js";
 // (a 400-token text's scores are ~230 kB: too much to send with every keystroke for a hover that may not come).
 const HOVER_KEPT = 4;
 const hovers = new Map();  // JSON of the request -> promise of its rows
-function hoverDetail(s) {
+export function hoverDetail(s) {
   const [path, body] = hoverPart(s), part = body.parts[0], key = JSON.stringify([path, body]);
   return (i, j) => {
     let rows = hovers.get(key);

@@ -186,6 +186,20 @@ def test_a_late_answer_for_sides_old_layer_never_draws(page, server):
     page.unroute("**/api/*")
     wait_side(page, MINI, 3, 0)
     check_side(page, server, MINI, 3, 0, token=4)
+    # the old layer's numbers in the cache (a step back is instant) and the new one's held: B says it waits
+    # for the new layer, never shows the old one's numbers as the new one's
+    page.route("**/api/*", route)
+    page.eval_on_selector("#cmp-layer", "e => { e.value = '1'; e.dispatchEvent(new Event('input')); }")
+    page.wait_for_function("() => document.querySelector('#side-panel .updating-note')?.textContent.includes('layer 1')")
+    assert page.evaluate("() => window.attnscope.side") is None and "updating" in page.get_attribute("#side-panel", "class")
+    page.eval_on_selector("#cmp-layer", "e => { e.value = '3'; e.dispatchEvent(new Event('input')); }")  # back: drawn at once from the cache
+    wait_side(page, MINI, 3, 0)
+    page.unroute("**/api/*")
+    for b, r in held:
+        try:
+            r.continue_()
+        except Exception:  # given up by the page (layer 1 is nobody's state now)
+            pass
     assert not page.errors
 
 
@@ -214,6 +228,10 @@ def test_reload_brings_the_split_back_and_a_phone_stacks_it(browser, server):
         # a layer or head out of B's range (a hand-edited link) is clamped to its model's config
         page.open(server + SPLIT.replace("cmpl=2", "cmpl=99").replace("cmph=5", "cmph=99"))
         wait_side(page, MINI, 5, 11)
+        # a model that is not configured: the one-model explorer, no error
+        page.open(server + SPLIT.replace(f"cmp={MINI}", "cmp=no-such-model"))
+        wait_rendered(page, TEXT, model=SMOL, layer=3, head=2)
+        assert page.state()["cmp"] == "" and page.is_hidden("#side-panel") and "cmp=" not in page.evaluate("() => window.attnscope.store.query()")
         assert not page.errors
     finally:
         ctx.close()

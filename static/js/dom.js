@@ -17,6 +17,19 @@ export function el(tag, props = {}, ...children) {
 // A CSS custom property of the page (theme colours, fonts), resolved now.
 export const css = (name, fallback = "") => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
+// A canvas drawn sharp on any screen: its backing store in device pixels, its box width x height CSS
+// pixels; returns its 2d context, scaled so that drawing is in CSS pixels.
+export function sharpCanvas(canvas, width, height) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  return ctx;
+}
+
 // The page's inline data (<script type="application/json" id="initial">, rendered with |tojson).
 export const initialData = () => JSON.parse($("initial").textContent);
 

@@ -47,15 +47,16 @@ def arrows(page):
         "ps => ps.map(p => [Number(p.dataset.head), Number(p.dataset.query), Number(p.dataset.key), Number(p.dataset.weight)])")
 
 
-def hover_cell(page, query, key, n):
-    """Move the mouse over the heatmap's cell (query, key); the tooltip's text once its numbers are in."""
-    area = page.evaluate("() => window.attnscope.geometry('heatmap')")
-    page.locator("#heatmap").scroll_into_view_if_needed()
-    box = page.locator("#heatmap").bounding_box()
+def hover_cell(page, query, key, n, chart="heatmap", area_js="() => window.attnscope.geometry('heatmap')"):
+    """Move the mouse over cell (query, key) of the heatmap #chart, whose plot area area_js gives;
+    the tooltip's text once its numbers are in."""
+    area = page.evaluate(area_js)
+    page.locator(f"#{chart}").scroll_into_view_if_needed()
+    box = page.locator(f"#{chart}").bounding_box()
     page.mouse.move(box["x"] + area["l"] + (key + 0.5) * area["w"] / n, box["y"] + area["t"] + (query + 0.5) * area["h"] / n)
-    page.wait_for_function("""(cell) => { const t = document.querySelector('#heatmap .hm-tip');
-        return t && !t.hidden && t.dataset.cell === cell && !t.textContent.includes('…'); }""", arg=f"{query},{key}")
-    return page.text_content("#heatmap .hm-tip")
+    page.wait_for_function("""([chart, cell]) => { const t = document.querySelector(`#${chart} .hm-tip`);
+        return t && !t.hidden && t.dataset.cell === cell && !t.textContent.includes('…'); }""", arg=[chart, f"{query},{key}"])
+    return page.text_content(f"#{chart} .hm-tip")
 
 
 def type_text(page, text):

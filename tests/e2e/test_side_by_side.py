@@ -5,7 +5,7 @@ import json
 from urllib.parse import parse_qs, urlparse
 
 from tests.e2e.conftest import WAIT_MS
-from tests.e2e.test_explorer import api, settle, wait_rendered
+from tests.e2e.test_explorer import api, hover_cell, settle, wait_rendered
 from tests.e2e.wire import TO_FIXED_4, drawn_layer, exact_head
 
 TEXT = "The cat sat on the mat because it was tired"
@@ -85,14 +85,8 @@ def test_a_split_url_shows_each_models_own_numbers(page, server):
     assert "tokenizers differ" in page.text_content("#side-tokens")
     # B's heatmap hover: the cell's exact weight and its score, both of B's model, layer and head
     n, (q, k) = len(b["tokens"]), (4, 2)
-    area = page.evaluate("() => { const s = document.getElementById('side-heatmap')._fullLayout._size; return {l: s.l, t: s.t, w: s.w, h: s.h}; }")
-    page.locator("#side-heatmap").scroll_into_view_if_needed()
-    box = page.locator("#side-heatmap").bounding_box()
-    page.mouse.move(box["x"] + area["l"] + (k + 0.5) * area["w"] / n, box["y"] + area["t"] + (q + 0.5) * area["h"] / n)
-    page.wait_for_function("""(cell) => { const t = document.querySelector('#side-heatmap .hm-tip');
-        return t && !t.hidden && t.dataset.cell === cell && !t.textContent.includes('…'); }""", arg=f"{q},{k}")
+    tip = hover_cell(page, q, k, n, "side-heatmap", "() => { const s = document.getElementById('side-heatmap')._fullLayout._size; return {l: s.l, t: s.t, w: s.w, h: s.h}; }")
     h = api(server, "/api/head", text=TEXT, model=MINI, layer=2, head=5)
-    tip = page.text_content("#side-heatmap .hm-tip")
     assert f"weight {h['pattern'][q][k]:.4f}" in tip and f"score (q·k/√d) {h['scores'][q][k]:.3f}" in tip, tip
     page.shot("side-by-side-1280")
     assert not page.errors

@@ -3,7 +3,7 @@
 // its embed (/embed/explain).
 
 import { plotlyScale } from "../colors.js";
-import { css, el } from "../dom.js";
+import { css, el, sharpCanvas } from "../dom.js";
 import { baseLayout, config, plotlyReady } from "../plotly.js";
 import { label, legend, plotlySafe, quoted } from "../tokens.js";
 
@@ -42,13 +42,7 @@ function strips(rows, rowLabels, { highlight = -1, weights = null, height = 14, 
   const canvas = el("canvas");
   const width = Math.min(900, Math.max(dcols * 8, 320));
   const cw = width / dcols, left = perRow ? 170 : 110;
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = (left + width) * dpr;
-  canvas.height = n * height * dpr;
-  canvas.style.width = `${left + width}px`;
-  canvas.style.height = `${n * height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.scale(dpr, dpr);
+  const ctx = sharpCanvas(canvas, left + width, n * height);
   const peak = (r) => Math.max(1e-9, ...r.map(Math.abs));
   const p98 = (r) => { const a = r.map(Math.abs).sort((x, y) => x - y); return Math.max(1e-9, a[Math.floor(0.98 * (a.length - 1))]); };
   const all = peak(rows.flat()), maxOf = rows.map((r) => (perRow ? p98(r) : all));

@@ -3,7 +3,7 @@
 // Brightness follows √weight so that weak but structured patterns stay visible (the heatmap is linear).
 
 import { LUT } from "../colors.js";
-import { css } from "../dom.js";
+import { css, sharpCanvas } from "../dom.js";
 
 const MAX_PIXELS = 64;  // a thumbnail draws at most 64x64 cells: the server max-pools longer patterns to that (GRID_POOL)
 
@@ -73,18 +73,12 @@ export function drawGrid(el, { data, peak, n, nLayers, nHeads, causal }, { layer
   const left = 28, top = 18;
   const pitch = Math.max(18, Math.min(72, Math.floor((width - left - 4) / nLayers)));
   const cell = pitch - 3;
-  const dpr = window.devicePixelRatio || 1;
   const cssW = left + pitch * nLayers + 2, cssH = top + pitch * nHeads + 2;
-  canvas.width = Math.round(cssW * dpr);
-  canvas.height = Math.round(cssH * dpr);
-  canvas.style.width = `${cssW}px`;
-  canvas.style.height = `${cssH}px`;
   const labelEvery = pitch < 24 ? 5 : 1;
   const geometry = { left, top, pitch, cell, labelEvery, nLayers, nHeads, layer, head, width: cssW, height: cssH };
   drawn.set(canvas, { geometry, onPick });
   canvas.setAttribute("aria-label", `All ${nLayers * nHeads} heads: layer ${layer}, head ${head} selected. Arrow keys move, the selection follows.`);
-  const ctx = canvas.getContext("2d");
-  ctx.scale(dpr, dpr);
+  const ctx = sharpCanvas(canvas, cssW, cssH);
   ctx.fillStyle = css("--muted", "#888");
   ctx.font = "10px system-ui, sans-serif";
   ctx.textAlign = "center";

@@ -5,7 +5,7 @@
 // row/column is an overlay, not a relayout, so hovering a token costs a style change, not a redraw.
 
 import { LUT, plotlyScale } from "../colors.js";
-import { css } from "../dom.js";
+import { css, sharpCanvas } from "../dom.js";
 import { config, plotArea } from "../plotly.js";
 import { label, note, plotlySafe } from "../tokens.js";
 
@@ -93,13 +93,7 @@ export function drawHeatmapPreview(el, { tokens, pattern, causal, measure = "wei
     el.prepend(c);
   }
   c.setAttribute("aria-label", `heatmap of layer ${layer}, head ${head}${measure === "moved" ? ", what it moved" : ""}: the chart is loading`);
-  const dpr = window.devicePixelRatio || 1;
-  c.width = Math.round(width * dpr);
-  c.height = Math.round(height * dpr);
-  c.style.width = `${width}px`;
-  c.style.height = `${height}px`;
-  const ctx = c.getContext("2d");
-  ctx.scale(dpr, dpr);
+  const ctx = sharpCanvas(c, width, height);
   ctx.fillStyle = css("--masked");
   ctx.fillRect(l, t, w, h);
   // one pixel a cell, scaled up unsmoothed; masked cells left transparent (the masked colour shows)

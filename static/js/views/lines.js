@@ -3,7 +3,7 @@
 // smooth), labels as focusable DOM elements.
 
 import { headColor } from "../colors.js";
-import { el } from "../dom.js";
+import { el, sharpCanvas } from "../dom.js";
 import { noFocus } from "../focus.js";
 import { label, note } from "../tokens.js";
 
@@ -84,13 +84,7 @@ export function drawLines(root, { tokens, pattern, peaks = [] }, { heads, token,
   if (!view.width || remeasure) view.width = wrap.clientWidth;  // reading it on every hover forced a layout
   const width = view.width;
   const height = n * ROW + 8;
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(height * dpr);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.scale(dpr, dpr);
+  const ctx = sharpCanvas(canvas, width, height);
   ctx.lineCap = "round";
   const segments = lineSegments(pattern, n, { heads, token, dir }, width, peaks);
   for (const s of segments) {

@@ -218,6 +218,9 @@ def main():
     texts = Texts(model)
     print(f"model {model.id}; numpy {np.__version__} BLAS {blas}; cores {os.cpu_count()}; "
           f"uvicorn workers {args.workers}, BLAS threads per worker {threads}; client and server on one machine")
+    from engine import blas_environment  # bench/engine.py (bench/ is on the path)
+
+    print(blas_environment())
 
     env = {"ATTNSCOPE_BLAS_THREADS": str(args.blas_threads)} if args.blas_threads else None
     with Server(args.workers, env) as server, httpx.Client(base_url=server.url, timeout=120) as client:

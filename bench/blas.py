@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.engine import Registry  # noqa: E402
-from bench.engine import interleaved_ms  # noqa: E402  (in turns, a pause before each side, medians in ms)
+from bench.engine import blas_environment, interleaved_ms  # noqa: E402  (in turns, a pause before each side, medians in ms)
 
 def shapes(cfg):
     """(name, in, out) of one layer's products."""
@@ -44,6 +44,7 @@ def main():
     blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
     cores = os.cpu_count()
     print(f"numpy {np.__version__} BLAS {blas}; torch {torch.__version__} ({torch.backends.mkl.is_available() and 'MKL' or 'no MKL'}); cores {cores}")
+    print(blas_environment())
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (benchmark only on an idle machine: < 0.3)")
     rng = np.random.default_rng(0)
     print(f"\n{'threads':>7} {'tokens':>6} {'product':8} {'shape':>16} {'numpy GF/s':>11} {'torch GF/s':>11} {'ratio':>6}")

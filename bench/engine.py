@@ -58,6 +58,14 @@ def interleaved_ms(fns: dict, repeats: int) -> dict:
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
+def blas_environment() -> str:
+    """The variables that steer the BLAS libraries' kernels and threads, as this run sees them: one shell set
+    OPENBLAS_CORETYPE=Haswell, which on an AVX-512 machine made numpy's products ~1.7x slower than the
+    kernels OpenBLAS picks itself (so a result is only read with this line)."""
+    found = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_"))]
+    return "environment: " + (" ".join(found) if found else "no OPENBLAS_*, OMP_*, MKL_* or KMP_* variable set")
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -140,6 +148,7 @@ def main():
 
     blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
     print(f"numpy {np.__version__} BLAS {blas}; torch {torch.__version__} threads {torch.get_num_threads()}; cores {os.cpu_count()}")
+    print(blas_environment())
     print(f"load average at the start: {load_average()} (benchmark only on an idle machine: < 0.3)")
     reg = Registry.from_env(extra="")
     print(f"\n{'model':24} {'tokens':>6}  {'what':30} {'ours ms':>9} {'torch ms':>9} {'ratio':>6}")

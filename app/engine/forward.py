@@ -113,7 +113,10 @@ ACTIVATIONS = {"gelu": gelu_, "gelu_new": gelu_new_, "silu": silu_}
 def softmax_(x):  # in place, over the last axis; rows of -inf entries stay finite (the diagonal is never masked)
     x -= x.max(-1, keepdims=True)
     np.exp(x, out=x)
-    x /= x.sum(-1, keepdims=True)
+    # each row's sum >= 1 (its maximum gives exp(0)); einsum's row sums and one reciprocal per row measured
+    # 3x and 1.2x faster than x.sum and x / sum on [12 x 512, 512] (its sums run in SIMD lanes, not pairwise:
+    # a 512-term sum of numbers in [0, 1] rounds within ~u sqrt(512) of its value either way)
+    x *= (1 / np.einsum("...k->...", x))[..., None]
     return x
 
 
@@ -169,6 +172,30 @@ class KVCache:
 
 # --- the forward pass -----------------------------------------------------------------------------
 
+# What a layer computes up to its attention pattern, in order: a run that asks for nothing later (no logits,
+# no later capture or hook) stops at its last layer's pattern instead of running every layer to the end.
+UP_TO_PATTERN = ("hook_resid_pre", "ln1.hook_normalized", "attn.hook_q_pre_rope", "attn.hook_k_pre_rope",
+                 "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern")
+
+
+def last_needed(names: Collection[str], hooks: Mapping[str, Hook]) -> tuple[int, bool] | None:
+    """(layers to run, whether the last of them can stop at its pattern) for a run that asks only for these
+    captures and hooks, or None when one of them lies past the blocks (or is not a block's: every layer runs)."""
+    layer, pattern_only = 0, True
+    for name in (*names, *hooks):
+        if name in ("hook_embed", "hook_pos_embed"):
+            continue
+        head, _, rest = name.partition(".")
+        index, _, hook = rest.partition(".")
+        if head != "blocks" or not index.isdigit():
+            return None
+        if int(index) + 1 > layer:
+            layer, pattern_only = int(index) + 1, True
+        if int(index) + 1 == layer and hook not in UP_TO_PATTERN:
+            pattern_only = False
+    return layer, pattern_only
+
+
 class _Capture:
     """Decides what is kept in the cache, and runs hooks. Keeping a tensor never changes it."""
 
@@ -188,11 +215,13 @@ class _Capture:
         return x
 
 
-def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask, kv: KVCache | None = None):
+def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask, kv: KVCache | None = None,
+              pattern_only: bool = False):
     """One attention layer: the lesson's Q = W_q e, K = W_k e, V = W_v e, softmax, weighted sum.
 
     With kv, x holds only the new positions: their keys and values are written into the cache and
     their queries attend over every cached position (the rows of the pattern for the new tokens).
+    pattern_only: stop once the pattern is captured (nothing after it is asked for); returns None.
     """
     n, H, KV, dh = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.d_head
     pre = f"blocks.{L}.attn."
@@ -226,6 +255,8 @@ def attention(x, cfg: ModelConfig, w: Weights, L: int, cap: _Capture, rope, mask
         scores += mask
     scores = cap(pre + "hook_attn_scores", scores, copy=True)
     pattern = cap(pre + "hook_pattern", softmax_(scores))  # [head_index, query_pos, key_pos]
+    if pattern_only:
+        return None
 
     z = np.matmul(pattern.reshape(KV, G * n, T), v_all)  # [kv, G pos, d_head]
     z = z.reshape(H, n, dh).transpose(1, 0, 2)  # [pos, head_index, d_head]
@@ -314,9 +345,16 @@ def forward(
     rope = rope_tables(n, cfg.d_rotary or cfg.d_head, cfg.rope_theta, offset) if cfg.rotary else None
     mask = causal_mask(n, offset) if cfg.causal and n > 1 else None  # one new row sees every key: nothing to mask
     n_layers = cfg.n_layers if stop_at_layer is None else stop_at_layer
+    stop_at_pattern = False  # nothing asked after the last layer's pattern: the run ends there
+    if names is not None and kv is None and (logits is None or not cfg.causal) and (need := last_needed(names, cap.hooks)):
+        n_layers, stop_at_pattern = min(n_layers, need[0]), need[1] and need[0] <= n_layers
     for L in range(n_layers):
         b = f"blocks.{L}."
         x = cap(b + "hook_resid_pre", x)
+        if stop_at_pattern and L == n_layers - 1:
+            attention(x if cfg.post_ln else cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg)),
+                      cfg, w, L, cap, rope, mask, pattern_only=True)
+            return None, cap.cache
         if cfg.post_ln:  # BERT: x = LN(x + attn(x)); x = LN(x + mlp(x))
             attn_out = cap(b + "hook_attn_out", attention(x, cfg, w, L, cap, rope, mask))
             x = cap(b + "hook_resid_mid", layer_norm(x + attn_out, w[b + "ln1.w"], w[b + "ln1.b"], cfg.eps))

@@ -367,6 +367,9 @@ def parse_url(url: str) -> tuple[str, str, QueryParams, str | None]:
         raise PackError(f"the URL's query cannot be read: {problem}")
     q = QueryParams(parts.query)
     page = PAGES[path][0]
+    if page == "explorer" and {"cmp", "cmpl", "cmph"} & set(q.keys()):
+        raise PackError("the explorer's side-by-side view (cmp, cmpl, cmph) cannot be packed yet: "
+                        "pack each model's one-model URL (drop cmp, cmpl and cmph), or print the page")
     unknown = sorted(set(q.keys()) - set(PARAMS[page]))
     if unknown:
         raise PackError(f"the {page} page has no parameter {', '.join(map(repr, unknown))}: it reads "
@@ -494,11 +497,12 @@ OFFLINE = {
     "explorer": Offline(("#text", "#model", "#layer", "#head", "input[name=measure]", "#temperature", "#off-mode",
                          "#switch-mode", "#off-clear", "#why-vs", ".off-chip", "#write-one", "#write-n", "#write-count",
                          "#write-t", "#write-topk", "#write-topp", "#write-seed", "#write-chat", "#timeline-step",
-                         ".tl-chip", ".pred-append"),
+                         ".tl-chip", ".pred-append", "#cmp"),
                         "hovering, focusing and locking a token, the arrows' direction, the heads drawn, PNG and SVG "
                         "downloads, presenting and printing",
                         "another sentence, model, layer, head, measure or temperature, switching heads off, explaining "
-                        "another prediction, letting the model write or another step of what it wrote",
+                        "another prediction, letting the model write or another step of what it wrote, comparing with "
+                        "another model",
                         keep=("token", "locked", "dir", "heads")),  # explorer/data.js: no need depends on these
     "explain": Offline(("#text", "#model", "#layer", "#head"),
                        "every step, any query token, all query tokens at once, presenting and printing",

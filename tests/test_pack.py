@@ -215,6 +215,7 @@ BAD_PARAMS = [
     (f"{SERVER}/explain?text=hi&step=0", "step=0: steps count from 1"),
     (f"{SERVER}/compare?word=bank&s=the+river&s=the+sea", "the page shows an error at this state"),
     (f"{SERVER}/lens?text=hi&layer=2", "the lens page has no parameter 'layer'"),
+    (f"{SERVER}/?text=hi&cmp=all-minilm-l6-v2&cmpl=2", "the explorer's side-by-side view (cmp, cmpl, cmph) cannot be packed yet"),
     (f"/?text=hi&model=all-minilm-l6-v2&off=1.1", "is an encoder"),
 ]
 

@@ -154,7 +154,7 @@ function wirePage() {
     clearTimeout(resize);
     resize = setTimeout(() => { views.render(new Set(), { resized: true }); side.render(new Set(), { resized: true }); }, 120);
   });
-  window.addEventListener("attnscope:print", () => views.render(new Set(), { resized: true }));  // now, not debounced
+  window.addEventListener("attnscope:print", () => { views.render(new Set(), { resized: true }); side.render(new Set(), { resized: true }); });  // now, not debounced: both sides at the paper's width
   let urlTimer = 0;
   const explainLink = () => ($("explain-link").href = `/explain?${store.query()}`);
   store.addEventListener("change", () => {

@@ -137,7 +137,7 @@ def test_what_needs_the_server_is_off_and_says_so(packs, server, browser):
         note = page.text_content("#pack-note")
         assert "Offline snapshot" in note and TEXT in note and f"layer {LAYER}, head {HEAD}" in note and "forward pass" in note
         assert page.get_attribute("#pack-note a", "href").startswith(f"{server}/?")
-        for control in ("#text", "#model", "#layer", "#head", "#temperature", "#off-mode", "#switch-mode"):
+        for control in ("#text", "#model", "#layer", "#head", "#temperature", "#off-mode", "#switch-mode", "#cmp"):
             assert page.eval_on_selector(control, "e => e.disabled"), control
         assert page.eval_on_selector_all("input[name='measure']", "rs => rs.every(r => r.disabled)")
         assert not page.eval_on_selector_all("input[name='dir']", "rs => rs.some(r => r.disabled)")

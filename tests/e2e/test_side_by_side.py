@@ -240,3 +240,24 @@ def test_reload_brings_the_split_back_and_a_phone_stacks_it(browser, server):
         assert not page.errors
     finally:
         ctx.close()
+
+
+def test_printing_redraws_side_b_for_the_paper(page, server):
+    """Print lays the page out at the paper's width; B's arrows are redrawn for it as A's are, within the
+    beforeprint task (what the browser prints), so each arrow still ends at its own chip."""
+    page.open(server + SPLIT)
+    wait_rendered(page, TEXT, model=SMOL, layer=3, head=2)
+    wait_side(page, MINI, 2, 5)
+    measure = """() => { const el = document.getElementById('side-arrows');
+        return {svg: +el.querySelector('svg.arrow-layer').getAttribute('width'), box: el.getBoundingClientRect().width}; }"""
+    before = page.evaluate(measure)
+    printed = page.evaluate("() => { window.dispatchEvent(new Event('beforeprint')); return (" + measure + ")(); }")
+    assert abs(printed["box"] - before["box"]) > 10  # one column on paper: B's box is not its screen column's width
+    assert abs(printed["svg"] - printed["box"]) < 1, printed
+    # and what prints leaves out B's Close, the writing box and the "+" of each prediction
+    page.emulate_media(media="print")
+    assert page.evaluate("""() => ['#cmp-close', '#write', '.pred-append']
+        .flatMap(s => [...document.querySelectorAll(s)]).every(e => getComputedStyle(e).display === 'none')""")
+    page.emulate_media(media="screen")
+    page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
+    assert not page.errors

@@ -70,6 +70,9 @@ def test_a_split_url_shows_each_models_own_numbers(page, server):
     assert page.is_visible("#side-panel") and "all-MiniLM-L6-v2" in page.text_content("#side-b-name")
     assert "layer 2" in page.text_content("#side-b-name") and "head 5" in page.text_content("#side-b-name")
     assert "SmolLM2" in page.text_content("#side-a-name")
+    # A's other panels say they are A's (at 1280 px the grid sits in the column under B)
+    assert page.evaluate("""() => ['pred-h', 'why-h', 'heat-h', 'lines-h', 'grid-h']
+        .every(id => getComputedStyle(document.getElementById(id), '::before').content === '"A · "')""")
     # side A: its own numbers, as test_explorer checks them for the one-model explorer
     att, P = drawn_layer(server, 3, text=TEXT)
     idx = next(i for i, t in enumerate(att["tokens"]) if t["text"] == " it")

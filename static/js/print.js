@@ -8,12 +8,19 @@
 const root = document.documentElement;
 export const PRINT_WIDTH = 700;  // CSS px: A4 or Letter, portrait, with print.css's 12 mm margins
 
+// the width a child of el gets: its box without its padding (a panel's clientWidth counts its padding, and a
+// chart drawn that wide ran past the panel's edge, cutting the colour bar's title off)
+function contentWidth(el) {
+  const cs = getComputedStyle(el);
+  return el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+}
+
 function charts(after) {
   if (!window.Plotly) return;
   for (const div of document.querySelectorAll(".js-plotly-plot")) {
     if (!div._fullLayout) continue;
     if (after) window.Plotly.Plots.resize(div);
-    else window.Plotly.relayout(div, { width: Math.min(div.parentElement.clientWidth, PRINT_WIDTH) });
+    else window.Plotly.relayout(div, { width: Math.min(contentWidth(div.parentElement), PRINT_WIDTH) });
   }
 }
 

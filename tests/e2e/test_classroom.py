@@ -98,7 +98,11 @@ def test_printing_redraws_the_explorer_for_the_paper_and_back(page, server):
     # drawn within the event's task: what the browser prints when the handlers return
     printed = page.evaluate("""() => ({lines: document.querySelector('#lines canvas').getBoundingClientRect().width,
         heat: document.getElementById('heatmap')._fullLayout.width, body: document.body.getBoundingClientRect().width,
-        box: document.getElementById('lines').clientWidth})""")
+        box: document.getElementById('lines').clientWidth, heatBox: document.getElementById('heatmap').getBoundingClientRect().right,
+        title: document.querySelector('#heatmap .cbtitle text').getBoundingClientRect().right,
+        heatDiv: document.getElementById('heatmap').clientWidth})""")
+    # the chart as wide as its own box (not its panel's, padding and all): the colour bar's title stays on paper
+    assert printed["heat"] <= printed["heatDiv"] and printed["title"] <= printed["heatBox"], printed
     # the body at the paper's width; the canvas redrawn to its new box (wider: one column on paper)
     assert printed["body"] == 700 and printed["heat"] <= 700
     assert abs(printed["lines"] - printed["box"]) < 2 and abs(printed["lines"] - wide) > 50

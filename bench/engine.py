@@ -67,8 +67,9 @@ def blas_environment() -> str:
     """The variables that steer the BLAS libraries' kernels and threads, as this run sees them: one shell set
     OPENBLAS_CORETYPE=Haswell, which on an AVX-512 machine made numpy's products ~1.7x slower than the
     kernels OpenBLAS picks itself (so a result is only read with this line)."""
-    found = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_"))]
-    return "environment: " + (" ".join(found) if found else "no OPENBLAS_*, OMP_*, MKL_* or KMP_* variable set")
+    prefixes = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOMP_")
+    found = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(prefixes)]
+    return "environment: " + (" ".join(found) if found else f"no {', '.join(p + '*' for p in prefixes)} variable set")
 
 
 def load_average() -> str:

@@ -189,9 +189,9 @@ def last_needed(names: Collection[str], hooks: Mapping[str, Hook]) -> tuple[int,
         index, _, hook = rest.partition(".")
         if head != "blocks" or not index.isdigit():
             return None
-        if int(index) + 1 > layer:
-            layer, pattern_only = int(index) + 1, True
-        if int(index) + 1 == layer and hook not in UP_TO_PATTERN:
+        if (k := int(index) + 1) > layer:
+            layer, pattern_only = k, True
+        if k == layer and hook not in UP_TO_PATTERN:
             pattern_only = False
     return layer, pattern_only
 
@@ -351,18 +351,16 @@ def forward(
     for L in range(n_layers):
         b = f"blocks.{L}."
         x = cap(b + "hook_resid_pre", x)
-        if stop_at_pattern and L == n_layers - 1:
-            attention(x if cfg.post_ln else cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg)),
-                      cfg, w, L, cap, rope, mask, pattern_only=True)
+        e = x if cfg.post_ln else cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg))  # what the heads read
+        attn_out = attention(e, cfg, w, L, cap, rope, mask, kv, pattern_only=stop_at_pattern and L == n_layers - 1)
+        if attn_out is None:  # stopped at the pattern: nothing after it was asked for
             return None, cap.cache
+        attn_out = cap(b + "hook_attn_out", attn_out)
         if cfg.post_ln:  # BERT: x = LN(x + attn(x)); x = LN(x + mlp(x))
-            attn_out = cap(b + "hook_attn_out", attention(x, cfg, w, L, cap, rope, mask))
             x = cap(b + "hook_resid_mid", layer_norm(x + attn_out, w[b + "ln1.w"], w[b + "ln1.b"], cfg.eps))
             mlp_out = cap(b + "hook_mlp_out", mlp(x, cfg, w, L))
             x = layer_norm(x + mlp_out, w[b + "ln2.w"], w[b + "ln2.b"], cfg.eps)
         else:  # pre-LN: x += attn(norm(x)); x += mlp(norm(x))
-            e = cap(b + "ln1.hook_normalized", norm(x, w, b + "ln1", cfg))  # what the heads read
-            attn_out = cap(b + "hook_attn_out", attention(e, cfg, w, L, cap, rope, mask, kv))
             x_in, x = x, cap(b + "hook_resid_mid", x + attn_out)
             # GPT-NeoX's parallel residual: the MLP reads the layer's input, not resid_mid
             mlp_out = cap(b + "hook_mlp_out", mlp(norm(x_in if cfg.parallel_residual else x, w, b + "ln2", cfg), cfg, w, L))

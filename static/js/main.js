@@ -149,12 +149,10 @@ function wirePage() {
     if (e.detail) slow = setTimeout(() => ($("busy").hidden = false), 120);
     else $("busy").hidden = true;
   });
+  const redraw = () => { views.render(new Set(), { resized: true }); side.render(new Set(), { resized: true }); };  // both sides, for a new box
   let resize = 0;
-  window.addEventListener("resize", () => {
-    clearTimeout(resize);
-    resize = setTimeout(() => { views.render(new Set(), { resized: true }); side.render(new Set(), { resized: true }); }, 120);
-  });
-  window.addEventListener("attnscope:print", () => { views.render(new Set(), { resized: true }); side.render(new Set(), { resized: true }); });  // now, not debounced: both sides at the paper's width
+  window.addEventListener("resize", () => { clearTimeout(resize); resize = setTimeout(redraw, 120); });
+  window.addEventListener("attnscope:print", redraw);  // now, not debounced: at the paper's width
   let urlTimer = 0;
   const explainLink = () => ($("explain-link").href = `/explain?${store.query()}`);
   store.addEventListener("change", () => {

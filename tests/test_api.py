@@ -277,6 +277,26 @@ def test_head_detail_reproduces_the_lessons_math(client, registry, model_id):
     np.testing.assert_allclose(shares + (0 if bias is None else bias), np.array(d["attn_out"]), atol=2e-3)
 
 
+@pytest.mark.parametrize("model_id", ["smollm2-135m-instruct", "all-minilm-l6-v2"])
+def test_head_numbers_are_the_engines_float32_at_five_decimals(client, registry, model_id):
+    """/api/head's q, k, v, z and v_out_norm are the run's float32 values rounded to 5 decimals exactly
+    (equal, not close): the same numbers the exports print. numpy's own rounding of a float32 array
+    (in float32) lands one unit off for ~4% of values, and on which ones depends on the machine's BLAS."""
+    model = registry.get(model_id)
+    L, h = 2, 3
+    run = model.run(LESSON)
+    d = post(client, "/api/head", text=LESSON, model=model_id, layer=L, head=h, detail=True).json()
+    kv = h // (model.cfg.n_heads // model.cfg.n_kv_heads)
+    want = {"q": run[f"blocks.{L}.attn.hook_q"][:, h], "k": run[f"blocks.{L}.attn.hook_k"][:, kv],
+            "v": run[f"blocks.{L}.attn.hook_v"][:, kv], "z": run[f"blocks.{L}.attn.hook_z"][:, h]}
+    for name, a in want.items():
+        assert d[name] == np.round(a.astype(np.float64), 5).tolist(), name
+    W_O = model.weights[f"blocks.{L}.attn.W_O"][h * model.cfg.d_head:(h + 1) * model.cfg.d_head]
+    norms = np.linalg.norm(want["v"] @ W_O, axis=-1)  # [key]: what a weight of 1 on each key moves
+    np.testing.assert_allclose(d["v_out_norm"], norms, atol=0.5e-5 + 1e-5 * norms.max())  # 5 decimals; the float32
+    # norm itself may differ in its last bits from the engine's batched product over all heads
+
+
 def test_a_vanishing_temperature_is_the_argmax_not_nan(client):
     body = post(client, "/api/predictions", text=LESSON, top_k=3, temperature=5e-324).json()
     top = body["predictions"][-1]
